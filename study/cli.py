@@ -1,0 +1,118 @@
+"""unlearn-study: run a study, list the variants, build the embedded default.
+
+mmie.py's own flags work as overrides of the study config, so a researcher's habits carry over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _overrides(args) -> dict:
+    o: dict = {}
+    if args.study:
+        o["study"] = args.study
+    if args.model:
+        o["model"] = args.model
+    if args.forget or args.retain:
+        if not (args.forget and args.retain):
+            raise SystemExit("error: --forget and --retain go together")
+        o["data"] = {"forget": args.forget, "retain": args.retain, "mixed": args.mixed, "xlang": args.xlang or []}
+    elif args.mixed or args.xlang:
+        raise SystemExit("error: --mixed/--xlang need --forget and --retain")
+    for flag, key in (("num_samples", "search.num_samples"), ("steps", "train.steps"), ("seed", "train.seed"),
+                      ("tracking_uri", "tracking_uri"), ("address", "address"), ("variants", "variants"),
+                      ("max_concurrent", "search.max_concurrent"), ("searcher", "search.searcher")):
+        value = getattr(args, flag)
+        if value is not None:
+            o[key] = value
+    return o
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="study YAML (see studies/)")
+    p.add_argument("--study", help="study name; also the MLflow experiment name (default: default)")
+    p.add_argument("--model", help="'embedded', a hub name (Qwen/Qwen2.5-1.5B-Instruct) or a local path")
+    p.add_argument("--forget", help="forget set, JSONL with a 'text' field")
+    p.add_argument("--retain", help="retain set, JSONL")
+    p.add_argument("--mixed", help="code-mixed set, JSONL")
+    p.add_argument("--xlang", nargs="+", help="cross-lingual sets, JSONL")
+    p.add_argument("--variants", nargs="+", help="variants to search (see `unlearn-study variants`)")
+    p.add_argument("--num-samples", type=int, dest="num_samples", help="number of trials")
+    p.add_argument("--max-concurrent", type=int, dest="max_concurrent")
+    p.add_argument("--searcher", choices=["optuna", "random"])
+    p.add_argument("--steps", type=int, help="unlearning steps per trial")
+    p.add_argument("--seed", type=int, help="training seed of every trial")
+    p.add_argument("--tracking-uri", dest="tracking_uri", help="MLflow tracking URI (default: ./mlflow.db)")
+    p.add_argument("--address", help="Ray cluster address (default: a local Ray, or $RAY_ADDRESS)")
+
+
+def cmd_run(args) -> int:
+    from .config import load_config
+    from .runner import run_study
+
+    cfg = load_config(args.config, _overrides(args))
+    run_study(cfg)
+    return 0
+
+
+def cmd_variants(args) -> int:
+    import trainables.variants  # noqa: F401
+    from trainables.registry import ADAPTERS, VARIANTS
+
+    for name in sorted(VARIANTS):
+        v = VARIANTS[name]
+        print(f"{name}: {v.help}")
+        print(f"    pieces: objective={v.objective} weighting={v.weighting} optimizer={v.optimizer}")
+        for knob in v.knobs():
+            print(f"    {knob.describe()}  {knob.help}")
+    print("adapters:")
+    for entry in ADAPTERS:
+        print(f"  {entry.name}: {entry.help}")
+        for knob in entry.knobs:
+            print(f"    {knob.describe()}  {knob.help}")
+    return 0
+
+
+def cmd_build_default(args) -> int:
+    from .config import load_config
+    from .prepare import embedded_spec
+    from trainables.embedded import ensure_embedded
+
+    em = ensure_embedded(embedded_spec(load_config(args.config)))
+    print(json.dumps({"path": str(em.root), **em.report}, indent=2, ensure_ascii=False))
+    return 0
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    parser = argparse.ArgumentParser(prog="unlearn-study", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a study (default: the embedded default study)")
+    _add_run_args(run)
+    run.set_defaults(fn=cmd_run)
+    sub.add_parser("variants", help="list every registered variant with its knobs").set_defaults(fn=cmd_variants)
+    build = sub.add_parser("build-default", help="build (or show) the embedded default model and its report")
+    build.add_argument("--config")
+    build.set_defaults(fn=cmd_build_default)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from trainables.data import DataError
+
+    from .config import ConfigError
+
+    try:
+        return args.fn(args)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The study config: a YAML file (and mmie.py-style command-line overrides), validated before anything runs.
+
+Unknown keys, wrong types and values that make no sense (an unknown variant or knob, an empty or log-through-zero
+range) are errors that name the key, and the YAML line where the file has one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A study config is invalid; the message names the key (and the file and line)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    forget: str
+    retain: str
+    mixed: str | None = None
+    xlang: list[str] = Field(default_factory=list)
+
+
+class EmbeddedConfig(_Strict):
+    """The tiny model the project builds itself (used when model: embedded)."""
+
+    seed: int = 0
+    lines_per_language: int = Field(3000, ge=50)
+    pretrain_steps: int = Field(600, ge=1)
+    hidden_size: int = Field(128, ge=16)
+    num_layers: int = Field(2, ge=1)
+    # Pretrain it on the study's own data files instead of the generated corpus (a laptop smoke test).
+    train_on_data: bool = False
+    # Which generated languages to forget and retain when no data files are given.
+    forget: Literal["hi", "en", "ur", "pa", "bn"] = "hi"
+    retain: Literal["hi", "en", "ur", "pa", "bn"] = "en"
+
+
+class KnobRange(_Strict):
+    """Overrides a knob's search range: a fixed value, a numeric range, or choices."""
+
+    value: Any = None
+    low: float | None = None
+    high: float | None = None
+    log: bool | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        forms = [self.value is not None, self.low is not None or self.high is not None, self.choices is not None]
+        if sum(forms) != 1:
+            raise ValueError("give exactly one of: value, low/high, choices")
+        if forms[1]:
+            if self.low is None or self.high is None:
+                raise ValueError("a range needs both low and high")
+            if not self.low < self.high:
+                raise ValueError(f"empty range: low {self.low} is not below high {self.high}")
+            if self.log and self.low <= 0:
+                raise ValueError(f"a log range must be positive, got low {self.low}")
+        if forms[2] and not self.choices:
+            raise ValueError("choices is empty")
+        return self
+
+
+class SearchConfig(_Strict):
+    searcher: Literal["optuna", "random"] = "optuna"
+    num_samples: int = Field(8, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    seed: int = 0
+    objectives: list[Literal["forget_efficacy", "utility", "xlang_utility"]] = ["forget_efficacy", "utility"]
+    space: dict[str, KnobRange] = Field(default_factory=dict)
+
+
+class TrainConfig(_Strict):
+    steps: int = Field(100, ge=1)
+    batch_size: int = Field(16, ge=1)
+    max_len: int = Field(64, ge=8)
+    eval_every: int = Field(25, ge=1)
+    checkpoint_every: int = Field(25, ge=1)
+    es_prompts: int = Field(32, ge=1)
+    final_es_prompts: int = Field(96, ge=1)
+    max_grad_norm: float = Field(1.0, ge=0)
+    max_adapter_norm: float = Field(1e3, gt=0)
+    seed: int = 0
+
+
+class ResourcesConfig(_Strict):
+    cpus_per_trial: int = Field(1, ge=1)
+    gpus_per_trial: float = Field(0, ge=0)
+    max_failures: int = Field(2, ge=0)
+
+
+class StudyConfig(_Strict):
+    study: str = "default"
+    model: str = "embedded"
+    trust_remote_code: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    embedded: EmbeddedConfig = EmbeddedConfig()
+    data: DataConfig | None = None
+    # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>"); found from the data if absent.
+    languages: dict[str, str] = Field(default_factory=dict)
+    variants: list[str] = ["ga", "npo"]
+    adapters: list[str] = ["lora"]
+    search: SearchConfig = SearchConfig()
+    train: TrainConfig = TrainConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    tracking_uri: str | None = None
+    address: str | None = None
+    storage_path: str | None = None
+
+    @model_validator(mode="after")
+    def _registered(self):
+        from trainables.registry import ADAPTERS, VARIANTS, get_variant
+        import trainables.variants  # noqa: F401
+
+        if not self.variants:
+            raise ValueError("variants: at least one variant")
+        for i, name in enumerate(self.variants):
+            if name not in VARIANTS:
+                raise _KeyedError(("variants", i), f"unknown variant {name!r}; known: {', '.join(sorted(VARIANTS))}")
+        for i, name in enumerate(self.adapters):
+            if name not in ADAPTERS:
+                raise _KeyedError(("adapters", i), f"unknown adapter {name!r}; known: {', '.join(ADAPTERS.names())}")
+        knobs = {k.name for v in self.variants for k in get_variant(v).knobs()}
+        knobs |= {k.name for a in self.adapters for k in ADAPTERS.get(a).knobs}
+        for name in self.search.space:
+            if name not in knobs:
+                raise _KeyedError(
+                    ("search", "space", name), f"unknown knob {name!r} for these variants; known: {sorted(knobs)}"
+                )
+        if self.embedded.forget == self.embedded.retain:
+            raise _KeyedError(("embedded", "forget"), "forget and retain must be different languages")
+        if self.embedded.train_on_data and self.data is None:
+            raise _KeyedError(("embedded", "train_on_data"), "needs data files (data: or --forget/--retain)")
+        return self
+
+
+class _KeyedError(ValueError):
+    def __init__(self, loc: tuple, msg: str):
+        super().__init__(msg)
+        self.loc = loc
+
+
+def _line_of(node, loc: tuple) -> int | None:
+    """The 1-based YAML line of the key path `loc`, or of its closest existing parent."""
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == str(key):
+                    line, node = k.start_mark.line + 1, v
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_config(data: dict, source: str = "<config>", node=None) -> StudyConfig:
+    """Validate a config dict; errors name the key (and the line in `source` when a YAML node is given)."""
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            inner = err.get("ctx", {}).get("error")
+            loc = tuple(err["loc"]) + (inner.loc if isinstance(inner, _KeyedError) else ())
+            msg = str(inner) if inner is not None else err["msg"]
+            line = _line_of(node, loc) if node is not None else None
+            where = f"{source}, line {line}" if line else source
+            problems.append(f"{where}: {_format_loc(loc) or '(top level)'}: {msg}")
+        raise ConfigError("invalid study config:\n  " + "\n  ".join(problems)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> StudyConfig:
+    """Read a YAML study config (or the defaults), apply overrides (dotted keys), and validate."""
+    data: dict = {}
+    node = None
+    source = "<defaults>"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"study config {path}: not found")
+        text = path.read_text(encoding="utf-8")
+        try:
+            node = yaml.compose(text)
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"study config {path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"study config {path}: must be a mapping of keys, got {type(data).__name__}")
+        source = str(path)
+    for dotted, value in (overrides or {}).items():
+        target = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            target = target.setdefault(p, {})
+        target[leaf] = value
+    return parse_config(data, source, node)

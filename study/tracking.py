@@ -1,0 +1,62 @@
+"""The study's MLflow parent run, created by the driver; trials log their own child runs under it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from mlflow.entities import Param
+from mlflow.tracking import MlflowClient
+
+import study
+
+from .config import StudyConfig
+
+
+def code_version() -> str:
+    """The git commit of the project (with +dirty), or the package version outside a checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return study.__version__
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = str(v)
+    return out
+
+
+def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    artifacts = None
+    if uri.startswith("sqlite:///"):  # keep artifacts beside a local database, not under each trial's cwd
+        artifacts = (Path(uri.removeprefix("sqlite:///")).parent / "mlruns").as_uri()
+    return client.create_experiment(name, artifact_location=artifacts)
+
+
+def start_parent_run(uri: str, cfg: StudyConfig, config_text: str) -> tuple[MlflowClient, str, str]:
+    """Create the study's parent run with the config as params and artifact. Returns (client, exp id, run id).
+
+    Fails here, before any trial starts, if the tracking server cannot be reached.
+    """
+    client = MlflowClient(uri)
+    exp_id = experiment_id(client, cfg.study, uri)
+    run = client.create_run(exp_id, run_name=f"study-{cfg.study}", tags={"role": "study"})
+    params = _flatten(cfg.model_dump(mode="json"))
+    params |= {"code_version": code_version(), "package_version": study.__version__}
+    items = [Param(k, v[:6000]) for k, v in sorted(params.items())]
+    for i in range(0, len(items), 100):
+        client.log_batch(run.info.run_id, params=items[i : i + 100])
+    client.log_text(run.info.run_id, config_text, "study.yaml")
+    return client, exp_id, run.info.run_id

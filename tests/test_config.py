@@ -1,0 +1,87 @@
+"""Study configs: defaults are valid; every bad key or value is an error naming the key and the YAML line."""
+
+import pytest
+
+from study.config import ConfigError, load_config
+from study.space import define_by_run
+
+
+def write(tmp_path, text):
+    p = tmp_path / "study.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_are_valid():
+    cfg = load_config()
+    assert cfg.model == "embedded" and cfg.variants == ["ga", "npo"]
+    assert cfg.search.objectives == ["forget_efficacy", "utility"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("train:\n  stepz: 10\n", "line 2: train.stepz: Extra inputs are not permitted"),
+        ("train:\n  steps: 0\n", "line 2: train.steps: Input should be greater than or equal to 1"),
+        ("variants: [ga, nope]\n", "line 1: variants[1]: unknown variant 'nope'"),
+        ("adapters: [lora, dora]\n", "adapters[1]: unknown adapter 'dora'"),
+        ("search:\n  space:\n    bound: {low: 1, high: 2}\n", "line 3: search.space.bound: unknown knob 'bound'"),
+        ("search:\n  space:\n    lr: {low: 0.1, high: 0.01}\n", "line 3: search.space.lr: empty range: low 0.1 is not below high 0.01"),
+        ("search:\n  space:\n    lr: {low: 0, high: 0.01, log: true}\n", "a log range must be positive"),
+        ("search:\n  space:\n    lr: {choices: []}\n", "choices is empty"),
+        ("search:\n  objectives: [forget_efficacy, speed]\n", "search.objectives[1]"),
+        ("embedded:\n  forget: en\n", "embedded.forget: forget and retain must be different languages"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path, text, expected):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text))
+    assert expected in str(e.value), str(e.value)
+    assert str(tmp_path / "study.yaml") in str(e.value)
+
+
+def test_not_a_mapping_and_not_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "a: [1, 2\n"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_overrides_are_validated_too():
+    assert load_config(overrides={"search.num_samples": 3}).search.num_samples == 3
+    with pytest.raises(ConfigError, match="search.num_samples"):
+        load_config(overrides={"search.num_samples": 0})
+
+
+class FakeTrial:
+    """Records what the space asks for; answers with the first choice or the low end (no sampler needed)."""
+
+    def __init__(self, variant):
+        self.variant = variant
+        self.asked = {}
+
+    def suggest_categorical(self, name, choices):
+        self.asked[name] = ("categorical", tuple(choices))
+        return self.variant if name == "variant" else choices[0]
+
+    def suggest_float(self, name, low, high, log=False):
+        self.asked[name] = ("float", low, high, log)
+        return low
+
+    def suggest_int(self, name, low, high, log=False):
+        self.asked[name] = ("int", low, high, log)
+        return low
+
+
+def test_space_is_conditional_and_overridable(tmp_path):
+    cfg = load_config(write(tmp_path, "search:\n  space:\n    lr: {low: 0.001, high: 0.002}\n    rank: {value: 4}\n"))
+    space = define_by_run(cfg)
+    ga, npo = FakeTrial("ga"), FakeTrial("npo")
+    constants_ga = space(ga)
+    space(npo)
+    assert "beta" not in ga.asked and npo.asked["beta"] == ("float", 0.01, 1.0, True)
+    assert ga.asked["lr"] == ("float", 0.001, 0.002, True)  # log scale kept from the knob
+    assert constants_ga["rank"] == 4 and constants_ga["target_modules"] == "q_proj,v_proj"
+    assert ga.asked["variant"] == ("categorical", ("ga", "npo"))

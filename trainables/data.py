@@ -1,0 +1,129 @@
+"""Study data in mmie.py's format: JSONL files, one object per line with a non-empty "text" field.
+
+A study has a forget set, a retain set, an optional code-mixed set and optional cross-lingual sets. Each set is
+split once, deterministically by seed, into training lines and held-out evaluation lines; generation prompts are
+prefixes of held-out lines. Every problem is reported with the file and line it comes from, so a bad file fails
+the study before any cluster work starts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """A study data file is missing or malformed; the message names the file (and line)."""
+
+
+def read_jsonl(path: str | Path, role: str = "data") -> list[str]:
+    """The "text" of every line of a JSONL file. Blank lines are skipped; anything else malformed is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{role} file {path}: not found")
+    texts: list[str] = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{role} file {path}, line {lineno}: invalid JSON ({e.msg})") from None
+            if not isinstance(obj, dict) or "text" not in obj:
+                raise DataError(f'{role} file {path}, line {lineno}: no "text" field')
+            text = obj["text"]
+            if not isinstance(text, str):
+                raise DataError(f'{role} file {path}, line {lineno}: "text" is {type(text).__name__}, not a string')
+            if not text.strip():
+                raise DataError(f'{role} file {path}, line {lineno}: empty "text"')
+            texts.append(text)
+    if not texts:
+        raise DataError(f"{role} file {path}: no lines with text")
+    return texts
+
+
+def write_jsonl(path: str | Path, texts: list[str]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for text in texts:
+            f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Where a study's data lives; mirrors mmie.py's --forget/--retain/--mixed/--xlang flags."""
+
+    forget: str
+    retain: str
+    mixed: str | None = None
+    xlang: tuple[str, ...] = ()
+
+    def roles(self) -> dict[str, str]:
+        """Set name -> path. Cross-lingual sets are named after their file (xlang_urdu for urdu.jsonl)."""
+        roles = {"forget": self.forget, "retain": self.retain}
+        if self.mixed:
+            roles["mixed"] = self.mixed
+        for p in self.xlang:
+            name = f"xlang_{Path(p).stem}"
+            if name in roles:
+                raise DataError(f"cross-lingual file {p}: another --xlang file has the same name {Path(p).stem!r}")
+            roles[name] = p
+        return roles
+
+
+@dataclass
+class TextSet:
+    name: str
+    path: str
+    train: list[str]
+    heldout: list[str]
+
+
+@dataclass
+class StudyData:
+    sets: dict[str, TextSet] = field(default_factory=dict)
+
+    @property
+    def forget(self) -> TextSet:
+        return self.sets["forget"]
+
+    @property
+    def retain(self) -> TextSet:
+        return self.sets["retain"]
+
+    def collateral_sets(self) -> list[TextSet]:
+        """The sets whose damage is collateral: mixed and cross-lingual."""
+        return [s for name, s in self.sets.items() if name not in ("forget", "retain")]
+
+
+def split_heldout(texts: list[str], seed: int, heldout: int) -> tuple[list[str], list[str]]:
+    """Deterministic (train, held-out) split; at least one line stays on each side when possible."""
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    n = min(heldout, max(len(texts) // 5, 1)) if len(texts) > 1 else 0
+    held = [texts[i] for i in order[:n]]
+    train = [texts[i] for i in order[n:]]
+    return train, held
+
+
+def load_study_data(paths: DataPaths, seed: int = 0, heldout: int = 128) -> StudyData:
+    """Read and validate every file, then split each set into training and held-out lines."""
+    data = StudyData()
+    for name, path in paths.roles().items():
+        texts = read_jsonl(path, role=name.split("_")[0])
+        if name in ("forget", "retain") and len(texts) < 2:
+            raise DataError(f"{name} file {path}: needs at least 2 lines (training and held-out), has {len(texts)}")
+        train, held = split_heldout(texts, seed, heldout)
+        data.sets[name] = TextSet(name=name, path=str(path), train=train, heldout=held)
+    return data
+
+
+def prompt_prefix(text: str, fraction: float = 0.4, min_words: int = 2) -> str:
+    """The opening words of a held-out line, used as a generation prompt (space-joined, no trailing space)."""
+    words = text.split()
+    k = max(min_words, int(len(words) * fraction))
+    return " ".join(words[: min(k, max(len(words) - 1, 1))])

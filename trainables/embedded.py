@@ -1,0 +1,284 @@
+"""The embedded default: a tiny multilingual causal LM, its tokenizer and its corpus, built here on CPU.
+
+Nothing comes from a hub. The corpus is generated (trainables.corpus) or read from the study's own JSONL files,
+a byte-level BPE tokenizer is trained on it, and a Qwen2 model (a real transformers class, so LoRA finds
+q_proj/v_proj and hooks find model.model.layers) is pretrained on it. Everything is cached on disk under a hash of
+the spec, so the second study starts at once; on a cluster each node builds the same bytes from the same seed.
+
+Two lessons from a prototype shape the build (see shared/STACK-NOTES.md): every pretraining chunk is packed from
+one language (mixed chunks teach the model to switch language after end-of-text), and the pre-tokenizer keeps
+combining marks inside words (the GPT-2 split breaks Indic words at every vowel sign).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import DataPaths, load_study_data, prompt_prefix, write_jsonl
+from .metrics import perplexity, sample_continuations
+from .batching import encode
+from .unicode_scripts import dominant_script, script_share
+
+FORMAT_VERSION = 1
+EOT = "<|endoftext|>"
+# Keep letters and combining marks together (\p{M}); otherwise the GPT-2 byte-level split.
+PRETOKENIZE_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+"
+
+# The generated corpus's languages and their roles in the default study (forget Hindi, retain English).
+EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn")}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("UNLEARN_STUDY_CACHE", Path.home() / ".cache" / "unlearn-study"))
+
+
+@dataclass(frozen=True)
+class EmbeddedSpec:
+    """Everything that determines the embedded model's bytes; its hash is the cache key."""
+
+    seed: int = 0
+    lines_per_language: int = 3000
+    # Pretrain on these JSONL files instead of the generated corpus (a smoke test on a user's own data).
+    data_files: tuple[str, ...] = ()
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 512
+    pretrain_steps: int = 600  # 300 left Urdu and Bengali script fidelity at 0.86-0.88; 600 gives 0.94-0.98
+    batch_size: int = 32
+    seq_len: int = 128
+    lr: float = 3e-3
+    heldout: int = 128
+
+    def key(self) -> str:
+        payload = asdict(self) | {"format": FORMAT_VERSION}
+        payload["data_files"] = [(p, _file_digest(p)) for p in self.data_files]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass
+class EmbeddedModel:
+    """Paths of a built embedded default: the model folder (model + tokenizer), its data files and report."""
+
+    root: Path
+    report: dict = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    def data_paths(self, forget: str = "hi", retain: str = "en") -> DataPaths:
+        """DataPaths over the generated corpus; forget/retain may be any of its languages (say bn and en)."""
+        data = self.root / "data"
+        roles = {forget, retain}
+        mixed = EMBEDDED_ROLES["mixed"] if forget == "hi" and retain == "en" else None
+        xlang = tuple(str(data / f"{c}.jsonl") for c in ("hi", "ur", "pa", "bn") if c not in roles)
+        return DataPaths(
+            forget=str(data / f"{forget}.jsonl"),
+            retain=str(data / f"{retain}.jsonl"),
+            mixed=str(data / f"{mixed}.jsonl") if mixed else None,
+            xlang=xlang,
+        )
+
+
+@contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedModel:
+    """The built embedded default for `spec`, building it first if the cache does not hold it.
+
+    A file lock makes concurrent callers (trials on one node) wait for a single build.
+    """
+    root = cache_root() / "embedded" / spec.key()
+    report_path = root / "report.json"
+    if not report_path.exists():
+        with _lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
+            if not report_path.exists():
+                _build(spec, root, log)
+    return EmbeddedModel(root=root, report=json.loads(report_path.read_text()))
+
+
+def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:
+    if spec.data_files:
+        from .data import read_jsonl
+
+        return {Path(p).stem: read_jsonl(p) for p in spec.data_files}
+    from .corpus import generate_corpus
+
+    return generate_corpus(seed=spec.seed, lines_per_language=spec.lines_per_language)
+
+
+def _build(spec: EmbeddedSpec, root: Path, log) -> None:
+    started = time.perf_counter()
+    torch.manual_seed(spec.seed)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root.parent))
+    try:
+        corpus = _corpus(spec)
+        for name, lines in corpus.items():
+            write_jsonl(tmp / "data" / f"{name}.jsonl", lines)
+        # Split exactly as studies will, so the held-out lines a study evaluates on are never pretrained on.
+        splits = {}
+        for name in corpus:
+            path = str(tmp / "data" / f"{name}.jsonl")
+            ds = load_study_data(DataPaths(forget=path, retain=path), seed=spec.seed, heldout=spec.heldout)
+            splits[name] = ds.forget
+        t0 = time.perf_counter()
+        tok = train_tokenizer([line for s in splits.values() for line in s.train], spec.vocab_size)
+        tokenizer_s = time.perf_counter() - t0
+        model = new_tiny_model(spec, len(tok))
+        t0 = time.perf_counter()
+        final_loss = pretrain(model, tok, {n: s.train for n, s in splits.items()}, spec, log)
+        pretrain_s = time.perf_counter() - t0
+        model.save_pretrained(tmp / "model")
+        tok.save_pretrained(tmp / "model")
+        report = {
+            "spec": asdict(spec),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "vocab_size": len(tok),
+            "final_pretrain_loss": final_loss,
+            "tokenizer_seconds": tokenizer_s,
+            "pretrain_seconds": pretrain_s,
+            "languages": language_report(model, tok, {n: s.heldout for n, s in splits.items()}, spec.seed),
+        }
+        report["build_seconds"] = time.perf_counter() - started
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        if root.exists():
+            shutil.rmtree(root)
+        tmp.rename(root)
+        log(f"embedded default built in {report['build_seconds']:.0f}s at {root}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train_tokenizer(lines: list[str], vocab_size: int):
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(lines, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=EOT, eos_token=EOT, pad_token=EOT)
+
+
+def new_tiny_model(spec: EmbeddedSpec, vocab_size: int):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=spec.hidden_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads,
+        intermediate_size=spec.intermediate_size,
+        max_position_embeddings=2 * spec.seq_len,
+        tie_word_embeddings=True,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
+    return Qwen2ForCausalLM(config)
+
+
+def pack_chunks(tok, lines: list[str], seq_len: int) -> torch.Tensor:
+    """One language's lines, each after an end-of-text token, cut into seq_len chunks."""
+    ids: list[int] = []
+    for line in lines:
+        ids.append(tok.eos_token_id)
+        ids.extend(tok.encode(line, add_special_tokens=False))
+    n = len(ids) // seq_len
+    return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
+
+
+def pretrain(model, tok, train_lines: dict[str, list[str]], spec: EmbeddedSpec, log) -> float:
+    chunks = [pack_chunks(tok, lines, spec.seq_len) for lines in train_lines.values()]
+    chunks = [c for c in chunks if len(c)]
+    rng = random.Random(spec.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
+    warmup = max(spec.pretrain_steps // 20, 1)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(spec.pretrain_steps - warmup, 1)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    loss = float("nan")
+    for step in range(spec.pretrain_steps):
+        # Each row is one chunk of one language; languages are drawn uniformly so small sets are learnt too.
+        rows = []
+        for _ in range(spec.batch_size):
+            c = chunks[rng.randrange(len(chunks))]
+            rows.append(c[rng.randrange(len(c))])
+        batch = torch.stack(rows)
+        out = model(input_ids=batch, labels=batch)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss = out.loss.item()
+        if step % 100 == 0 or step == spec.pretrain_steps - 1:
+            log(f"pretrain step {step}: loss {loss:.3f}")
+    model.eval()
+    return loss
+
+
+def language_report(model, tok, heldout: dict[str, list[str]], seed: int, prompts: int = 64) -> dict:
+    """Per language: held-out perplexity, the uniform baseline, and script fidelity of sampled continuations.
+
+    Script fidelity is the share of continuations of that language's prompts whose letters are mostly in the
+    language's own script (None for a code-mixed set, which has no single script).
+    """
+    report = {}
+    for name, lines in heldout.items():
+        script, share = dominant_script(lines)
+        ppl = perplexity(model, encode(tok, lines, max_len=128))
+        entry = {"perplexity": ppl, "uniform_perplexity": float(len(tok)), "script": script}
+        if share >= 0.9:
+            conts = sample_continuations(model, tok, [prompt_prefix(t) for t in lines[:prompts]], 24, seed)
+            entry["script_fidelity"] = sum(script_share(c, script) > 0.5 for c in conts) / len(conts)
+        else:
+            entry["script_fidelity"] = None
+        report[name] = entry
+    return report

@@ -1,0 +1,141 @@
+"""Registries of the pieces a variant is made of, and of the variants themselves.
+
+Each piece (a forget objective, a sample weighting, an optimiser scheme, an adapter) is a small module that
+registers itself once with its name and its knobs (hyperparameters with default search ranges). The trainable, the
+search space, the CLI and the exporter only ever look names up here: adding a piece never edits a switch elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A hyperparameter: its default and the range a study searches by default.
+
+    Either a numeric range (low, high, log scale or not, integer or not) or a tuple of choices.
+    `searched` says whether a study searches it unless its config says otherwise.
+    """
+
+    name: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple | None = None
+    searched: bool = True
+    help: str = ""
+
+    def __post_init__(self):
+        if self.choices is None and (self.low is None or self.high is None):
+            raise ValueError(f"knob {self.name}: needs low and high, or choices")
+        if self.choices is None and not self.low <= self.default <= self.high:
+            raise ValueError(f"knob {self.name}: default {self.default} outside [{self.low}, {self.high}]")
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            rng = "{" + ", ".join(map(str, self.choices)) + "}"
+        else:
+            rng = f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "") + (" int" if self.integer else "")
+        return f"{self.name}={self.default!r} {rng}{'' if self.searched else ' (fixed unless configured)'}"
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    factory: Callable[..., T]
+    knobs: tuple[Knob, ...] = ()
+    help: str = ""
+
+
+@dataclass
+class Registry(Generic[T]):
+    kind: str
+    _entries: dict[str, Entry[T]] = field(default_factory=dict)
+
+    def register(self, name: str, knobs: tuple[Knob, ...] = (), help: str = ""):
+        """Decorator: register a factory (a class or function) under `name` with its knobs."""
+
+        def decorate(factory):
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} registered twice")
+            self._entries[name] = Entry(name=name, factory=factory, knobs=tuple(knobs), help=help)
+            return factory
+
+        return decorate
+
+    def get(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries))}") from None
+
+    def build(self, name: str, hparams: dict[str, Any], **kwargs) -> T:
+        """Instantiate `name` with its knobs' values from hparams (defaults where absent)."""
+        entry = self.get(name)
+        values = {k.name: hparams.get(k.name, k.default) for k in entry.knobs}
+        return entry.factory(**values, **kwargs)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        return iter(self._entries[n] for n in self.names())
+
+
+OBJECTIVES: Registry = Registry("forget objective")
+WEIGHTINGS: Registry = Registry("sample weighting")
+OPTIMIZERS: Registry = Registry("optimiser scheme")
+ADAPTERS: Registry = Registry("adapter")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named composition of registered pieces; its knobs are the union of theirs."""
+
+    name: str
+    objective: str
+    weighting: str = "uniform"
+    optimizer: str = "adamw"
+    help: str = ""
+
+    def pieces(self) -> list[tuple[Registry, str]]:
+        return [(OBJECTIVES, self.objective), (WEIGHTINGS, self.weighting), (OPTIMIZERS, self.optimizer)]
+
+    def knobs(self) -> tuple[Knob, ...]:
+        seen: dict[str, Knob] = {}
+        for registry, name in self.pieces():
+            for knob in registry.get(name).knobs:
+                if knob.name in seen and seen[knob.name] != knob:
+                    raise ValueError(f"variant {self.name}: knob {knob.name} defined twice with different ranges")
+                seen[knob.name] = knob
+        return tuple(seen.values())
+
+
+VARIANTS: dict[str, Variant] = {}
+
+
+def register_variant(variant: Variant) -> Variant:
+    if variant.name in VARIANTS:
+        raise ValueError(f"variant {variant.name!r} registered twice")
+    for registry, name in variant.pieces():
+        registry.get(name)  # fail at import time on a typo
+    variant.knobs()
+    VARIANTS[variant.name] = variant
+    return variant
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise KeyError(f"unknown variant {name!r}; known: {', '.join(sorted(VARIANTS))}") from None

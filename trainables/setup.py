@@ -1,0 +1,58 @@
+"""What every trial of a study shares (model, data, schedule, tracking), as opposed to what the search varies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .data import DataPaths
+from .embedded import EmbeddedSpec, ensure_embedded
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    # Model: "embedded" (built here from `embedded`), a hub name or a local path.
+    model: str = "embedded"
+    embedded: EmbeddedSpec = field(default_factory=EmbeddedSpec)
+    trust_remote_code: bool = False
+    dtype: str = "float32"
+    device: str = "cpu"
+    # Data: None means the embedded default's generated corpus, forgetting `embedded_forget`.
+    data: DataPaths | None = None
+    embedded_forget: str = "hi"
+    embedded_retain: str = "en"
+    # Languages (ISO 639-1) per data set name, and the forget set's script; the driver finds them from the data.
+    languages: tuple[tuple[str, str], ...] = ()
+    forget_script: str = ""
+    # Schedule.
+    steps: int = 100
+    batch_size: int = 16
+    max_len: int = 64
+    eval_batch: int = 16
+    eval_max_len: int = 48
+    eval_every: int = 25
+    checkpoint_every: int = 25
+    es_prompts: int = 32
+    final_es_prompts: int = 96
+    max_new_tokens: int = 20
+    heldout: int = 128
+    max_grad_norm: float = 1.0
+    max_adapter_norm: float = 1e3
+    seed: int = 0
+    cpus_per_trial: int = 1
+    # Tracking (absolute URI; trials run in their own working directories).
+    tracking_uri: str = ""
+    experiment_id: str = ""
+    parent_run_id: str = ""
+    # Fault injection for tests: the worker process exits hard at this step unless restored from a checkpoint.
+    crash_at_step: int | None = None
+
+    def model_path(self) -> str:
+        return str(ensure_embedded(self.embedded).model_dir) if self.model == "embedded" else self.model
+
+    def data_paths(self) -> DataPaths:
+        if self.data is not None:
+            return self.data
+        return ensure_embedded(self.embedded).data_paths(self.embedded_forget, self.embedded_retain)
+
+    def language_of(self, set_name: str) -> str | None:
+        return dict(self.languages).get(set_name)

@@ -1,0 +1,71 @@
+"""The Ray Tune function trainable: one unlearning trial, reporting its metrics every step.
+
+The step loop reads top to bottom: restore if Ray hands us a checkpoint, then per step train, evaluate
+(cheap metrics every step; collateral damage and extraction strength every eval_every steps and at the end),
+log to MLflow, and report to Tune, with a checkpoint every checkpoint_every steps. A diverged trial reports
+`diverged = 1` with its last metrics and ends cleanly, so the study goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from ray import tune
+
+from .setup import TrialSetup
+from .trial_tracking import TrialRun
+from .unlearner import Unlearner
+
+STATE_FILE = "unlearner.pt"
+
+
+def unlearning_trainable(config: dict, setup: TrialSetup) -> None:
+    torch.set_num_threads(setup.cpus_per_trial)
+    ctx = tune.get_context()
+    unlearner = Unlearner(setup, config)
+    restored = False
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            unlearner.restore(Path(d) / STATE_FILE)
+        restored = True
+    run = TrialRun(
+        setup.tracking_uri, setup.experiment_id, setup.parent_run_id, ctx.get_trial_id(), ctx.get_trial_name(),
+        params=config,
+    )
+    try:
+        status = _train(unlearner, setup, run, restored)
+    except BaseException:
+        run.finish("error")
+        raise
+    run.finish(status)
+
+
+def _train(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, restored: bool) -> str:
+    while unlearner.step < setup.steps:
+        if setup.crash_at_step is not None and unlearner.step == setup.crash_at_step and not restored:
+            os._exit(17)  # a hard kill of the worker process, as when a node dies
+        metrics = unlearner.train_step()
+        metrics.update(unlearner.evaluate_step())
+        step = unlearner.step
+        diverged = bool(metrics["diverged"]) or metrics["adapter_norm"] > setup.max_adapter_norm
+        metrics["diverged"] = float(diverged)
+        last = step == setup.steps or diverged
+        if step % setup.eval_every == 0 or last:
+            metrics.update(unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
+        metrics["step"] = step
+        metrics["tracking_errors"] = run.errors
+        run.log(metrics, step)
+        if step % setup.checkpoint_every == 0 or last:
+            run.flush()  # before the checkpoint, so a restore never logs a step twice
+            with tempfile.TemporaryDirectory() as d:
+                unlearner.save(Path(d) / STATE_FILE)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report(metrics)
+        if diverged:
+            return "diverged"
+    return "completed"

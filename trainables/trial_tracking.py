@@ -1,0 +1,80 @@
+"""MLflow logging from inside a trial: one child run per trial under the study's parent run.
+
+Logging happens in the trial (batched), not through a driver callback: it is cheaper over HTTP and it lets the run
+survive a restore. Metrics are buffered and flushed when the trial checkpoints, so after a crash the steps since
+the last checkpoint are recomputed and logged once, never twice. A trial restarted from a checkpoint, or whose
+first attempt died before one, finds its run by the trial id tag instead of creating a second one. A tracking
+failure never kills the trial: it is printed (the worker log) and counted in `tracking_errors`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+
+STATUS_TAG = "trial_status"  # completed | stopped_early | diverged | error
+
+
+class TrialRun:
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, trial_id: str, trial_name: str,
+                 params: dict):
+        self.errors = 0
+        self.run_id: str | None = None
+        self._buffer: list = []
+        if not tracking_uri:
+            return
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri)
+        self._call(self._open, experiment_id, parent_run_id, trial_id, trial_name, params)
+
+    def _call(self, fn, *args) -> bool:
+        """Run one MLflow call; True if it succeeded."""
+        try:
+            fn(*args)
+            return True
+        except Exception:  # noqa: BLE001 - tracking must never end a trial
+            self.errors += 1
+            print(f"[trial tracking] MLflow call failed ({self.errors}):\n{traceback.format_exc()}", file=sys.stderr)
+            return False
+
+    def _open(self, experiment_id, parent_run_id, trial_id, trial_name, params):
+        from mlflow.entities import Param
+
+        found = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
+            max_results=1,
+        )
+        if found:
+            self.run_id = found[0].info.run_id
+            return
+        run = self.client.create_run(
+            experiment_id,
+            run_name=trial_name,
+            tags={"mlflow.parentRunId": parent_run_id, "trial_id": trial_id, STATUS_TAG: "running"},
+        )
+        self.run_id = run.info.run_id
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        self._buffer.extend(Metric(k, float(v), ts, step) for k, v in metrics.items())
+
+    def flush(self) -> None:
+        """Send buffered metrics; what fails stays buffered for the next flush."""
+        while self.run_id is not None and self._buffer:
+            chunk = self._buffer[:1000]  # MLflow's log_batch limit
+            if not self._call(self.client.log_batch, self.run_id, chunk):
+                return
+            del self._buffer[: len(chunk)]
+
+    def finish(self, status: str) -> None:
+        self.flush()
+        if self.run_id is None:
+            return
+        self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
+        self._call(self.client.set_terminated, self.run_id, "FAILED" if status == "error" else "FINISHED")

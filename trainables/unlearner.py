@@ -1,0 +1,247 @@
+"""One unlearning run, step by step: the loop the Ray trainable and the mmie.py entry points both drive.
+
+A step makes the updates its optimiser scheme asks for (a forget update, then retain updates), each on a batch
+drawn deterministically from (seed, phase, step), so a run restored from a checkpoint at step k continues exactly
+as the uninterrupted run would. Per-step evaluation is one forward pass over a fixed held-out batch (forget lines,
+then retain lines); the costlier collateral perplexities and extraction strength run every eval_every steps.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from functools import lru_cache
+
+import torch
+
+from . import variants  # noqa: F401  (registers every piece and variant)
+from .batching import encode
+from .data import DataPaths, StudyData, load_study_data, prompt_prefix
+from .language_id import LanguageIdentifier, detect_language
+from .metrics import (
+    forget_token_mass,
+    geometric_mean,
+    gradient_norm,
+    parameter_norm,
+    perplexity,
+    ratio_utility,
+    sample_continuations,
+    token_nll,
+)
+from .modeling import load_model, load_tokenizer
+from .registry import ADAPTERS, OBJECTIVES, OPTIMIZERS, WEIGHTINGS, get_variant
+from .setup import TrialSetup
+from .unicode_scripts import dominant_script
+from .vocabulary import forget_token_mask
+
+# Lines per set used to find the forget-language tokens (enough to see every token the data uses).
+_VOCAB_SCAN_LINES = 3000
+
+
+@lru_cache(maxsize=4)
+def _study_data(paths: DataPaths, seed: int, heldout: int) -> StudyData:
+    return load_study_data(paths, seed=seed, heldout=heldout)
+
+
+@lru_cache(maxsize=4)
+def _forget_mask(model_path: str, trust: bool, paths: DataPaths, seed: int, heldout: int, script: str, vocab: int):
+    tok = load_tokenizer(model_path, trust)
+    data = _study_data(paths, seed, heldout)
+    texts = {name: s.train[:_VOCAB_SCAN_LINES] for name, s in data.sets.items()}
+    return forget_token_mask(tok, vocab, texts, script)
+
+
+@lru_cache(maxsize=4)
+def _language_id(codes: tuple[str, ...]) -> LanguageIdentifier:
+    return LanguageIdentifier(codes)
+
+
+class Unlearner:
+    def __init__(self, setup: TrialSetup, hparams: dict):
+        self.setup = setup
+        self.hparams = dict(hparams)
+        self.variant = get_variant(hparams["variant"])
+        torch.manual_seed(setup.seed)
+        path = setup.model_path()
+        self.tok = load_tokenizer(path, setup.trust_remote_code)
+        self.adapter = ADAPTERS.build(hparams.get("adapter", "lora"), hparams)
+        self.model = self.adapter.attach(load_model(path, setup.trust_remote_code, setup.dtype, setup.device))
+        self.objective = OBJECTIVES.build(self.variant.objective, hparams)
+        self.weighting = WEIGHTINGS.build(self.variant.weighting, hparams)
+        self.optim = OPTIMIZERS.build(self.variant.optimizer, hparams, params=self.adapter.parameters())
+
+        paths = setup.data_paths()
+        self.data = _study_data(paths, setup.seed, setup.heldout)
+        self.train_tokens = {
+            phase: [self.tok.encode(t, add_special_tokens=False) for t in s.train]
+            for phase, s in (("forget", self.data.forget), ("retain", self.data.retain))
+        }
+        script = setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
+        vocab = self.model.get_input_embeddings().weight.shape[0]
+        self.forget_mask = _forget_mask(
+            path, setup.trust_remote_code, paths, setup.seed, setup.heldout, script, vocab
+        ).to(self.model.device)
+        n = setup.eval_batch
+        self.n_eval_forget = len(self.data.forget.heldout[:n])
+        self.eval_batch = encode(
+            self.tok, self.data.forget.heldout[:n] + self.data.retain.heldout[:n], setup.eval_max_len
+        )
+        self.collateral_batches = {
+            s.name: encode(self.tok, s.heldout[:n], setup.eval_max_len) for s in self.data.collateral_sets()
+        }
+        languages = dict(setup.languages)
+        if "forget" not in languages:  # outside a study (the mmie entry points): find them here
+            languages = {name: detect_language(s.train) for name, s in self.data.sets.items()}
+        self.forget_language = languages["forget"]
+        codes = tuple(sorted({c for c in languages.values() if c}))
+        self.language_id = _language_id(codes) if len(codes) >= 2 else None
+
+        self.step = 0
+        self.tokens_seen = 0
+        self.baseline = self._measure_baseline()
+
+    # ---- training -------------------------------------------------------------------------------------------
+
+    def _batch(self, phase: str, k: int) -> dict[str, torch.Tensor]:
+        rng = random.Random(f"{self.setup.seed}:{phase}:{self.step}:{k}")
+        lines = self.train_tokens[phase]
+        rows = [lines[rng.randrange(len(lines))] for _ in range(self.setup.batch_size)]
+        prefix = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
+        rows = [(prefix + r)[: self.setup.max_len] for r in rows]
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), self.tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        device = self.model.device
+        return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": ids.masked_fill(mask == 0, -100).to(device)}
+
+    def _loss(self, phase: str, batch) -> torch.Tensor:
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        nll_sum, n_tokens = token_nll(logits, batch["labels"])
+        if phase == "retain":
+            return nll_sum.sum() / n_tokens.sum().clamp_min(1)
+        ref_nll_sum = None
+        if self.objective.uses_reference:
+            with torch.no_grad(), self.adapter.disabled():
+                ref_logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                ref_nll_sum, _ = token_nll(ref_logits, batch["labels"])
+        per_sample = self.objective.per_sample(nll_sum, n_tokens, ref_nll_sum)
+        weights = self.weighting.weights((nll_sum / n_tokens.clamp_min(1)).detach(), self.step, self.setup.steps)
+        return (weights * per_sample).mean()
+
+    def train_step(self) -> dict[str, float]:
+        """One step's updates. Returns losses, the largest gradient norm and whether the step diverged."""
+        started = time.perf_counter()
+        self.model.train()
+        params = self.adapter.parameters()
+        losses: dict[str, list[float]] = {"forget": [], "retain": []}
+        grad_norm = 0.0
+        diverged = False
+        for k, phase in enumerate(self.optim.phases(self.step)):
+            batch = self._batch(phase, k)
+            loss = self._loss(phase, batch)
+            opt = self.optim.optimizer(phase)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = gradient_norm(params)
+            if not (math.isfinite(float(loss)) and math.isfinite(norm)):
+                diverged = True
+                losses[phase].append(float(loss))
+                break
+            if self.setup.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.setup.max_grad_norm)
+            opt.step()
+            losses[phase].append(float(loss))
+            grad_norm = max(grad_norm, norm)
+            self.tokens_seen += int(batch["attention_mask"].sum())
+        self.step += 1
+        out = {f"loss_{p}": sum(v) / len(v) for p, v in losses.items() if v}
+        out.update(grad_norm=grad_norm, diverged=float(diverged), tokens=float(self.tokens_seen))
+        out["seconds_per_step"] = time.perf_counter() - started
+        return out
+
+    # ---- evaluation -----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _mass_and_retain_ppl(self) -> tuple[float, float]:
+        self.model.eval()
+        batch = {k: v.to(self.model.device) for k, v in self.eval_batch.items()}
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        nf = self.n_eval_forget
+        mass = forget_token_mass(logits[:nf], batch["labels"][:nf], self.forget_mask)
+        total, count = token_nll(logits[nf:], batch["labels"][nf:])
+        return mass, math.exp(min(float(total.sum() / count.sum().clamp_min(1)), 700.0))
+
+    def _collateral_ppl(self) -> dict[str, float]:
+        return {name: perplexity(self.model, b) for name, b in self.collateral_batches.items()}
+
+    def _measure_baseline(self) -> dict[str, float]:
+        with self.adapter.disabled():
+            mass, ppl = self._mass_and_retain_ppl()
+            collateral = self._collateral_ppl()
+        return {"token_mass": mass, "retain_ppl": ppl} | {f"ppl_{k}": v for k, v in collateral.items()}
+
+    def evaluate_step(self) -> dict[str, float]:
+        """The cheap per-step metrics: forget_efficacy, utility and the adapter's weight norm."""
+        mass, ppl = self._mass_and_retain_ppl()
+        m0 = self.baseline["token_mass"]
+        return {
+            "token_mass": mass,
+            "forget_efficacy": 1.0 - mass / m0 if m0 > 0 else 0.0,
+            "retain_ppl": ppl,
+            "utility": ratio_utility(self.baseline["retain_ppl"], ppl),
+            "adapter_norm": parameter_norm(self.adapter.parameters()),
+        }
+
+    def evaluate_full(self, prompts: int) -> dict[str, float]:
+        """Collateral utilities and extraction strength on sampled continuations of held-out prompts."""
+        self.model.eval()
+        out: dict[str, float] = {}
+        xlang = []
+        for name, ppl in self._collateral_ppl().items():
+            u = ratio_utility(self.baseline[f"ppl_{name}"], ppl)
+            out[f"utility_{name}"] = u
+            if name.startswith("xlang_"):
+                xlang.append(u)
+        if xlang:
+            out["xlang_utility"] = geometric_mean(xlang)
+        if "utility_mixed" in out:
+            out["mixed_utility"] = out.pop("utility_mixed")
+        if self.language_id is not None:
+            for s in [self.data.forget, *self.data.collateral_sets()]:
+                conts = sample_continuations(
+                    self.model,
+                    self.tok,
+                    [prompt_prefix(t) for t in s.heldout[:prompts]],
+                    self.setup.max_new_tokens,
+                    seed=self.setup.seed * 100_003 + self.step,
+                )
+                out[f"es_{s.name}"] = self.language_id.share(conts, self.forget_language)
+        return out
+
+    # ---- checkpoints ----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "adapter": self.adapter.state_dict(),
+            "optimizer": self.optim.state_dict(),
+            "baseline": dict(self.baseline),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.tokens_seen = int(state["tokens_seen"])
+        self.adapter.load_state_dict(state["adapter"])
+        self.optim.load_state_dict(state["optimizer"])
+        self.baseline = dict(state["baseline"])
+
+    def save(self, path) -> None:
+        torch.save(self.state_dict(), path)
+
+    def restore(self, path) -> None:
+        self.load_state_dict(torch.load(path, weights_only=True, map_location=self.model.device))
