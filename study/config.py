@@ -80,7 +80,7 @@ class SearchConfig(_Strict):
 
 class TrainConfig(_Strict):
     steps: int = Field(100, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(32, ge=1)
     max_len: int = Field(64, ge=8)
     eval_every: int = Field(25, ge=1)
     checkpoint_every: int = Field(25, ge=1)

@@ -7,7 +7,6 @@ space through Tuner's param_space would also silently turn a multi-objective Opt
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import trainables.variants  # noqa: F401  (registers every variant)
@@ -37,23 +36,36 @@ def _suggest(trial, knob: Knob):
     return trial.suggest_float(knob.name, knob.low, knob.high, log=knob.log)
 
 
-def define_by_run(cfg: StudyConfig) -> Callable:
-    """An Optuna define-by-run function; it returns the fixed (unsearched) knobs as constants."""
+class SearchSpace:
+    """An Optuna define-by-run function (a class, so Ray can pickle it with the searcher's state).
 
-    def space(trial) -> dict[str, Any]:
+    Calling it suggests the searched knobs and returns the fixed (unsearched) ones as constants.
+    """
+
+    def __init__(self, cfg: StudyConfig):
+        self.variants = list(cfg.variants)
+        self.adapters = list(cfg.adapters)
+        self.overrides = dict(cfg.search.space)
+
+    def __call__(self, trial) -> dict[str, Any]:
         constants: dict[str, Any] = {}
-        variant = trial.suggest_categorical("variant", cfg.variants) if len(cfg.variants) > 1 else cfg.variants[0]
-        adapter = trial.suggest_categorical("adapter", cfg.adapters) if len(cfg.adapters) > 1 else cfg.adapters[0]
-        if len(cfg.variants) == 1:
-            constants["variant"] = variant
-        if len(cfg.adapters) == 1:
-            constants["adapter"] = adapter
+        variant = self._choose(trial, "variant", self.variants, constants)
+        adapter = self._choose(trial, "adapter", self.adapters, constants)
         for knob in (*get_variant(variant).knobs(), *ADAPTERS.get(adapter).knobs):
-            resolved = resolve_knob(knob, cfg.search.space.get(knob.name))
+            resolved = resolve_knob(knob, self.overrides.get(knob.name))
             if isinstance(resolved, Knob):
                 _suggest(trial, resolved)
             else:
                 constants[knob.name] = resolved
         return constants
 
-    return space
+    @staticmethod
+    def _choose(trial, name: str, options: list[str], constants: dict) -> str:
+        if len(options) > 1:
+            return trial.suggest_categorical(name, options)
+        constants[name] = options[0]
+        return options[0]
+
+
+def define_by_run(cfg: StudyConfig) -> SearchSpace:
+    return SearchSpace(cfg)

@@ -48,7 +48,7 @@ def forget_token_mass(logits: torch.Tensor, labels: torch.Tensor, forget_token_m
 @torch.no_grad()
 def perplexity(model, batch: dict[str, torch.Tensor]) -> float:
     batch = to_device(batch, model.device)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     total, count = token_nll(logits, batch["labels"])
     return math.exp(float(total.sum() / count.sum().clamp_min(1)))
 

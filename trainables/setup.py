@@ -25,10 +25,10 @@ class TrialSetup:
     forget_script: str = ""
     # Schedule.
     steps: int = 100
-    batch_size: int = 16
+    batch_size: int = 32
     max_len: int = 64
-    eval_batch: int = 16
-    eval_max_len: int = 48
+    eval_batch: int = 8
+    eval_max_len: int = 32
     eval_every: int = 25
     checkpoint_every: int = 25
     es_prompts: int = 32

@@ -119,14 +119,14 @@ class Unlearner:
         return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": ids.masked_fill(mask == 0, -100).to(device)}
 
     def _loss(self, phase: str, batch) -> torch.Tensor:
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
         nll_sum, n_tokens = token_nll(logits, batch["labels"])
         if phase == "retain":
             return nll_sum.sum() / n_tokens.sum().clamp_min(1)
         ref_nll_sum = None
         if self.objective.uses_reference:
             with torch.no_grad(), self.adapter.disabled():
-                ref_logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                ref_logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
                 ref_nll_sum, _ = token_nll(ref_logits, batch["labels"])
         per_sample = self.objective.per_sample(nll_sum, n_tokens, ref_nll_sum)
         weights = self.weighting.weights((nll_sum / n_tokens.clamp_min(1)).detach(), self.step, self.setup.steps)
@@ -147,14 +147,14 @@ class Unlearner:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             norm = gradient_norm(params)
-            if not (math.isfinite(float(loss)) and math.isfinite(norm)):
+            if not (math.isfinite(loss.item()) and math.isfinite(norm)):
                 diverged = True
-                losses[phase].append(float(loss))
+                losses[phase].append(loss.item())
                 break
             if self.setup.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(params, self.setup.max_grad_norm)
             opt.step()
-            losses[phase].append(float(loss))
+            losses[phase].append(loss.item())
             grad_norm = max(grad_norm, norm)
             self.tokens_seen += int(batch["attention_mask"].sum())
         self.step += 1
@@ -169,7 +169,7 @@ class Unlearner:
     def _mass_and_retain_ppl(self) -> tuple[float, float]:
         self.model.eval()
         batch = {k: v.to(self.model.device) for k, v in self.eval_batch.items()}
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
         nf = self.n_eval_forget
         mass = forget_token_mass(logits[:nf], batch["labels"][:nf], self.forget_mask)
         total, count = token_nll(logits[nf:], batch["labels"][nf:])
