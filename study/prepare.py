@@ -108,5 +108,5 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
     tok = load_tokenizer(setup.model_path(), cfg.trust_remote_code)
     coverage = check_forget_language_in_vocabulary(tok, data.forget.train[:2000], script, paths.forget)
     log(f"forget language {languages['forget']} (script {script}, {share:.0%} of letters; "
-        f"{coverage:.0%} of its tokens are {script} tokens); retain {languages['retain']}")
+        f"{coverage:.0%} of its tokens are whole {script} tokens); retain {languages['retain']}")
     return replace(setup, languages=tuple(sorted(languages.items())), forget_script=script)

@@ -1,0 +1,79 @@
+"""Metric functions on hand-built inputs, and the forget-language vocabulary on the real tokenizer."""
+
+import math
+
+import pytest
+import torch
+
+from trainables.metrics import forget_token_mass, geometric_mean, ratio_utility, sequence_nll, token_nll
+from trainables.modeling import load_tokenizer
+from trainables.unicode_scripts import char_script, dominant_script
+from trainables.vocabulary import check_forget_language_in_vocabulary, forget_token_mask, script_token_ids
+from trainables.data import DataError, read_jsonl
+
+
+def test_token_nll_ignores_padding_and_shifts():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7)
+    labels = torch.tensor([[1, 2, 3, 4, 5], [1, 2, -100, -100, -100]])
+    total, count = token_nll(logits, labels)
+    assert count.tolist() == [4, 1]
+    expected = torch.nn.functional.cross_entropy(logits[1, 0:1], labels[1, 1:2])
+    assert torch.allclose(total[1], expected)
+    assert torch.allclose(sequence_nll(logits, labels)[0], total[0] / 4)
+
+
+def test_forget_token_mass_counts_only_marked_tokens_at_real_positions():
+    # Vocabulary of 4; tokens 2 and 3 are forget tokens. Position 0 puts all mass on token 2, position 1 on 0.
+    logits = torch.full((1, 3, 4), -1e9)
+    logits[0, 0, 2] = 0
+    logits[0, 1, 0] = 0
+    logits[0, 2, 3] = 0  # the last position predicts nothing (no next label)
+    labels = torch.tensor([[0, 1, 1]])
+    mask = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    assert forget_token_mass(logits, labels, mask) == pytest.approx(0.5)
+    labels_padded = torch.tensor([[0, 1, -100]])
+    assert forget_token_mass(logits, labels_padded, mask) == pytest.approx(1.0)
+
+
+def test_utility_ratios():
+    assert ratio_utility(2.0, 2.0) == 1.0
+    assert ratio_utility(2.0, 4.0) == 0.5
+    assert ratio_utility(2.0, float("inf")) == 0.0
+    assert geometric_mean([0.5, 2.0]) == pytest.approx(1.0)
+    assert geometric_mean([0.0, 2.0]) == 0.0
+    assert math.isnan(geometric_mean([]))
+
+
+def test_scripts_ignore_shared_punctuation():
+    assert char_script("क") == "DEVANAGARI" and char_script("ি") == "BENGALI" and char_script("ب") == "ARABIC"
+    assert char_script("।") is None and char_script("5") is None and char_script(" ") is None
+    assert char_script("\u093f") == "DEVANAGARI"  # a combining vowel sign counts
+    assert dominant_script(["নমস্কার।", "hello"]) == ("BENGALI", pytest.approx(7 / 12))
+
+
+def test_forget_tokens_include_byte_fragments_and_exclude_danda(embedded):
+    tok = load_tokenizer(str(embedded.model_dir))
+    hindi = read_jsonl(embedded.root / "data" / "hi.jsonl")[:500]
+    ids = script_token_ids(tok, hindi, "DEVANAGARI")
+    danda = tok.encode("।", add_special_tokens=False)
+    assert ids and not set(danda) & ids
+    # Tokens whose own bytes are not valid UTF-8 (fragments of a Devanagari character) are counted.
+    fragments = [i for i in ids if "\ufffd" in tok.decode([i])]
+    assert fragments, "expected byte-fragment tokens among the Devanagari tokens"
+    english = read_jsonl(embedded.root / "data" / "en.jsonl")[:500]
+    assert not script_token_ids(tok, english, "DEVANAGARI")
+    # Pooled over the study's sets (as the trainable does), whole Bengali tokens are never forget tokens.
+    bengali = read_jsonl(embedded.root / "data" / "bn.jsonl")[:500]
+    mask = forget_token_mask(tok, len(tok), {"hi": hindi, "bn": bengali, "en": english}, "DEVANAGARI")
+    marked = set(mask.nonzero().flatten().tolist())
+    whole_bengali = {i for i in script_token_ids(tok, bengali, "BENGALI") if "\ufffd" not in tok.decode([i])}
+    assert whole_bengali and not marked & whole_bengali
+    assert {i for i in ids if "\ufffd" not in tok.decode([i])} <= marked
+
+
+def test_a_script_the_tokenizer_lacks_is_rejected(embedded, tmp_path):
+    tok = load_tokenizer(str(embedded.model_dir))
+    thai = ["สวัสดีครับ วันนี้อากาศดีมาก"] * 5  # bytes only: the embedded tokenizer has no Thai tokens
+    with pytest.raises(DataError, match="forget file f.jsonl: its language .*THAI.* not in the tokenizer"):
+        check_forget_language_in_vocabulary(tok, thai, "THAI", "f.jsonl")
