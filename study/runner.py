@@ -98,11 +98,12 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_study(cfg: StudyConfig, log=print) -> list[dict]:
+def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
+    """Run the whole study; setup_overrides replace TrialSetup fields (tests use crash_at_step)."""
     setup = prepare_study(cfg, log=log)  # every check that can fail does so before Ray starts
     uri = tracking_uri(cfg)
     client, exp_id, parent = start_parent_run(uri, cfg, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent)
+    setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **setup_overrides)
     log(f"study {cfg.study!r}: MLflow run {parent} at {uri}")
     status = "FAILED"
     try:

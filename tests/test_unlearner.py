@@ -33,7 +33,7 @@ def test_restore_continues_exactly(embedded, tmp_path):
     expected = run(straight, 2)
     resumed = Unlearner(SETUP, hp)
     resumed.restore(tmp_path / "state.pt")
-    assert resumed.step == 2 and first[-1]["tokens"] == resumed.tokens_seen
+    assert resumed.step == 2 and first[-1]["tokens"] == resumed.tokens_seen and resumed.restores == 1
     assert run(resumed, 2) == expected
 
 

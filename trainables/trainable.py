@@ -57,6 +57,7 @@ def _train(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, restored: boo
         if step % setup.eval_every == 0 or last:
             metrics.update(unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
         metrics["step"] = step
+        metrics["restores"] = unlearner.restores
         metrics["tracking_errors"] = run.errors
         run.log(metrics, step)
         if step % setup.checkpoint_every == 0 or last:

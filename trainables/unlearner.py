@@ -99,6 +99,7 @@ class Unlearner:
 
         self.step = 0
         self.tokens_seen = 0
+        self.restores = 0  # how many times this run came back from a checkpoint
         self.baseline = self._measure_baseline()
 
     # ---- training -------------------------------------------------------------------------------------------
@@ -228,6 +229,7 @@ class Unlearner:
         return {
             "step": self.step,
             "tokens_seen": self.tokens_seen,
+            "restores": self.restores,
             "adapter": self.adapter.state_dict(),
             "optimizer": self.optim.state_dict(),
             "baseline": dict(self.baseline),
@@ -236,6 +238,7 @@ class Unlearner:
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
         self.tokens_seen = int(state["tokens_seen"])
+        self.restores = int(state["restores"]) + 1
         self.adapter.load_state_dict(state["adapter"])
         self.optim.load_state_dict(state["optimizer"])
         self.baseline = dict(state["baseline"])

@@ -1,0 +1,79 @@
+"""Whole studies on real Ray (a local instance), real Optuna and a real local MLflow store."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from study.config import load_config
+from study.runner import run_study
+from trainables.setup import TrialSetup
+from trainables.unlearner import Unlearner
+
+pytestmark = pytest.mark.slow
+
+SMALL = {
+    "search.num_samples": 3,
+    "search.max_concurrent": 2,
+    "train.steps": 6,
+    "train.eval_every": 3,
+    "train.checkpoint_every": 2,
+    "train.batch_size": 8,
+    "train.es_prompts": 4,
+    "train.final_es_prompts": 8,
+}
+
+
+def study_runs(uri, name):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("role") == "study"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    return client, parents[0], children
+
+
+def test_study_with_killed_trials_restores_and_logs_every_step_once(ray_local, embedded, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = load_config(overrides={**SMALL, "study": "killed", "tracking_uri": uri})
+    # Every trial's worker process exits hard at step 3, after the checkpoint at step 2.
+    rows = run_study(cfg, log=lambda *a: None, crash_at_step=3)
+    assert len(rows) == 3
+    assert all(r["status"] == "completed" and r["step"] == 6 for r in rows), rows
+
+    client, parent, children = study_runs(uri, "killed")
+    assert len(children) == 3
+    assert client.download_artifacts(parent.info.run_id, "study.yaml", str(tmp_path))
+    for child in children:
+        assert child.data.tags["trial_status"] == "completed"
+        assert child.data.params["variant"] in {"ga", "npo"} and float(child.data.params["lr"]) > 0
+        for metric in ("forget_efficacy", "utility", "loss_forget", "adapter_norm"):
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, metric)]
+            assert sorted(steps) == [1, 2, 3, 4, 5, 6], (metric, steps)
+        es_steps = [m.step for m in client.get_metric_history(child.info.run_id, "es_forget")]
+        assert sorted(es_steps) == [3, 6]
+        restores = client.get_metric_history(child.info.run_id, "restores")
+        assert [(m.step, m.value) for m in sorted(restores, key=lambda m: m.step)][-1] == (6, 1.0)
+
+    # The restored trial ends where an uninterrupted run of the same configuration ends.
+    row = rows[0]
+    hp = {k: row[k] for k in ("variant", "adapter", "lr", "rank", "target_modules")}
+    if "beta" in row and row["beta"] is not None:
+        hp["beta"] = row["beta"]
+    straight = Unlearner(TrialSetup(steps=6, batch_size=8, languages=(("forget", "hi"), ("retain", "en"))), hp)
+    for _ in range(6):
+        straight.train_step()
+    assert straight.evaluate_step()["forget_efficacy"] == pytest.approx(row["forget_efficacy"], rel=1e-4, abs=1e-5)
+
+
+def test_diverged_trial_ends_cleanly_and_is_recorded(ray_local, embedded, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = load_config(
+        overrides={**SMALL, "search.num_samples": 1, "study": "diverged", "tracking_uri": uri,
+                   "train.max_adapter_norm": 1e-6}
+    )
+    rows = run_study(cfg, log=lambda *a: None)
+    assert [(r["status"], r["step"]) for r in rows] == [("diverged", 1)]
+    _, _, children = study_runs(uri, "diverged")
+    assert [c.data.tags["trial_status"] for c in children] == ["diverged"]
