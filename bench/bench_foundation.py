@@ -1,0 +1,66 @@
+"""Foundation benchmark: embedded-model build, per-language quality, step time and per-step evaluation share.
+
+    .venv/bin/python bench/bench_foundation.py            # builds into a fresh temporary cache (~2 min)
+    .venv/bin/python bench/bench_foundation.py --cached   # uses the normal cache
+
+Prints figures only; nothing here is asserted. This machine has bursts of 10-20x slowdown, so each timing is the
+median of several repeats, and the evaluation share compares evaluation and step measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cached", action="store_true", help="use the normal cache instead of a fresh one")
+    ap.add_argument("--steps", type=int, default=60)
+    args = ap.parse_args()
+    if not args.cached:
+        os.environ["UNLEARN_STUDY_CACHE"] = tempfile.mkdtemp(prefix="unlearn-bench-")
+    import torch
+
+    torch.set_num_threads(1)
+    from trainables.embedded import ensure_embedded
+    from trainables.setup import TrialSetup
+    from trainables.unlearner import Unlearner
+
+    t0 = time.perf_counter()
+    em = ensure_embedded(log=lambda *a: None)
+    build = time.perf_counter() - t0
+    r = em.report
+    print(f"embedded model: {r['parameters']:,} parameters, vocab {r['vocab_size']}")
+    print(f"build (wall, this call): {build:.1f} s  [tokenizer {r['tokenizer_seconds']:.1f} s, "
+          f"pretrain {r['pretrain_seconds']:.1f} s, recorded total {r['build_seconds']:.1f} s]")
+    print(f"{'set':8} {'perplexity':>10} {'uniform':>8} {'script':>11} {'fidelity':>8}")
+    for name, e in r["languages"].items():
+        fid = "n/a" if e["script_fidelity"] is None else f"{e['script_fidelity']:.2f}"
+        print(f"{name:8} {e['perplexity']:10.2f} {e['uniform_perplexity']:8.0f} {e['script']:>11} {fid:>8}")
+
+    for variant in ("ga", "npo"):
+        u = Unlearner(TrialSetup(steps=args.steps), {"variant": variant, "lr": 1e-3})
+        steps, evals, fulls = [], [], []
+        for i in range(args.steps):
+            t = time.perf_counter()
+            u.train_step()
+            steps.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            u.evaluate_step()
+            evals.append(time.perf_counter() - t)
+            if (i + 1) % 20 == 0:
+                t = time.perf_counter()
+                u.evaluate_full(32)
+                fulls.append(time.perf_counter() - t)
+        s, e = statistics.median(steps), statistics.median(evals)
+        print(f"{variant}: step {s * 1000:.1f} ms (batch {u.setup.batch_size}x<= {u.setup.max_len}, forget+retain "
+              f"update), per-step eval {e * 1000:.1f} ms = {e / s:.1%} of a step; "
+              f"full eval (collateral ppl + ES, 32 prompts x {len(u.data.sets) - 1} sets) {statistics.median(fulls):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
