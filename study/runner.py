@@ -69,7 +69,7 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup):
     return tuner.fit()
 
 
-def summarize(grid, cfg: StudyConfig) -> list[dict]:
+def summarize(grid) -> list[dict]:
     rows = []
     for result in grid:
         metrics = result.metrics or {}
@@ -79,8 +79,7 @@ def summarize(grid, cfg: StudyConfig) -> list[dict]:
             status = "diverged"
         else:
             status = "completed"
-        knobs = {k: v for k, v in (result.config or {}).items()}
-        rows.append({"trial": metrics.get("trial_id", ""), "status": status, **knobs,
+        rows.append({"trial": metrics.get("trial_id", ""), "status": status, **(result.config or {}),
                      **{m: metrics.get(m) for m in SUMMARY_METRICS}})
     rows.sort(key=lambda r: (-(r.get("forget_efficacy") or -1e9)))
     return rows
@@ -109,7 +108,7 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
     try:
         _init_ray(cfg)
         grid = run_trials(cfg, setup)
-        rows = summarize(grid, cfg)
+        rows = summarize(grid)
         table = format_table(rows)
         client.log_text(parent, table, "trials.txt")
         log(table)

@@ -12,8 +12,13 @@ def _prefix_ids(tok) -> list[int]:
 
 def encode(tok, texts: list[str], max_len: int, left_pad: bool = False) -> dict[str, torch.Tensor]:
     """input_ids, attention_mask and labels (-100 on padding) for a list of texts, truncated to max_len."""
+    return pad_rows(tok, [tok.encode(t, add_special_tokens=False) for t in texts], max_len, left_pad)
+
+
+def pad_rows(tok, rows: list[list[int]], max_len: int, left_pad: bool = False) -> dict[str, torch.Tensor]:
+    """The same from token ids already encoded (without special tokens)."""
     prefix = _prefix_ids(tok)
-    rows = [(prefix + tok.encode(t, add_special_tokens=False))[:max_len] for t in texts]
+    rows = [(prefix + r)[:max_len] for r in rows]
     width = max(len(r) for r in rows)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     ids = torch.full((len(rows), width), pad, dtype=torch.long)

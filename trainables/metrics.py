@@ -31,12 +31,6 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     return nll.sum(dim=1), mask.sum(dim=1)
 
 
-def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean NLL per sequence (shape [batch]): the per-sample loss that objectives and weightings share."""
-    total, count = token_nll(logits, labels)
-    return total / count.clamp_min(1)
-
-
 def forget_token_mass(logits: torch.Tensor, labels: torch.Tensor, forget_token_mask: torch.Tensor) -> float:
     """Mean probability, over real next-token positions, that the next token is a forget-language token."""
     probs = torch.softmax(logits[:, :-1, :].float(), dim=-1)
@@ -45,12 +39,16 @@ def forget_token_mass(logits: torch.Tensor, labels: torch.Tensor, forget_token_m
     return float(mass[positions].mean())
 
 
+def perplexity_from(total: torch.Tensor, count: torch.Tensor) -> float:
+    """Token-level perplexity from per-sequence NLL sums and counts (capped where exp would overflow)."""
+    return math.exp(min(float(total.sum() / count.sum().clamp_min(1)), 700.0))
+
+
 @torch.no_grad()
 def perplexity(model, batch: dict[str, torch.Tensor]) -> float:
     batch = to_device(batch, model.device)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    total, count = token_nll(logits, batch["labels"])
-    return math.exp(float(total.sum() / count.sum().clamp_min(1)))
+    return perplexity_from(*token_nll(logits, batch["labels"]))
 
 
 @torch.no_grad()

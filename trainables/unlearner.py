@@ -16,15 +16,17 @@ from functools import lru_cache
 import torch
 
 from . import variants  # noqa: F401  (registers every piece and variant)
-from .batching import encode
+from .batching import encode, pad_rows, to_device
 from .data import DataPaths, StudyData, load_study_data, prompt_prefix
 from .language_id import LanguageIdentifier, detect_language
 from .metrics import (
+    extraction_strength,
     forget_token_mass,
     geometric_mean,
     gradient_norm,
     parameter_norm,
     perplexity,
+    perplexity_from,
     ratio_utility,
     sample_continuations,
     token_nll,
@@ -108,16 +110,7 @@ class Unlearner:
         rng = random.Random(f"{self.setup.seed}:{phase}:{self.step}:{k}")
         lines = self.train_tokens[phase]
         rows = [lines[rng.randrange(len(lines))] for _ in range(self.setup.batch_size)]
-        prefix = [self.tok.bos_token_id] if self.tok.bos_token_id is not None else []
-        rows = [(prefix + r)[: self.setup.max_len] for r in rows]
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), self.tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-        device = self.model.device
-        return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": ids.masked_fill(mask == 0, -100).to(device)}
+        return to_device(pad_rows(self.tok, rows, self.setup.max_len), self.model.device)
 
     def _loss(self, phase: str, batch) -> torch.Tensor:
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
@@ -169,12 +162,11 @@ class Unlearner:
     @torch.no_grad()
     def _mass_and_retain_ppl(self) -> tuple[float, float]:
         self.model.eval()
-        batch = {k: v.to(self.model.device) for k, v in self.eval_batch.items()}
+        batch = to_device(self.eval_batch, self.model.device)
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
         nf = self.n_eval_forget
         mass = forget_token_mass(logits[:nf], batch["labels"][:nf], self.forget_mask)
-        total, count = token_nll(logits[nf:], batch["labels"][nf:])
-        return mass, math.exp(min(float(total.sum() / count.sum().clamp_min(1)), 700.0))
+        return mass, perplexity_from(*token_nll(logits[nf:], batch["labels"][nf:]))
 
     def _collateral_ppl(self) -> dict[str, float]:
         return {name: perplexity(self.model, b) for name, b in self.collateral_batches.items()}
@@ -220,7 +212,7 @@ class Unlearner:
                     self.setup.max_new_tokens,
                     seed=self.setup.seed * 100_003 + self.step,
                 )
-                out[f"es_{s.name}"] = self.language_id.share(conts, self.forget_language)
+                out[f"es_{s.name}"] = extraction_strength(conts, self.language_id, self.forget_language)
         return out
 
     # ---- checkpoints ----------------------------------------------------------------------------------------
