@@ -66,7 +66,8 @@ def cmd_variants(args) -> int:
     for name in sorted(VARIANTS):
         v = VARIANTS[name]
         print(f"{name}: {v.help}")
-        print(f"    pieces: objective={v.objective} weighting={v.weighting} optimizer={v.optimizer}")
+        adapter = f" adapter={v.adapter}" if v.adapter else ""
+        print(f"    pieces: objective={v.objective} weighting={'+'.join(v.weightings)} optimizer={v.optimizer}{adapter}")
         for knob in v.knobs():
             print(f"    {knob.describe()}  {knob.help}")
     print("adapters:")

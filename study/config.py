@@ -128,7 +128,7 @@ class StudyConfig(_Strict):
         for i, name in enumerate(self.adapters):
             if name not in ADAPTERS:
                 raise _KeyedError(("adapters", i), f"unknown adapter {name!r}; known: {', '.join(ADAPTERS.names())}")
-        knobs = {k.name for v in self.variants for k in get_variant(v).knobs()}
+        knobs = {k.name for v in self.variants for k in get_variant(v).knobs()}  # an adapter variant's included
         knobs |= {k.name for a in self.adapters for k in ADAPTERS.get(a).knobs}
         for name in self.search.space:
             if name not in knobs:

@@ -49,9 +49,12 @@ class SearchSpace:
 
     def __call__(self, trial) -> dict[str, Any]:
         constants: dict[str, Any] = {}
-        variant = self._choose(trial, "variant", self.variants, constants)
-        adapter = self._choose(trial, "adapter", self.adapters, constants)
-        for knob in (*get_variant(variant).knobs(), *ADAPTERS.get(adapter).knobs):
+        variant = get_variant(self._choose(trial, "variant", self.variants, constants))
+        knobs = variant.knobs()
+        if variant.adapter is None:  # a variant that is an adapter (sine_bounded) brings its own
+            adapter = self._choose(trial, "adapter", self.adapters, constants)
+            knobs += ADAPTERS.get(adapter).knobs
+        for knob in knobs:
             resolved = resolve_knob(knob, self.overrides.get(knob.name))
             if isinstance(resolved, Knob):
                 _suggest(trial, resolved)

@@ -41,3 +41,22 @@ class NegativePreference(ForgetObjective):
     def per_sample(self, nll_sum, n_tokens, ref_nll_sum=None):
         log_ratio = ref_nll_sum - nll_sum  # log pi_theta - log pi_ref
         return -(2.0 / self.beta) * F.logsigmoid(-self.beta * log_ratio)
+
+
+@OBJECTIVES.register(
+    "bounded",
+    knobs=(Knob("bound", 5.0, 0.5, 20.0, log=True, help="B in -B*tanh(NLL/B); only bites when B is near the NLL"),),
+    help="the guide's tanh-bounded forget loss (a heuristic, not the Stable Forgetting paper's method)",
+)
+class TanhBounded(ForgetObjective):
+    """L_i = -B * tanh(NLL_i / B): |L_i| < B, and dL/dNLL = -sech^2(NLL/B) shrinks to 0 as NLL grows past B.
+
+    Stable Forgetting (arXiv 2509.24166) bounds the adapter instead (see the sine_lora adapter); this bounds the
+    loss, as the guide proposed. With B = 10 and NLL of 1-5 it is nearly plain GA.
+    """
+
+    def __init__(self, bound: float):
+        self.bound = bound
+
+    def per_sample(self, nll_sum, n_tokens, ref_nll_sum=None):
+        return -self.bound * torch.tanh(nll_sum / n_tokens.clamp_min(1) / self.bound)

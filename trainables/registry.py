@@ -104,12 +104,14 @@ class Variant:
 
     name: str
     objective: str
-    weighting: str = "uniform"
+    weightings: tuple[str, ...] = ("uniform",)  # several multiply (then renormalise to mean 1)
     optimizer: str = "adamw"
+    adapter: str | None = None  # set when the method is an adapter (sine_bounded); else the study chooses
     help: str = ""
 
     def pieces(self) -> list[tuple[Registry, str]]:
-        return [(OBJECTIVES, self.objective), (WEIGHTINGS, self.weighting), (OPTIMIZERS, self.optimizer)]
+        pieces = [(OBJECTIVES, self.objective), *((WEIGHTINGS, w) for w in self.weightings), (OPTIMIZERS, self.optimizer)]
+        return pieces + ([(ADAPTERS, self.adapter)] if self.adapter else [])
 
     def knobs(self) -> tuple[Knob, ...]:
         seen: dict[str, Knob] = {}

@@ -34,6 +34,7 @@ from .metrics import (
 from .modeling import load_model, load_tokenizer
 from .registry import ADAPTERS, OBJECTIVES, OPTIMIZERS, WEIGHTINGS, get_variant
 from .setup import TrialSetup
+from .weighting import Product
 from .unicode_scripts import dominant_script
 from .vocabulary import forget_token_mask
 
@@ -67,10 +68,11 @@ class Unlearner:
         torch.manual_seed(setup.seed)
         path = setup.model_path()
         self.tok = load_tokenizer(path, setup.trust_remote_code)
-        self.adapter = ADAPTERS.build(hparams.get("adapter", "lora"), hparams)
+        self.adapter = ADAPTERS.build(self.variant.adapter or hparams.get("adapter", "lora"), hparams)
         self.model = self.adapter.attach(load_model(path, setup.trust_remote_code, setup.dtype, setup.device))
         self.objective = OBJECTIVES.build(self.variant.objective, hparams)
-        self.weighting = WEIGHTINGS.build(self.variant.weighting, hparams)
+        parts = [WEIGHTINGS.build(name, hparams) for name in self.variant.weightings]
+        self.weighting = parts[0] if len(parts) == 1 else Product(parts)
         self.optim = OPTIMIZERS.build(self.variant.optimizer, hparams, params=self.adapter.parameters())
 
         paths = setup.data_paths()
@@ -103,14 +105,29 @@ class Unlearner:
         self.tokens_seen = 0
         self.restores = 0  # how many times this run came back from a checkpoint
         self.baseline = self._measure_baseline()
+        self.weighting.prepare(self._frozen_forget_losses)
 
     # ---- training -------------------------------------------------------------------------------------------
 
     def _batch(self, phase: str, k: int) -> dict[str, torch.Tensor]:
         rng = random.Random(f"{self.setup.seed}:{phase}:{self.step}:{k}")
         lines = self.train_tokens[phase]
-        rows = [lines[rng.randrange(len(lines))] for _ in range(self.setup.batch_size)]
-        return to_device(pad_rows(self.tok, rows, self.setup.max_len), self.model.device)
+        indices = [rng.randrange(len(lines)) for _ in range(self.setup.batch_size)]
+        batch = pad_rows(self.tok, [lines[i] for i in indices], self.setup.max_len)
+        return to_device(batch, self.model.device) | {"indices": torch.tensor(indices)}
+
+    @torch.no_grad()
+    def _frozen_forget_losses(self, chunk: int = 64) -> torch.Tensor:
+        """Mean NLL of every forget training line under the frozen model (static LoReUn scores these once)."""
+        lines = self.train_tokens["forget"]
+        out = []
+        with self.adapter.disabled():
+            for start in range(0, len(lines), chunk):
+                batch = to_device(pad_rows(self.tok, lines[start : start + chunk], self.setup.max_len), self.model.device)
+                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+                total, count = token_nll(logits, batch["labels"])
+                out.append((total / count.clamp_min(1)).cpu())
+        return torch.cat(out)
 
     def _loss(self, phase: str, batch) -> torch.Tensor:
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
@@ -123,7 +140,9 @@ class Unlearner:
                 ref_logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
                 ref_nll_sum, _ = token_nll(ref_logits, batch["labels"])
         per_sample = self.objective.per_sample(nll_sum, n_tokens, ref_nll_sum)
-        weights = self.weighting.weights((nll_sum / n_tokens.clamp_min(1)).detach(), self.step, self.setup.steps)
+        weights = self.weighting.weights(
+            (nll_sum / n_tokens.clamp_min(1)).detach(), batch["indices"], self.step, self.setup.steps
+        )
         return (weights * per_sample).mean()
 
     def train_step(self) -> dict[str, float]:

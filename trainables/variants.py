@@ -1,10 +1,38 @@
-"""The named variants (presets) a study can search. Each line composes registered pieces."""
+"""The named variants (presets) a study can search. Each line composes registered pieces.
+
+The ladder the guide proposed, each step on its own over GA so a study can tell whether it helps, then all of
+them together; `sine_bounded` is the Stable Forgetting paper's own method (bound the adapter, not the loss).
+"""
 
 from __future__ import annotations
 
 # Importing the piece modules registers them.
-from . import adapters, objectives, optimizers, weighting  # noqa: F401
+from . import adapters, objectives, optimizers, sine_lora, weighting  # noqa: F401
 from .registry import Variant, register_variant
+
+for _module in ("loreft",):  # optional pieces that live in their own modules
+    try:
+        __import__(f"{__package__}.{_module}")
+    except ModuleNotFoundError:
+        pass
 
 register_variant(Variant("ga", objective="ga", help="gradient ascent on forget, NLL on retain (gradient difference)"))
 register_variant(Variant("npo", objective="npo", help="NPO on forget, NLL on retain"))
+register_variant(Variant("bounded", objective="bounded", help="GA with the guide's tanh-bounded loss (heuristic)"))
+register_variant(Variant("loreun", objective="ga", weightings=("loreun",), help="GA with dynamic LoReUn weights"))
+register_variant(Variant("dualoptim", objective="ga", optimizer="dual", help="GA with DualOptim's two Adams"))
+register_variant(
+    Variant("curriculum", objective="ga", weightings=("curriculum",), help="GA with the guide's curriculum (heuristic)")
+)
+register_variant(
+    Variant(
+        "adaptive",
+        objective="bounded",
+        weightings=("loreun", "curriculum"),
+        optimizer="dual",
+        help="bounded loss + LoReUn + DualOptim + curriculum: the guide's full adaptive recipe",
+    )
+)
+register_variant(
+    Variant("sine_bounded", objective="ga", adapter="sine_lora", help="GD+Sine (Stable Forgetting): sine-bounded LoRA")
+)

@@ -1,0 +1,113 @@
+"""Every registered variant, on every adapter it can use, through the same behavioural checks (one table), then
+method-level checks that would fail if a method were implemented wrongly."""
+
+import pytest
+import torch
+
+import trainables.variants  # noqa: F401
+from trainables.objectives import TanhBounded
+from trainables.optimizers import DualOptim
+from trainables.registry import ADAPTERS, VARIANTS
+from trainables.setup import TrialSetup
+from trainables.unlearner import Unlearner
+from trainables.weighting import Curriculum, LoReUnDynamic, LoReUnStatic, Product
+
+SETUP = TrialSetup(steps=6, batch_size=4, languages=(("forget", "hi"), ("retain", "en")))
+STUDY_ADAPTERS = [a for a in ("lora", "loreft") if a in ADAPTERS]
+CASES = [
+    (v, a)
+    for v in sorted(VARIANTS)
+    for a in ([VARIANTS[v].adapter] if VARIANTS[v].adapter else STUDY_ADAPTERS)
+]
+
+
+def steps(u, n):
+    out = []
+    for _ in range(n):
+        m = u.train_step()
+        m.update(u.evaluate_step())
+        m.pop("seconds_per_step")
+        out.append(m)
+    return out
+
+
+@pytest.mark.parametrize("variant, adapter", CASES)
+def test_variant_behaviour(embedded, tmp_path, variant, adapter):
+    hp = {"variant": variant, "adapter": adapter, "lr": 3e-3, "lr_forget": 3e-3, "lr_retain": 1e-3}
+    u = Unlearner(SETUP, hp)
+    frozen = {n: p.detach().clone() for n, p in u.model.named_parameters() if not p.requires_grad}
+    trained = {id(p) for p in u.adapter.parameters()}
+    before = [p.detach().clone() for p in u.adapter.parameters()]
+
+    first = steps(u, 1)
+    u.save(tmp_path / "state.pt")
+    second = steps(u, 1)
+    for m in first + second:
+        assert all(torch.isfinite(torch.tensor(v)) for k, v in m.items() if k.startswith("loss_")), m
+        assert m["diverged"] == 0.0
+    # Only the adapter trains: frozen weights are bit-identical, adapter weights moved.
+    now = dict(u.model.named_parameters())
+    assert all(torch.equal(now[n], v) for n, v in frozen.items())
+    assert all(id(p) in trained for p in u.model.parameters() if p.requires_grad)
+    assert any(not torch.equal(p, b) for p, b in zip(u.adapter.parameters(), before))
+
+    again = Unlearner(SETUP, hp)
+    assert steps(again, 2) == first + second  # the same seed reproduces the same metrics
+    restored = Unlearner(SETUP, hp)
+    restored.restore(tmp_path / "state.pt")
+    assert steps(restored, 1) == second  # a checkpoint restores exactly
+
+
+def test_loreun_weights_favour_low_loss_and_average_one():
+    nll = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    w = LoReUnDynamic(temperature=1.0).weights(nll, torch.arange(4), 0, 10)
+    assert torch.all(w[:-1] > w[1:]) and w.mean().item() == pytest.approx(1.0)
+    sharper = LoReUnDynamic(temperature=0.2).weights(nll, torch.arange(4), 0, 10)
+    assert sharper[0] > w[0]  # a lower temperature concentrates more weight on the lowest loss
+
+    static = LoReUnStatic(temperature=1.0)
+    static.prepare(lambda: torch.tensor([5.0, 1.0, 3.0]))  # frozen-model losses of three training lines
+    ws = static.weights(torch.zeros(2), torch.tensor([0, 1]), 0, 10)  # current losses are ignored
+    assert ws[1] > ws[0] and ws.mean().item() == pytest.approx(1.0)
+
+
+def test_curriculum_moves_from_low_to_high_loss():
+    nll = torch.tensor([1.0, 3.0])
+    early, middle, late = (Curriculum().weights(nll, None, s, 9) for s in (0, 4, 8))
+    assert early[0] > early[1] and torch.equal(middle, torch.ones(2)) and late[1] > late[0]
+    both = Product([LoReUnDynamic(1.0), Curriculum()]).weights(nll, None, 8, 9)
+    assert both.mean().item() == pytest.approx(1.0)
+
+
+def test_dual_optim_keeps_separate_states():
+    p = torch.nn.Parameter(torch.ones(3))
+    dual = DualOptim(lr_forget=0.1, lr_retain=0.01, retain_freq=1, params=[p])
+    p.grad = torch.ones(3)
+    dual.optimizer("forget").step()
+    assert dual.optimizer("retain").state_dict()["state"] == {}
+    forget_state = {k: v.clone() for k, v in dual.forget.state[p].items()}
+    p.grad = -torch.ones(3)
+    dual.optimizer("retain").step()
+    dual.optimizer("retain").step()
+    assert all(torch.equal(dual.forget.state[p][k], v) for k, v in forget_state.items())
+    assert dual.forget.state[p]["step"].item() == 1 and dual.retain.state[p]["step"].item() == 2
+    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(0) == ["forget", "retain"]
+    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(3) == ["retain"]
+
+
+def test_bounded_loss_and_its_gradient_are_bounded():
+    bound = 2.0
+    nll = torch.tensor([0.1, 1.0, 5.0, 50.0], requires_grad=True)
+    loss = TanhBounded(bound).per_sample(nll, torch.ones(4), None)
+    assert torch.all(loss.abs() <= bound)  # tanh saturates to exactly 1 in float32 at NLL = 50
+    loss.sum().backward()
+    assert torch.all(nll.grad.abs() <= 1.0) and nll.grad[-1].abs() < 1e-6  # saturates past the bound
+
+
+def test_sine_adapter_delta_stays_within_one_over_gain(embedded):
+    hp = {"variant": "sine_bounded", "lr": 5e-2, "gain": 20.0, "omega": 50.0}
+    u = Unlearner(SETUP, hp)
+    steps(u, 5)
+    deltas = [layer.delta_weight() for layer in u.adapter.layers.values()]
+    assert max(d.abs().max().item() for d in deltas) <= 1 / 20.0 + 1e-7
+    assert max(d.abs().max().item() for d in deltas) > 1e-4  # and it did train
