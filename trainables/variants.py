@@ -7,14 +7,8 @@ them together; `sine_bounded` is the Stable Forgetting paper's own method (bound
 from __future__ import annotations
 
 # Importing the piece modules registers them.
-from . import adapters, objectives, optimizers, sine_lora, weighting  # noqa: F401
+from . import adapters, loreft, objectives, optimizers, sine_lora, weighting  # noqa: F401
 from .registry import Variant, register_variant
-
-for _module in ("loreft",):  # optional pieces that live in their own modules
-    try:
-        __import__(f"{__package__}.{_module}")
-    except ModuleNotFoundError:
-        pass
 
 register_variant(Variant("ga", objective="ga", help="gradient ascent on forget, NLL on retain (gradient difference)"))
 register_variant(Variant("npo", objective="npo", help="NPO on forget, NLL on retain"))
