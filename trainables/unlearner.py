@@ -32,7 +32,7 @@ from .metrics import (
     token_nll,
 )
 from .modeling import load_model, load_tokenizer
-from .registry import ADAPTERS, OBJECTIVES, OPTIMIZERS, WEIGHTINGS, get_variant
+from .registry import ADAPTERS, OBJECTIVES, OPTIMIZERS, WEIGHTINGS, Variant, get_variant
 from .setup import TrialSetup
 from .weighting import Product
 from .unicode_scripts import dominant_script
@@ -47,12 +47,15 @@ def _study_data(paths: DataPaths, seed: int, heldout: int) -> StudyData:
     return load_study_data(paths, seed=seed, heldout=heldout)
 
 
-@lru_cache(maxsize=4)
-def _forget_mask(model_path: str, trust: bool, paths: DataPaths, seed: int, heldout: int, script: str, vocab: int):
-    tok = load_tokenizer(model_path, trust)
-    data = _study_data(paths, seed, heldout)
+def _forget_mask(tok, data: StudyData, script: str, vocab: int) -> torch.Tensor:
     texts = {name: s.train[:_VOCAB_SCAN_LINES] for name, s in data.sets.items()}
     return forget_token_mask(tok, vocab, texts, script)
+
+
+@lru_cache(maxsize=4)
+def _cached_forget_mask(model_path: str, trust: bool, paths: DataPaths, seed: int, heldout: int, script: str, vocab: int):
+    """Per worker process: trials of one study share the model, the data and so the mask."""
+    return _forget_mask(load_tokenizer(model_path, trust), _study_data(paths, seed, heldout), script, vocab)
 
 
 @lru_cache(maxsize=4)
@@ -61,31 +64,43 @@ def _language_id(codes: tuple[str, ...]) -> LanguageIdentifier:
 
 
 class Unlearner:
-    def __init__(self, setup: TrialSetup, hparams: dict):
+    """One run. In a study it loads the model and data named by the setup (cached per process); the mmie.py entry
+    points hand it their own model, tokenizer and data instead (`model`, `tokenizer`, `data`, `variant`)."""
+
+    def __init__(self, setup: TrialSetup, hparams: dict, *, model=None, tokenizer=None, data: StudyData | None = None,
+                 variant: Variant | None = None):
         self.setup = setup
         self.hparams = dict(hparams)
-        self.variant = get_variant(hparams["variant"])
+        self.variant = variant or get_variant(hparams["variant"])
         torch.manual_seed(setup.seed)
-        path = setup.model_path()
-        self.tok = load_tokenizer(path, setup.trust_remote_code)
+        if model is None:
+            path = setup.model_path()
+            self.tok = load_tokenizer(path, setup.trust_remote_code)
+            model = load_model(path, setup.trust_remote_code, setup.dtype, setup.device)
+        else:
+            path, self.tok = None, tokenizer
         self.adapter = ADAPTERS.build(self.variant.adapter or hparams.get("adapter", "lora"), hparams)
-        self.model = self.adapter.attach(load_model(path, setup.trust_remote_code, setup.dtype, setup.device))
+        self.model = self.adapter.attach(model)
         self.objective = OBJECTIVES.build(self.variant.objective, hparams)
         parts = [WEIGHTINGS.build(name, hparams) for name in self.variant.weightings]
         self.weighting = parts[0] if len(parts) == 1 else Product(parts)
         self.optim = OPTIMIZERS.build(self.variant.optimizer, hparams, params=self.adapter.parameters())
 
-        paths = setup.data_paths()
-        self.data = _study_data(paths, setup.seed, setup.heldout)
+        if data is None:
+            paths = setup.data_paths()
+            data = _study_data(paths, setup.seed, setup.heldout)
+        self.data = data
         self.train_tokens = {
             phase: [self.tok.encode(t, add_special_tokens=False) for t in s.train]
             for phase, s in (("forget", self.data.forget), ("retain", self.data.retain))
         }
         script = setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
         vocab = self.model.get_input_embeddings().weight.shape[0]
-        self.forget_mask = _forget_mask(
-            path, setup.trust_remote_code, paths, setup.seed, setup.heldout, script, vocab
-        ).to(self.model.device)
+        if path is None:
+            mask = _forget_mask(self.tok, self.data, script, vocab)
+        else:
+            mask = _cached_forget_mask(path, setup.trust_remote_code, paths, setup.seed, setup.heldout, script, vocab)
+        self.forget_mask = mask.to(self.model.device)
         n = setup.eval_batch
         self.n_eval_forget = len(self.data.forget.heldout[:n])
         self.eval_batch = encode(

@@ -1,0 +1,47 @@
+"""The mmie.py entry points run the registry's variants on a model and texts handed to them."""
+
+import pytest
+
+from trainables.adaptive_unlearning import resolve_variant, run_config, train_lora_adaptive, train_reft_adaptive
+from trainables.data import read_jsonl
+from trainables.modeling import load_model, load_tokenizer
+
+
+@pytest.fixture
+def inputs(embedded):
+    tok = load_tokenizer(str(embedded.model_dir))
+    forget = read_jsonl(embedded.root / "data" / "hi.jsonl")[:400]
+    retain = read_jsonl(embedded.root / "data" / "en.jsonl")[:400]
+    return load_model(str(embedded.model_dir)), tok, forget, retain
+
+
+def test_guide_switches_change_the_composition():
+    assert resolve_variant("adaptive", True, 50).weightings == ("loreun", "curriculum")
+    assert resolve_variant("adaptive", False, 50).weightings == ("loreun",)
+    assert resolve_variant("adaptive", None, 0).weightings == ("loreun_static", "curriculum")
+    assert resolve_variant("ga", True, None).weightings == ("curriculum",)
+    assert resolve_variant("ga", None, None).name == "ga"
+
+
+def test_train_lora_adaptive_returns_the_unlearnt_model(inputs):
+    model, tok, forget, retain = inputs
+    out = train_lora_adaptive(model, tok, forget, retain, steps=4, bs=4, max_len=32, lr_forget=3e-3,
+                              lr_retain=1e-3, bound=5.0, temperature=1.0, use_curriculum=True, seed=0)
+    assert hasattr(out, "disable_adapter")  # a peft model with the trained LoRA
+    assert any(p.requires_grad and p.abs().sum() > 0 for n, p in out.named_parameters() if "lora_B" in n)
+
+
+def test_train_reft_adaptive_returns_model_and_adapter(inputs):
+    model, tok, forget, retain = inputs
+    out, adapter = train_reft_adaptive(model, tok, [0, 1], forget, retain, rank=2, steps=3, bs=4, max_len=32)
+    assert out is model and len(adapter.handles) == 2
+    adapter.detach()
+
+
+def test_same_arguments_same_metrics(inputs, embedded):
+    _, tok, forget, retain = inputs
+    kwargs = dict(variant="dualoptim", steps=4, bs=4, max_len=32, seed=3, lr_forget=3e-3, lr_retain=1e-3)
+    _, first = run_config(load_model(str(embedded.model_dir)), tok, forget, retain, **kwargs)
+    _, second = run_config(load_model(str(embedded.model_dir)), tok, forget, retain, **kwargs)
+    first.pop("seconds_per_step"), second.pop("seconds_per_step")
+    assert first == second and first["forget_efficacy"] > 0

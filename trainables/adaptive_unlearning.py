@@ -1,0 +1,96 @@
+"""mmie.py entry points: the functions the guide proposed for mmie.py, implemented on the variant registry.
+
+    from trainables.adaptive_unlearning import train_lora_adaptive, train_reft_adaptive
+    lora = train_lora_adaptive(model, tok, forget, retain, device, steps=400, lr_forget=1e-4, lr_retain=5e-5)
+
+`forget` and `retain` are lists of texts, as mmie.py loads them. The keyword arguments are the guide's (steps, bs,
+max_len, lr_forget, lr_retain, bound, temperature, use_curriculum, recompute_weights_every, seed) plus `variant`
+(default "adaptive") and any other knob of the chosen variant: the JSON `unlearn-study export` writes holds
+exactly these keyword arguments, so an exported configuration runs unchanged. `run_config` runs such a JSON's
+arguments and also returns the run's final metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from . import variants  # noqa: F401  (registers every piece and variant)
+from .data import StudyData, TextSet, split_heldout
+from .registry import Variant, get_variant
+from .setup import TrialSetup
+from .unlearner import Unlearner
+
+
+def resolve_variant(name: str, use_curriculum: bool | None, recompute_weights_every: int | None) -> Variant:
+    """The registered variant, adjusted by the guide's two switches.
+
+    use_curriculum adds or removes the curriculum weighting. recompute_weights_every = 0 makes LoReUn static
+    (frozen-model losses, scored once); any positive value keeps it dynamic, which here recomputes the weights at
+    every step from the training forward pass at no extra cost, so the interval itself has nothing left to set.
+    """
+    v = get_variant(name)
+    weightings = [w for w in v.weightings if w != "uniform"]
+    if use_curriculum is not None and use_curriculum != ("curriculum" in weightings):
+        weightings = weightings + ["curriculum"] if use_curriculum else [w for w in weightings if w != "curriculum"]
+    if recompute_weights_every == 0:
+        weightings = ["loreun_static" if w == "loreun" else w for w in weightings]
+    weightings = tuple(weightings) or ("uniform",)
+    if weightings == v.weightings:
+        return v
+    return replace(v, name=f"{v.name}[{'+'.join(weightings)}]", weightings=weightings)
+
+
+def _data(forget: list[str], retain: list[str], seed: int, heldout: int) -> StudyData:
+    sets = {}
+    for name, texts in (("forget", forget), ("retain", retain)):
+        train, held = split_heldout(list(texts), seed, heldout)
+        sets[name] = TextSet(name=name, path=f"<{name} texts>", train=train, heldout=held)
+    return StudyData(sets=sets)
+
+
+def run_config(model, tok, forget: list[str], retain: list[str], device: str = "cpu", *, adapter: str = "lora",
+               variant: str = "adaptive", steps: int = 500, bs: int = 16, max_len: int = 256, seed: int = 0,
+               use_curriculum: bool | None = None, recompute_weights_every: int | None = None,
+               max_grad_norm: float = 1.0, heldout: int = 128, **knobs) -> tuple[Unlearner, dict]:
+    """Unlearn with one configuration; returns the run (model, adapter) and its final per-step metrics."""
+    for p in model.parameters():
+        p.requires_grad_(False)  # only the adapter trains
+    setup = TrialSetup(model="<in memory>", device=device, steps=steps, batch_size=bs, max_len=max_len, seed=seed,
+                       max_grad_norm=max_grad_norm, heldout=heldout)
+    chosen = resolve_variant(variant, use_curriculum, recompute_weights_every)
+    unlearner = Unlearner(setup, {"variant": chosen.name, "adapter": adapter, **knobs}, model=model.to(device),
+                          tokenizer=tok, data=_data(forget, retain, seed, heldout), variant=chosen)
+    metrics: dict = {}
+    while unlearner.step < steps:
+        metrics = unlearner.train_step()
+        if metrics["diverged"]:
+            break
+    metrics.update(unlearner.evaluate_step())
+    return unlearner, metrics
+
+
+def train_lora_adaptive(model, tok, forget, retain, device="cpu", steps=500, bs=16, max_len=256, lr_forget=1e-4,
+                        lr_retain=5e-5, bound=10.0, temperature=1.0, use_curriculum=True,
+                        recompute_weights_every=50, seed=0, variant="adaptive", **knobs):
+    """Adaptive unlearning with a LoRA adapter (rank 8 on q_proj/v_proj unless `rank`/`target_modules` say
+    otherwise). Returns the model with the trained adapter (a peft model)."""
+    unlearner, _ = run_config(
+        model, tok, forget, retain, device, adapter="lora", variant=variant, steps=steps, bs=bs, max_len=max_len,
+        seed=seed, use_curriculum=use_curriculum, recompute_weights_every=recompute_weights_every,
+        lr_forget=lr_forget, lr_retain=lr_retain, bound=bound, temperature=temperature, **knobs,
+    )
+    return unlearner.model
+
+
+def train_reft_adaptive(model, tok, layers, forget, retain, device="cpu", rank=4, steps=500, bs=16, max_len=256,
+                        lr_forget=5e-5, lr_retain=2e-5, bound=10.0, temperature=1.0, use_curriculum=True,
+                        recompute_weights_every=50, seed=0, variant="adaptive", **knobs):
+    """Adaptive unlearning with LoReFT interventions at `layers` (a list of layer indices, or "all").
+    Returns (model, adapter); adapter.detach() removes the interventions."""
+    layers = layers if isinstance(layers, str) else ",".join(str(i) for i in layers)
+    unlearner, _ = run_config(
+        model, tok, forget, retain, device, adapter="loreft", variant=variant, steps=steps, bs=bs, max_len=max_len,
+        seed=seed, use_curriculum=use_curriculum, recompute_weights_every=recompute_weights_every, rank=rank,
+        layers=layers, lr_forget=lr_forget, lr_retain=lr_retain, bound=bound, temperature=temperature, **knobs,
+    )
+    return unlearner.model, unlearner.adapter
