@@ -1,0 +1,195 @@
+"""Multi-objective asynchronous successive halving (ASHA) as a Ray Tune scheduler.
+
+Ray's ASHA stops a trial at a rung when its single metric falls below the rung's top-1/eta quantile. Unlearning
+studies optimise several objectives at once (forget_efficacy, utility, ...), so here a trial at a rung is
+placed among every trial recorded there by non-dominated sorting, ties within a front broken by crowding
+distance, and it continues only if its position is within the top ceil(n/eta). The structure follows Ray's
+`AsyncHyperBandScheduler` with one bracket (ray/tune/schedulers/async_hyperband.py).
+
+The decision uses each trial's POSITION in that order. Syne Tune's MOASHA instead argsorts the trials and reads
+`ordering[i]` as trial i's rank, which can stop a newcomer that dominates every other trial.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
+
+from .pareto import crowding_distance, nondominated_ranks
+
+
+def order_positions(points: np.ndarray) -> np.ndarray:
+    """Each point's position (0 = best) in the order: non-domination rank, then larger crowding distance.
+
+    A point's position counts the points strictly ahead of it, so exact ties share a position and the result
+    does not depend on the order the points were recorded in.
+    """
+    ranks = nondominated_ranks(points)
+    crowding = np.zeros(len(points))
+    for rank in np.unique(ranks):
+        crowding[ranks == rank] = crowding_distance(points[ranks == rank])
+    ahead = (ranks[None, :] < ranks[:, None]) | (
+        (ranks[None, :] == ranks[:, None]) & (crowding[None, :] > crowding[:, None])
+    )
+    return ahead.sum(axis=1)
+
+
+def decide(rung_records: Mapping[str, np.ndarray], trial_id: str, reduction_factor: float) -> bool:
+    """Whether `trial_id` continues past the rung (True) or stops, given every objective vector (maximised)
+    recorded at the rung, its own included.
+
+    With fewer than `reduction_factor` records the rung has too little to judge by and every trial continues,
+    as Ray's ASHA does while its cutoff is undefined.
+    """
+    n = len(rung_records)
+    if n < reduction_factor:
+        return True
+    ids = list(rung_records)
+    points = np.array([rung_records[t] for t in ids], dtype=float)
+    position = order_positions(points)[ids.index(trial_id)]
+    return bool(position < math.ceil(n / reduction_factor))
+
+
+def rung_milestones(grace_period: float, max_t: float, reduction_factor: float) -> list[float]:
+    """The rungs grace_period * eta^k below max_t, highest first (a trial reaching max_t just stops)."""
+    milestones = []
+    t = grace_period
+    while t < max_t:
+        milestones.append(t)
+        t *= reduction_factor
+    return milestones[::-1]
+
+
+class MultiObjectiveASHA(FIFOScheduler):
+    """Asynchronous successive halving on several objectives (one bracket).
+
+    Args:
+        metrics: the objectives, keys of the reported results.
+        modes: "max" or "min" for each metric; "min" objectives are negated so that all are maximised inside.
+        time_attr: the result key measuring progress; must increase monotonically.
+        max_t: trials are stopped when time_attr reaches it.
+        grace_period: the first rung; no trial is stopped before it.
+        reduction_factor: eta; about 1/eta of the trials reaching a rung go on past it.
+
+    A result reaching a rung without every objective, or with a non-finite one (a diverged trial), stops the
+    trial there: it is treated as worst. It is not recorded, so it neither takes a place in the rung's top
+    1/eta nor puts inf/nan into the sorting.
+    """
+
+    def __init__(
+        self,
+        metrics: list[str],
+        modes: list[str],
+        time_attr: str = "training_iteration",
+        max_t: float = 100,
+        grace_period: float = 1,
+        reduction_factor: float = 3,
+    ):
+        if not metrics or len(metrics) != len(modes):
+            raise ValueError("give one mode per metric, and at least one metric")
+        if any(mode not in ("max", "min") for mode in modes):
+            raise ValueError(f"modes must be 'max' or 'min', got {modes}")
+        if not 0 < grace_period <= max_t:
+            raise ValueError("need 0 < grace_period <= max_t")
+        if reduction_factor <= 1:
+            raise ValueError("reduction_factor must be > 1")
+        super().__init__()
+        self._metrics = list(metrics)
+        self._modes = list(modes)
+        self._signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
+        self._time_attr = time_attr
+        self._max_t = max_t
+        self._reduction_factor = reduction_factor
+        # (milestone, {trial_id: maximised objective vector}), highest milestone first as in Ray's _Bracket
+        self._rungs: list[tuple[float, dict[str, np.ndarray]]] = [
+            (m, {}) for m in rung_milestones(grace_period, max_t, reduction_factor)
+        ]
+        self._num_stopped = 0
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        """Accept whatever Tune passes: the objectives come from the constructor."""
+        return True
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if self._time_attr not in result:
+            return TrialScheduler.CONTINUE
+        if result[self._time_attr] >= self._max_t:
+            return TrialScheduler.STOP
+        action = self._judge(trial.trial_id, result)
+        if action == TrialScheduler.STOP:
+            self._num_stopped += 1
+        return action
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        """Record a final result that reached an unrecorded rung, so later trials are compared against it."""
+        if self._time_attr in result and result[self._time_attr] < self._max_t:
+            self._judge(trial.trial_id, result)
+
+    def _judge(self, trial_id: str, result: dict) -> str:
+        """Record the result at the highest rung it reached (once per trial and rung) and decide there."""
+        t = result[self._time_attr]
+        recorded = next((records for milestone, records in self._rungs if t >= milestone), None)
+        if recorded is None or trial_id in recorded:
+            return TrialScheduler.CONTINUE  # before the first rung, or already judged at this one
+        vector = self._objectives(result)
+        if vector is None:
+            return TrialScheduler.STOP
+        recorded[trial_id] = vector
+        return TrialScheduler.CONTINUE if decide(recorded, trial_id, self._reduction_factor) else TrialScheduler.STOP
+
+    def _objectives(self, result: dict) -> np.ndarray | None:
+        """The result's objectives, all maximised; None if one is missing, not a number, or not finite."""
+        try:
+            vector = self._signs * np.array([result[m] for m in self._metrics], dtype=float)
+        except (KeyError, TypeError, ValueError):
+            return None
+        return vector if np.all(np.isfinite(vector)) else None
+
+    def debug_string(self) -> str:
+        rungs = " | ".join(
+            f"t={m:g}: {len(records)} recorded, front of {self._front_size(records)}"
+            for m, records in self._rungs
+        )
+        return f"Using MultiObjectiveASHA ({', '.join(self._metrics)}): num_stopped={self._num_stopped}\n{rungs}"
+
+    @staticmethod
+    def _front_size(records: dict[str, np.ndarray]) -> int:
+        return int(np.sum(nondominated_ranks(np.array(list(records.values()))) == 0))
+
+    def get_state(self) -> dict:
+        """Plain, JSON-ready state: the rung records (maximised vectors) and the stop count."""
+        return {
+            "metrics": self._metrics,
+            "modes": self._modes,
+            "num_stopped": self._num_stopped,
+            "rungs": [
+                {"milestone": m, "records": {tid: v.tolist() for tid, v in records.items()}}
+                for m, records in self._rungs
+            ],
+        }
+
+    def set_state(self, state: dict) -> None:
+        """Load `get_state` output; the objectives and rungs must match this scheduler's."""
+        milestones = [rung["milestone"] for rung in state["rungs"]]
+        if (state["metrics"], state["modes"]) != (self._metrics, self._modes) or milestones != [
+            m for m, _ in self._rungs
+        ]:
+            raise ValueError("saved scheduler state has other objectives or rungs than this scheduler")
+        self._num_stopped = state["num_stopped"]
+        self._rungs = [
+            (rung["milestone"], {tid: np.array(v, dtype=float) for tid, v in rung["records"].items()})
+            for rung in state["rungs"]
+        ]
+
+    def save(self, checkpoint_path: str) -> None:
+        # JSON rather than Ray ASHA's pickle of __dict__: readable, and safe to load
+        with open(checkpoint_path, "w") as f:
+            json.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path) as f:
+            self.set_state(json.load(f))
