@@ -69,13 +69,36 @@ class KnobRange(_Strict):
         return self
 
 
+Objective = Literal["forget_efficacy", "utility", "xlang_utility"]
+
+
 class SearchConfig(_Strict):
     searcher: Literal["optuna", "random"] = "optuna"
-    num_samples: int = Field(8, ge=1)
+    sampler: Literal["tpe", "nsga2"] = "tpe"  # Optuna's multi-objective sampler (searcher: optuna)
+    num_samples: int = Field(24, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     seed: int = 0
-    objectives: list[Literal["forget_efficacy", "utility", "xlang_utility"]] = ["forget_efficacy", "utility"]
+    objectives: list[Objective] = ["forget_efficacy", "utility"]
+    # An sqlite file for Optuna's study, so optuna-dashboard can open it (in memory if absent).
+    optuna_storage: str | None = None
     space: dict[str, KnobRange] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _objectives(self):
+        if len(set(self.objectives)) != len(self.objectives) or not 2 <= len(self.objectives) <= 3:
+            raise ValueError(f"objectives: two or three different objectives, got {self.objectives}")
+        return self
+
+
+class SchedulerConfig(_Strict):
+    """Early stopping with steps as the resource: none (fifo), ASHA on a weighted sum of the objectives, or the
+    multi-objective ASHA (non-dominated sorting at each rung)."""
+
+    type: Literal["fifo", "asha", "moasha"] = "moasha"
+    grace_period: int = Field(10, ge=1)
+    reduction_factor: float = Field(3.0, gt=1)
+    # asha only: weight per objective of the scalarisation (equal weights if empty).
+    weights: dict[Objective, float] = Field(default_factory=dict)
 
 
 class TrainConfig(_Strict):
@@ -106,9 +129,13 @@ class StudyConfig(_Strict):
     data: DataConfig | None = None
     # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>"); found from the data if absent.
     languages: dict[str, str] = Field(default_factory=dict)
-    variants: list[str] = ["ga", "npo"]
+    # The guide's whole ladder, each step on its own over GA, plus the paper-faithful sine-bounded adapter.
+    variants: list[str] = ["ga", "npo", "bounded", "loreun", "dualoptim", "curriculum", "adaptive", "sine_bounded"]
     adapters: list[str] = ["lora"]
     search: SearchConfig = SearchConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    # The Pareto front ignores trials below this utility (export's --min-utility does the same per pick).
+    utility_floor: float | None = Field(None, gt=0, le=1)
     train: TrainConfig = TrainConfig()
     resources: ResourcesConfig = ResourcesConfig()
     tracking_uri: str | None = None
@@ -137,6 +164,11 @@ class StudyConfig(_Strict):
                 )
         if self.embedded.forget == self.embedded.retain:
             raise _KeyedError(("embedded", "forget"), "forget and retain must be different languages")
+        for name in self.scheduler.weights:
+            if name not in self.search.objectives:
+                raise _KeyedError(("scheduler", "weights", name), f"{name} is not one of search.objectives")
+        if self.scheduler.grace_period >= self.train.steps and self.scheduler.type != "fifo":
+            raise _KeyedError(("scheduler", "grace_period"), f"must be below train.steps ({self.train.steps})")
         if self.embedded.train_on_data and self.data is None:
             raise _KeyedError(("embedded", "train_on_data"), "needs data files (data: or --forget/--retain)")
         return self

@@ -52,7 +52,9 @@ def start_parent_run(uri: str, cfg: StudyConfig, config_text: str) -> tuple[Mlfl
     """
     client = MlflowClient(uri)
     exp_id = experiment_id(client, cfg.study, uri)
-    run = client.create_run(exp_id, run_name=f"study-{cfg.study}", tags={"role": "study"})
+    tags = {"role": "study", "objectives": ",".join(cfg.search.objectives), "study_steps": str(cfg.train.steps),
+            "study_seed": str(cfg.train.seed)}
+    run = client.create_run(exp_id, run_name=f"study-{cfg.study}", tags=tags)
     params = _flatten(cfg.model_dump(mode="json"))
     params |= {"code_version": code_version(), "package_version": study.__version__}
     items = [Param(k, v[:6000]) for k, v in sorted(params.items())]

@@ -11,6 +11,8 @@ from trainables.unlearner import Unlearner
 pytestmark = pytest.mark.slow
 
 SMALL = {
+    "variants": ["ga", "npo"],
+    "scheduler.type": "fifo",
     "search.num_samples": 3,
     "search.max_concurrent": 2,
     "train.steps": 6,
@@ -77,3 +79,54 @@ def test_diverged_trial_ends_cleanly_and_is_recorded(ray_local, embedded, tmp_pa
     assert [(r["status"], r["step"]) for r in rows] == [("diverged", 1)]
     _, _, children = study_runs(uri, "diverged")
     assert [c.data.tags["trial_status"] for c in children] == ["diverged"]
+
+
+def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_local, embedded, tmp_path, monkeypatch):
+    import optuna
+    from study.pareto import nondominated_ranks
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = load_config(overrides={
+        **SMALL, "study": "front", "tracking_uri": uri, "variants": ["ga", "npo", "bounded", "dualoptim"],
+        "scheduler.type": "moasha", "scheduler.grace_period": 2, "search.num_samples": 8, "search.max_concurrent": 2,
+        "train.steps": 8, "train.eval_every": 4, "train.checkpoint_every": 4,
+        "search.optuna_storage": str(tmp_path / "optuna.db"),
+        "search.space": {"lr": {"low": 1e-5, "high": 1e-2, "log": True}},
+    })
+    rows = run_study(cfg, log=lambda *a: None)
+    assert len(rows) == 8
+
+    client, parent, children = study_runs(uri, "front")
+    assert len(children) == 8
+    status = {c.data.tags["trial_id"]: c.data.tags["trial_status"] for c in children}
+    assert set(status.values()) <= {"completed", "stopped_early", "diverged"}
+    assert "stopped_early" in status.values() and "completed" in status.values()
+    # Tags agree with a front recomputed from the finished trials' final metrics.
+    finished = [c for c in children if c.data.tags["trial_status"] in ("completed", "diverged")]
+    points = [[c.data.metrics["forget_efficacy"], c.data.metrics["utility"]] for c in finished]
+    ranks = nondominated_ranks(__import__("numpy").array(points))
+    for c, rank in zip(finished, ranks):
+        assert c.data.tags["pareto_rank"] == str(rank) and c.data.tags["pareto"] == str(rank == 0).lower()
+    for c in children:
+        if c.data.tags["trial_status"] == "stopped_early":
+            assert c.data.tags["pareto"] == "false" and c.data.tags["pareto_rank"] == "none"
+            assert c.data.metrics["step"] < 8
+
+    table = client.load_table(parent.info.experiment_id, "pareto_front.json", run_ids=[parent.info.run_id])
+    assert sorted(table["trial_id"]) == sorted(c.data.tags["trial_id"] for c in finished if c.data.tags["pareto"] == "true")
+    assert table["knee"].sum() == 1
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"pareto_front.png", "pareto_front.html", "pareto_front.json", "pareto_reference.json"} <= artifacts
+    hv = sorted(client.get_metric_history(parent.info.run_id, "hypervolume"), key=lambda m: m.step)
+    assert [m.step for m in hv] == list(range(1, len(finished) + 1))
+    assert all(a.value <= b.value for a, b in zip(hv, hv[1:]))
+
+    # Optuna: a trial stopped early is PRUNED (its partial values kept aside), never on Optuna's Pareto set.
+    study = optuna.load_study(study_name="front", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    by_number = {t.number: t for t in study.trials}
+    assert len(by_number) == 8
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert len(pruned) == list(status.values()).count("stopped_early")
+    assert all(t.values is None and t.user_attrs["stopped_at_step"] < 8 for t in pruned)
+    assert not {t.number for t in study.best_trials} & {t.number for t in pruned}

@@ -35,6 +35,8 @@ class TrialSetup:
     final_es_prompts: int = 96
     max_new_tokens: int = 20
     heldout: int = 128
+    # Collateral utilities every step (not only every eval_every), when one of them is a study objective.
+    collateral_every_step: bool = False
     max_grad_norm: float = 1.0
     max_adapter_norm: float = 1e3
     seed: int = 0

@@ -38,6 +38,11 @@ def unlearning_trainable(config: dict, setup: TrialSetup) -> None:
     )
     try:
         status = _train(unlearner, setup, run, restored)
+    except SystemExit:
+        # Tune stops a function trainable by raising SystemExit inside tune.report: a scheduler's early stop, or
+        # the stop of a trial that just reported its last step.
+        run.finish("completed" if unlearner.step >= setup.steps else "stopped_early")
+        raise
     except BaseException:
         run.finish("error")
         raise
@@ -56,6 +61,8 @@ def _train(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, restored: boo
         last = step == setup.steps or diverged
         if step % setup.eval_every == 0 or last:
             metrics.update(unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
+        elif setup.collateral_every_step:  # a study objective (xlang_utility): schedulers need it at every rung
+            metrics.update(unlearner.evaluate_collateral())
         metrics["step"] = step
         metrics["restores"] = unlearner.restores
         metrics["tracking_errors"] = run.errors

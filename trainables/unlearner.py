@@ -223,8 +223,8 @@ class Unlearner:
             "adapter_norm": parameter_norm(self.adapter.parameters()),
         }
 
-    def evaluate_full(self, prompts: int) -> dict[str, float]:
-        """Collateral utilities and extraction strength on sampled continuations of held-out prompts."""
+    def evaluate_collateral(self) -> dict[str, float]:
+        """Utility on the mixed set and on each cross-lingual set, and their summary xlang_utility."""
         self.model.eval()
         out: dict[str, float] = {}
         xlang = []
@@ -237,6 +237,11 @@ class Unlearner:
             out["xlang_utility"] = geometric_mean(xlang)
         if "utility_mixed" in out:
             out["mixed_utility"] = out.pop("utility_mixed")
+        return out
+
+    def evaluate_full(self, prompts: int) -> dict[str, float]:
+        """Collateral utilities and extraction strength on sampled continuations of held-out prompts."""
+        out = self.evaluate_collateral()
         if self.language_id is not None:
             for s in [self.data.forget, *self.data.collateral_sets()]:
                 conts = sample_continuations(

@@ -1,0 +1,210 @@
+"""The study's Pareto front in MLflow, kept up to date by the driver as trials complete.
+
+On every child run: tags `pareto` (true/false) and `pareto_rank` (non-domination rank, "none" for trials not
+ranked: stopped early, errored, or below the utility floor). On the parent: `hypervolume` stepped by the number
+of ranked trials, and when the study ends the front as a table (`pareto_front.json`, `mlflow.load_table`), as
+plots (`pareto_front.png`, `pareto_front.html`: every trial, the front highlighted, colour by variant) and the
+reference point used. Ranks come from the trials' final results; a trial stopped early by the scheduler never
+enters the front with its partial values. A tracking failure is printed and never stops the study.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import traceback
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from .pareto import hypervolume, knee_point, nondominated_ranks, reference_point
+
+RANKED_STATUSES = ("completed", "diverged")
+
+
+def trial_status(result: dict | None, full_steps: int, error: bool = False) -> str:
+    if error or not result:
+        return "error"
+    if result.get("diverged"):
+        return "diverged"
+    return "completed" if result.get("step", 0) >= full_steps else "stopped_early"
+
+
+class ParetoRecorder(tune.Callback):
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, objectives: list[str],
+                 full_steps: int, utility_floor: float | None = None, log=print, num_samples: int | None = None):
+        self.client = MlflowClient(tracking_uri)
+        self.experiment_id = experiment_id
+        self.parent = parent_run_id
+        self.objectives = list(objectives)
+        self.full_steps = full_steps
+        self.floor = utility_floor
+        self.log = log
+        self.num_samples = num_samples
+        self.reference = reference_point(self.objectives)
+        self.trials: dict[str, dict] = {}  # trial id -> {"result", "config", "status"}, in completion order
+        self._run_ids: dict[str, str] = {}
+        self._tags: dict[str, tuple[str, str]] = {}  # what each child run is tagged with now
+        self._hypervolume_logged_at = 0  # number of ranked trials when hypervolume was last logged
+
+    # ---- Ray Tune callback hooks ----------------------------------------------------------------------------
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._record(trial, error=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record(trial, error=True)
+
+    def on_experiment_end(self, trials, **info):
+        self._safely(self.write_front)
+
+    # ---- bookkeeping ----------------------------------------------------------------------------------------
+
+    def _record(self, trial, error: bool) -> None:
+        result = dict(trial.last_result or {})
+        self.trials[trial.trial_id] = {
+            "result": result, "config": dict(trial.config), "status": trial_status(result, self.full_steps, error),
+        }
+        self._safely(self.update_tags)
+        self._progress()
+
+    def _progress(self) -> None:
+        """One line per finished trial: how far the study is and how its front looks."""
+        statuses = [t["status"] for t in self.trials.values()]
+        ids, points = self.ranked()
+        front = int((nondominated_ranks(points) == 0).sum()) if ids else 0
+        hv = hypervolume(points, self.reference) if ids else 0.0
+        total = f"/{self.num_samples}" if self.num_samples else ""
+        self.log(f"trials done {len(statuses)}{total} (completed {statuses.count('completed')}, stopped early "
+                 f"{statuses.count('stopped_early')}, diverged {statuses.count('diverged')}, error "
+                 f"{statuses.count('error')}); front {front} trials, hypervolume {hv:.3f}")
+
+    def _safely(self, fn) -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - the study matters more than its bookkeeping
+            print(f"[pareto tracking] MLflow update failed:\n{traceback.format_exc()}", file=sys.stderr)
+
+    def ranked(self) -> tuple[list[str], np.ndarray]:
+        """Trial ids eligible for the front (finished, finite objectives, above the floor) and their points."""
+        ids, points = [], []
+        for tid, t in self.trials.items():
+            values = [t["result"].get(m) for m in self.objectives]
+            if t["status"] not in RANKED_STATUSES or any(v is None or not math.isfinite(v) for v in values):
+                continue
+            if self.floor is not None and t["result"].get("utility", 0.0) < self.floor:
+                continue
+            ids.append(tid)
+            points.append(values)
+        return ids, np.array(points, dtype=float).reshape(len(points), len(self.objectives))
+
+    def _run_id(self, trial_id: str) -> str | None:
+        if trial_id not in self._run_ids:
+            found = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent}'",
+                max_results=1,
+            )
+            if not found:
+                return None
+            self._run_ids[trial_id] = found[0].info.run_id
+        return self._run_ids[trial_id]
+
+    def update_tags(self) -> None:
+        ids, points = self.ranked()
+        ranks = dict(zip(ids, nondominated_ranks(points).tolist())) if ids else {}
+        for tid in self.trials:
+            rank = ranks.get(tid)
+            tags = ("true" if rank == 0 else "false", "none" if rank is None else str(rank))
+            run_id = self._run_id(tid)
+            if run_id is None or self._tags.get(tid) == tags:
+                continue
+            self.client.set_tag(run_id, "pareto", tags[0])
+            self.client.set_tag(run_id, "pareto_rank", tags[1])
+            if self.trials[tid]["status"] == "stopped_early":
+                self.client.set_tag(run_id, "trial_status", "stopped_early")
+            self._tags[tid] = tags
+        if len(ids) > self._hypervolume_logged_at:
+            self.client.log_metric(self.parent, "hypervolume", hypervolume(points, self.reference), step=len(ids))
+            self._hypervolume_logged_at = len(ids)
+
+    # ---- the front as artifacts -----------------------------------------------------------------------------
+
+    def front_rows(self) -> list[dict]:
+        ids, points = self.ranked()
+        if not ids:
+            return []
+        ranks = nondominated_ranks(points)
+        front = [i for i in range(len(ids)) if ranks[i] == 0]
+        knee = front[knee_point(points[front])]
+        rows = []
+        for i in front:
+            t = self.trials[ids[i]]
+            row = {"trial_id": ids[i], "run_id": self._run_id(ids[i]) or "", "knee": i == knee,
+                   "variant": t["config"].get("variant"), "adapter": t["config"].get("adapter", "")}
+            row.update({m: float(points[i, j]) for j, m in enumerate(self.objectives)})
+            row.update({k: v for k, v in t["config"].items() if k not in row})
+            rows.append(row)
+        return sorted(rows, key=lambda r: -r[self.objectives[0]])
+
+    def write_front(self) -> None:
+        self.update_tags()
+        rows = self.front_rows()
+        if not rows:
+            return
+        columns = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("trial_id", "variant", "knee"), k))
+        table = {c: [r.get(c) if not isinstance(r.get(c), (list, dict)) else str(r.get(c)) for r in rows] for c in columns}
+        self.client.log_table(self.parent, data=table, artifact_file="pareto_front.json")
+        self.client.log_dict(self.parent, {"objectives": self.objectives, "reference_point": self.reference.tolist(),
+                                           "utility_floor": self.floor}, "pareto_reference.json")
+        fig = self._figure()
+        self.client.log_figure(self.parent, fig, "pareto_front.png")
+        self.client.log_text(self.parent, self._html(), "pareto_front.html")
+        self.client.set_tag(self.parent, "front_size", str(len(rows)))
+
+    def _points_by_variant(self):
+        ids, points = self.ranked()
+        ranks = nondominated_ranks(points) if ids else np.array([])
+        by_variant: dict[str, list] = {}
+        for i, tid in enumerate(ids):
+            by_variant.setdefault(self.trials[tid]["config"].get("variant", "?"), []).append((points[i], ranks[i], tid))
+        front = points[ranks == 0] if ids else points
+        return by_variant, front[np.argsort(front[:, 0])] if len(front) else front
+
+    def _figure(self):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        by_variant, front = self._points_by_variant()
+        x, y = self.objectives[0], self.objectives[1]
+        fig, ax = plt.subplots(figsize=(7, 5))
+        for variant, items in sorted(by_variant.items()):
+            pts = np.array([p for p, _, _ in items])
+            ax.scatter(pts[:, 0], pts[:, 1], label=variant, alpha=0.7)
+        ax.plot(front[:, 0], front[:, 1], "k--", lw=1, label="Pareto front")
+        ax.scatter(front[:, 0], front[:, 1], s=120, facecolors="none", edgecolors="k")
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(f"{len(front)} front members of {sum(len(v) for v in by_variant.values())} finished trials")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    def _html(self) -> str:
+        import plotly.graph_objects as go
+
+        by_variant, front = self._points_by_variant()
+        fig = go.Figure()
+        for variant, items in sorted(by_variant.items()):
+            pts = np.array([p for p, _, _ in items])
+            fig.add_trace(go.Scatter(
+                x=pts[:, 0], y=pts[:, 1], mode="markers", name=variant,
+                text=[f"trial {tid}, rank {int(r)}" for _, r, tid in items],
+            ))
+        fig.add_trace(go.Scatter(x=front[:, 0], y=front[:, 1], mode="lines+markers", name="Pareto front",
+                                 line={"dash": "dash", "color": "black"}))
+        fig.update_layout(xaxis_title=self.objectives[0], yaxis_title=self.objectives[1])
+        return fig.to_html(include_plotlyjs=True, full_html=True)

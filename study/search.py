@@ -1,0 +1,98 @@
+"""Searchers and schedulers for a study, built from its config.
+
+Searchers are Ray's OptunaSearch, multi-objective over the study's objectives (all maximised): TPE (default),
+NSGA-II, or Optuna's random sampler as the baseline, so every searcher handles the conditional space the same way.
+Ray's OptunaSearch tells Optuna that a trial the scheduler stopped early is COMPLETE with the values of its last
+rung: the partial result then sits on Optuna's Pareto set and in the sampler's model. `PartialAwareOptunaSearch`
+tells Optuna such a trial is PRUNED instead, keeping its partial values as user attributes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from .config import StudyConfig
+from .schedulers import MultiObjectiveASHA
+from .space import define_by_run
+
+SCALAR_METRIC = "objective_scalar"
+
+
+class PartialAwareOptunaSearch(OptunaSearch):
+    def __init__(self, *args, full_steps: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._full_steps = full_steps
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if error or not result or trial_id in self._completed_trials or self._ran_to_the_end(result):
+            return super().on_trial_complete(trial_id, result, error)
+        from optuna.trial import TrialState
+
+        ot_trial = self._ot_trials[trial_id]
+        metrics = self._metric if isinstance(self._metric, list) else [self._metric]
+        for name in metrics:
+            ot_trial.set_user_attr(f"partial_{name}", result.get(name))
+        ot_trial.set_user_attr("stopped_at_step", result.get("step"))
+        self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+    def _ran_to_the_end(self, result: dict) -> bool:
+        # A diverged trial ended on its own: its (bad) values are a real result, not a partial one.
+        return result.get("step", 0) >= self._full_steps or bool(result.get("diverged"))
+
+
+def make_searcher(cfg: StudyConfig) -> PartialAwareOptunaSearch:
+    import optuna
+
+    if cfg.search.searcher == "random":
+        sampler = optuna.samplers.RandomSampler(seed=cfg.search.seed)
+    elif cfg.search.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=cfg.search.seed, population_size=max(cfg.search.num_samples // 4, 4))
+    else:
+        sampler = optuna.samplers.TPESampler(seed=cfg.search.seed, n_startup_trials=max(cfg.search.num_samples // 3, 4))
+    storage = None
+    if cfg.search.optuna_storage:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{Path(cfg.search.optuna_storage).resolve()}")
+    return PartialAwareOptunaSearch(
+        space=define_by_run(cfg),
+        metric=list(cfg.search.objectives),
+        mode=["max"] * len(cfg.search.objectives),
+        sampler=sampler,
+        storage=storage,
+        study_name=cfg.study,
+        full_steps=cfg.train.steps,
+    )
+
+
+class ScalarizedASHA(AsyncHyperBandScheduler):
+    """Ray's ASHA on a weighted sum of the objectives, computed from each result as it arrives."""
+
+    def __init__(self, weights: dict[str, float], **kwargs):
+        super().__init__(metric=SCALAR_METRIC, mode="max", **kwargs)
+        self.weights = weights
+
+    def _scalarize(self, result: dict) -> dict:
+        values = [w * result.get(m, math.nan) for m, w in self.weights.items()]
+        total = sum(values)
+        return {**result, SCALAR_METRIC: total if math.isfinite(total) else -math.inf}
+
+    def on_trial_result(self, tune_controller, trial, result):
+        return super().on_trial_result(tune_controller, trial, self._scalarize(result))
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        return super().on_trial_complete(tune_controller, trial, self._scalarize(result))
+
+
+def make_scheduler(cfg: StudyConfig):
+    s = cfg.scheduler
+    common = dict(time_attr="step", max_t=cfg.train.steps, grace_period=s.grace_period, reduction_factor=s.reduction_factor)
+    if s.type == "fifo":
+        return FIFOScheduler()
+    if s.type == "asha":
+        weights = s.weights or {m: 1.0 / len(cfg.search.objectives) for m in cfg.search.objectives}
+        return ScalarizedASHA(weights=dict(weights), **common)
+    return MultiObjectiveASHA(metrics=list(cfg.search.objectives), modes=["max"] * len(cfg.search.objectives), **common)
