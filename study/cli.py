@@ -59,6 +59,13 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_resume(args) -> int:
+    from .runner import resume_study
+
+    resume_study(args.study, tracking=args.tracking_uri)
+    return 0
+
+
 def cmd_variants(args) -> int:
     import trainables.variants  # noqa: F401
     from trainables.registry import ADAPTERS, VARIANTS
@@ -96,6 +103,10 @@ def main(argv=None) -> int:
     run = sub.add_parser("run", help="run a study (default: the embedded default study)")
     _add_run_args(run)
     run.set_defaults(fn=cmd_run)
+    resume = sub.add_parser("resume", help="continue a study whose driver died (run from the same directory)")
+    resume.add_argument("--study", required=True)
+    resume.add_argument("--tracking-uri", dest="tracking_uri")
+    resume.set_defaults(fn=cmd_resume)
     sub.add_parser("variants", help="list every registered variant with its knobs").set_defaults(fn=cmd_variants)
     build = sub.add_parser("build-default", help="build (or show) the embedded default model and its report")
     build.add_argument("--config")
@@ -110,7 +121,7 @@ def main(argv=None) -> int:
 
     try:
         return args.fn(args)
-    except (ConfigError, DataError) as e:
+    except (ConfigError, DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

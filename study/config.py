@@ -95,8 +95,8 @@ class SchedulerConfig(_Strict):
     multi-objective ASHA (non-dominated sorting at each rung)."""
 
     type: Literal["fifo", "asha", "moasha"] = "moasha"
-    grace_period: int = Field(10, ge=1)
-    reduction_factor: float = Field(3.0, gt=1)
+    grace_period: int = Field(25, ge=1)
+    reduction_factor: float = Field(2.0, gt=1)
     # asha only: weight per objective of the scalarisation (equal weights if empty).
     weights: dict[Objective, float] = Field(default_factory=dict)
 

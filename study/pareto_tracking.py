@@ -34,7 +34,7 @@ def trial_status(result: dict | None, full_steps: int, error: bool = False) -> s
 class ParetoRecorder(tune.Callback):
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, objectives: list[str],
                  full_steps: int, utility_floor: float | None = None, log=print, num_samples: int | None = None):
-        self.client = MlflowClient(tracking_uri)
+        self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent = parent_run_id
         self.objectives = list(objectives)
@@ -46,28 +46,39 @@ class ParetoRecorder(tune.Callback):
         self.trials: dict[str, dict] = {}  # trial id -> {"result", "config", "status"}, in completion order
         self._run_ids: dict[str, str] = {}
         self._tags: dict[str, tuple[str, str]] = {}  # what each child run is tagged with now
-        self._hypervolume_logged_at = 0  # number of ranked trials when hypervolume was last logged
+        self._hypervolume_logged_at: int | None = None  # ranked trials when hypervolume was last logged
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def __getstate__(self):
+        # Ray pickles callbacks with the study's state; a live MLflow client (and the log function) stay behind.
+        return {**self.__dict__, "_client": None, "log": print}
 
     # ---- Ray Tune callback hooks ----------------------------------------------------------------------------
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._record(trial, error=False)
+        self._on_finished(trial, error=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._record(trial, error=True)
+        self._on_finished(trial, error=True)
 
-    def on_experiment_end(self, trials, **info):
-        self._safely(self.write_front)
+    def _on_finished(self, trial, error: bool) -> None:
+        self.record_result(dict(trial.last_result or {}), dict(trial.config), error, trial_id=trial.trial_id)
+        self._safely(self.update_tags)
+        self._progress()
 
     # ---- bookkeeping ----------------------------------------------------------------------------------------
 
-    def _record(self, trial, error: bool) -> None:
-        result = dict(trial.last_result or {})
-        self.trials[trial.trial_id] = {
-            "result": result, "config": dict(trial.config), "status": trial_status(result, self.full_steps, error),
+    def record_result(self, result: dict, config: dict, error: bool, trial_id: str | None = None) -> None:
+        trial_id = trial_id or result["trial_id"]
+        self.trials[trial_id] = {
+            "result": result, "config": config, "status": trial_status(result, self.full_steps, error),
         }
-        self._safely(self.update_tags)
-        self._progress()
 
     def _progress(self) -> None:
         """One line per finished trial: how far the study is and how its front looks."""
@@ -125,6 +136,9 @@ class ParetoRecorder(tune.Callback):
             if self.trials[tid]["status"] == "stopped_early":
                 self.client.set_tag(run_id, "trial_status", "stopped_early")
             self._tags[tid] = tags
+        if self._hypervolume_logged_at is None:  # a resumed study continues its parent's series
+            history = self.client.get_metric_history(self.parent, "hypervolume")
+            self._hypervolume_logged_at = max((m.step for m in history), default=0)
         if len(ids) > self._hypervolume_logged_at:
             self.client.log_metric(self.parent, "hypervolume", hypervolume(points, self.reference), step=len(ids))
             self._hypervolume_logged_at = len(ids)
@@ -149,6 +163,7 @@ class ParetoRecorder(tune.Callback):
         return sorted(rows, key=lambda r: -r[self.objectives[0]])
 
     def write_front(self) -> None:
+        """Tags, hypervolume and the front's table and plots on the parent run (called once trials are done)."""
         self.update_tags()
         rows = self.front_rows()
         if not rows:

@@ -4,17 +4,19 @@ then summarise the trials' final results."""
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import yaml
 
 from trainables.setup import TrialSetup
 
-from .config import StudyConfig
+from .config import StudyConfig, parse_config
 from .prepare import prepare_study, storage_path, tracking_uri
 from .pareto_tracking import ParetoRecorder, trial_status
 from .search import make_scheduler, make_searcher
-from .tracking import start_parent_run
+from .tracking import latest_parent_run, start_parent_run
 
 SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "step")
 
@@ -28,30 +30,43 @@ def _init_ray(cfg: StudyConfig) -> None:
     ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
 
 
-def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
+def _trainable(cfg: StudyConfig, setup: TrialSetup):
     from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
 
     from trainables.trainable import unlearning_trainable
 
     resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
-    trainable = tune.with_resources(tune.with_parameters(unlearning_trainable, setup=setup), resources)
+    return tune.with_resources(tune.with_parameters(unlearning_trainable, setup=setup), resources)
+
+
+def _recorder(cfg: StudyConfig, setup: TrialSetup, log) -> ParetoRecorder:
+    return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, list(cfg.search.objectives),
+                          cfg.train.steps, cfg.utility_floor, log=log, num_samples=cfg.search.num_samples)
+
+
+def experiment_path(cfg: StudyConfig, parent_run_id: str) -> Path:
+    """Ray's folder for the study: its trials' checkpoints and the state a resume starts from."""
+    return Path(storage_path(cfg)) / f"{cfg.study}-{parent_run_id[:8]}"
+
+
+def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+
     searcher = make_searcher(cfg)
     if cfg.search.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=cfg.search.max_concurrent)
-    recorder = ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id,
-                              list(cfg.search.objectives), cfg.train.steps, cfg.utility_floor, log=log,
-                              num_samples=cfg.search.num_samples)
+    path = experiment_path(cfg, setup.parent_run_id)
     tuner = tune.Tuner(
-        trainable,
+        _trainable(cfg, setup),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(cfg),
                                     num_samples=cfg.search.num_samples, reuse_actors=True),
         run_config=tune.RunConfig(
-            name=f"{cfg.study}-{setup.parent_run_id[:8]}",
-            storage_path=storage_path(cfg),
+            name=path.name,
+            storage_path=str(path.parent),
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[recorder],
+            callbacks=[_recorder(cfg, setup, log)],
             verbose=0,
         ),
     )
@@ -81,6 +96,21 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _finish(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> list[dict]:
+    """After the trials: the front from every trial's final result (a resumed study's earlier trials included),
+    the summary table on the terminal and on the parent run."""
+    recorder = _recorder(cfg, setup, log)
+    for result in grid:
+        if (result.metrics or {}).get("trial_id"):  # a trial that failed before its first report has nothing to rank
+            recorder.record_result(result.metrics, result.config or {}, error=result.error is not None)
+    recorder.write_front()
+    rows = summarize(grid, cfg.train.steps)
+    table = format_table(rows)
+    client.log_text(setup.parent_run_id, table, "trials.txt")
+    log(table)
+    return rows
+
+
 def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
     """Run the whole study; setup_overrides replace TrialSetup fields (tests use crash_at_step)."""
     setup = prepare_study(cfg, log=log)  # every check that can fail does so before Ray starts
@@ -88,15 +118,42 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
     client, exp_id, parent = start_parent_run(uri, cfg, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
                     collateral_every_step="xlang_utility" in cfg.search.objectives, **setup_overrides)
-    log(f"study {cfg.study!r}: MLflow run {parent} at {uri}")
+    log(f"study {cfg.study!r}: MLflow run {parent} at {uri}; Ray state in {experiment_path(cfg, parent)}")
     status = "FAILED"
     try:
         _init_ray(cfg)
-        grid = run_trials(cfg, setup, log=log)
-        rows = summarize(grid, cfg.train.steps)
-        table = format_table(rows)
-        client.log_text(parent, table, "trials.txt")
-        log(table)
+        rows = _finish(run_trials(cfg, setup, log=log), cfg, setup, client, log)
+        status = "FINISHED"
+        return rows
+    finally:
+        client.set_terminated(parent, status)
+
+
+def resume_study(study: str, tracking: str | None = None, log=print) -> list[dict]:
+    """Continue a study whose driver died, from Ray's state in the working directory it ran in.
+
+    Finished trials are not run again; unfinished ones continue from their last checkpoints and keep their MLflow
+    runs (found by trial id). Ray's experiment state is pickled: resume only from a folder you trust.
+    """
+    from ray import tune
+
+    uri = tracking or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    client, exp_id, parent = latest_parent_run(uri, study)
+    text = Path(client.download_artifacts(parent, "study.yaml", tempfile.mkdtemp())).read_text()
+    cfg = parse_config(yaml.safe_load(text), source=f"study.yaml of MLflow run {parent}")
+    setup = prepare_study(cfg, log=log)
+    setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
+                    collateral_every_step="xlang_utility" in cfg.search.objectives)
+    path = experiment_path(cfg, parent)
+    if not tune.Tuner.can_restore(str(path)):
+        raise FileNotFoundError(f"no Ray study state at {path}: resume from the directory the study ran in")
+    log(f"resuming study {study!r} (MLflow run {parent}) from {path}")
+    status = "FAILED"
+    try:
+        _init_ray(cfg)
+        tuner = tune.Tuner.restore(str(path), trainable=_trainable(cfg, setup), resume_unfinished=True,
+                                   resume_errored=True)
+        rows = _finish(tuner.fit(), cfg, setup, client, log)
         status = "FINISHED"
         return rows
     finally:

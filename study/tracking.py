@@ -62,3 +62,16 @@ def start_parent_run(uri: str, cfg: StudyConfig, config_text: str) -> tuple[Mlfl
         client.log_batch(run.info.run_id, params=items[i : i + 100])
     client.log_text(run.info.run_id, config_text, "study.yaml")
     return client, exp_id, run.info.run_id
+
+
+def latest_parent_run(uri: str, study: str) -> tuple[MlflowClient, str, str]:
+    """(client, experiment id, run id) of the study's most recent parent run; a clear error if there is none."""
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(study)
+    if exp is None:
+        raise ValueError(f"no study {study!r} in the MLflow store at {uri}")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.role = 'study'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise ValueError(f"study {study!r} at {uri} has no study (parent) run")
+    return client, exp.experiment_id, runs[0].info.run_id

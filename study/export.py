@@ -1,0 +1,249 @@
+"""Pick one trial of a finished study and export it as something to run outside the study.
+
+A study ends with a Pareto front, not a winner: `pick` chooses one trial by a stated rule (the front's knee, or the
+most forgetting above a utility floor), and `export_config` writes what reproduces it: `config.json`, whose
+`kwargs` go unchanged to the mmie.py entry point it names (trainables.adaptive_unlearning), and `mmie_command.sh`,
+the nearest mmie.py command line. JSON only: people and other tools read the file, and loading it runs no code.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shlex
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainables.data import DataPaths
+from trainables.embedded import EmbeddedModel
+from trainables.registry import Variant, get_variant
+
+from .front import StudyRecord, TrialRecord, metric_points, ranked_trials
+from .pareto import apply_floor, knee_point
+
+PICKS = ("knee", "max-forget")
+# The adapters mmie.py has an entry point for; a trial on any other adapter (sine_lora) runs through run_config.
+ENTRY_POINTS = {"lora": "train_lora_adaptive", "loreft": "train_reft_adaptive"}
+# Stands for the embedded default's cache folder, which depends on the machine (and the study's `embedded:`).
+EMBEDDED_DIR = "EMBEDDED_DIR"
+# Knobs the mmie.py command line carries; the others reach the run only through config.json's kwargs.
+MMIE_KNOBS = ("lr", "lr_forget", "lr_retain", "bound", "temperature", "rank")
+REPORTED_METRICS = ("es_forget", "xlang_utility", "mixed_utility")
+
+
+# ---- choosing a trial ------------------------------------------------------------------------------------------
+
+
+def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = None,
+         variant: str | None = None) -> TrialRecord:
+    """One trial of the front's candidates (finished, finite objectives), optionally only of `variant`.
+
+    "knee": the knee of their front (`study.pareto.knee_point`). "max-forget": the highest forget_efficacy among
+    those with utility >= `min_utility` (required). With "knee", `min_utility` drops trials below it first.
+    """
+    _check_pick(how, min_utility)
+    trials = ranked_trials(record)
+    if variant is not None:
+        trials = [t for t in trials if t.variant == variant]
+    if not trials:
+        raise ValueError(_nothing_ranked(record, variant))
+    if min_utility is not None:
+        utility = metric_points(trials, ["utility"])
+        keep = apply_floor(utility, 0, min_utility)
+        if not keep.any():
+            raise ValueError(f"no finished trial of study {record.study!r}{_of(variant)} has utility >= "
+                             f"{min_utility} (--min-utility); the best has {np.nanmax(utility):.4g}")
+        trials = [t for t, ok in zip(trials, keep) if ok]
+    if how == "knee":
+        return trials[knee_point(metric_points(trials, record.objectives))]
+    return max(trials, key=lambda t: (t.metrics.get("forget_efficacy", float("-inf")), t.metrics["utility"]))
+
+
+def _check_pick(how: str, min_utility: float | None) -> None:
+    if how not in PICKS:
+        raise ValueError(f"unknown pick {how!r}; choose one of: {', '.join(PICKS)}")
+    if how == "max-forget" and min_utility is None:
+        raise ValueError("--min-utility is required with max-forget (the utility floor, in (0, 1])")
+    if min_utility is not None and not 0 < min_utility <= 1:  # also rejects NaN
+        raise ValueError(f"--min-utility must be in (0, 1] (utility is ppl_0/ppl_t), got {min_utility}")
+
+
+def _of(variant: str | None) -> str:
+    return f" of variant {variant!r}" if variant else ""
+
+
+def _nothing_ranked(record: StudyRecord, variant: str | None) -> str:
+    message = (f"study {record.study!r} (parent run {record.parent_run_id}) has no completed or diverged trial"
+               f"{_of(variant)} with final {', '.join(record.objectives)}")
+    if variant:
+        found = sorted({t.variant for t in ranked_trials(record)})
+        message += f"; variants with such trials: {', '.join(found) or 'none'}"
+    return message
+
+
+# ---- exporting it ----------------------------------------------------------------------------------------------
+
+
+def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path) -> dict:
+    """Write `out_dir/config.json` and `out_dir/mmie_command.sh` for this trial; return the JSON's dict."""
+    args, kwargs = entry_arguments(record, trial)
+    config: dict[str, Any] = {
+        "entry_point": ENTRY_POINTS.get(trial.adapter, "run_config"),
+        "args": args,
+        "kwargs": kwargs,
+        "adapter": trial.adapter,
+        "metrics": {m: trial.metrics[m] for m in (*record.objectives, *REPORTED_METRICS) if m in trial.metrics},
+        "provenance": _provenance(record, trial),
+        "mmie_command": mmie_command(record, trial),
+    }
+    notes = _notes(record, trial)
+    if notes:
+        config["note"] = " ".join(notes)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "config.json").open("w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")
+    script = out / "mmie_command.sh"
+    script.write_text(_script(config), encoding="utf-8")
+    script.chmod(0o755)
+    return config
+
+
+def entry_arguments(record: StudyRecord, trial: TrialRecord) -> tuple[dict, dict]:
+    """(args, kwargs) for the entry point: kwargs are named parameters of run_config or knobs of the trial's
+    variant and adapter, so none is swallowed unused by **knobs; only LoReFT's `layers` is positional."""
+    variant = get_variant(trial.variant)
+    kwargs = {
+        "variant": variant.name,
+        "steps": record.steps,
+        "bs": int(_param(record, "train.batch_size")),
+        "max_len": int(_param(record, "train.max_len")),
+        "seed": record.seed,
+        # train_*_adaptive default to use_curriculum=True, which would add the curriculum to every variant.
+        "use_curriculum": "curriculum" in variant.weightings,
+        "max_grad_norm": float(_param(record, "train.max_grad_norm")),
+        **trial.knobs(),
+    }
+    if trial.adapter != "loreft":
+        return {}, kwargs
+    return {"layers": _layers(kwargs.pop("layers"))}, kwargs
+
+
+def _layers(value) -> list[int] | str:
+    # The knob's choices are strings ("all", "0", "0,1"; "0" came back from MLflow as 0); train_reft_adaptive
+    # takes "all" or a list of layer indices.
+    return value if value == "all" else [int(i) for i in str(value).split(",")]
+
+
+def _param(record: StudyRecord, key: str) -> str:
+    try:
+        return record.config[key]
+    except KeyError:
+        raise ValueError(f"parent run {record.parent_run_id} of study {record.study!r} lacks param {key!r}") from None
+
+
+def mmie_command(record: StudyRecord, trial: TrialRecord) -> str:
+    """The trial as an mmie.py command line (quoted for a POSIX shell)."""
+    variant = get_variant(trial.variant)
+    knobs = trial.knobs()
+    model, data = _mmie_inputs(record)
+    reft = trial.adapter == "loreft"
+    flags = ["--model", model, "--forget", data.forget, "--retain", data.retain]
+    if data.mixed:
+        flags += ["--mixed", data.mixed]
+    if data.xlang:
+        flags += ["--xlang", *data.xlang]
+    flags += ["--seeds", str(record.seed), "--lora_steps", str(0 if reft else record.steps),
+              "--rank", str(knobs["rank"]), "--reft_steps", str(record.steps if reft else 0),
+              "--forget_obj", "npo" if variant.objective == "npo" else "ga"]
+    if not _plain(variant):
+        flags.append("--adaptive_unlearning")
+    # A single-optimiser variant's one learning rate drives both of mmie.py's phases.
+    lr_forget, lr_retain = (knobs["lr"],) * 2 if "lr" in knobs else (knobs["lr_forget"], knobs["lr_retain"])
+    flags += ["--lr_forget", str(lr_forget), "--lr_retain", str(lr_retain)]
+    for name in ("bound", "temperature"):
+        if name in knobs:
+            flags += [f"--{name}", str(knobs[name])]
+    return shlex.join(["python", "mmie.py", *flags])
+
+
+def _plain(variant: Variant) -> bool:
+    """Plain GA or NPO, which mmie.py runs without its adaptive path (an adapter variant's adapter aside)."""
+    return variant.objective in ("ga", "npo") and variant.weightings == ("uniform",) and variant.optimizer == "adamw"
+
+
+def _uses_embedded(record: StudyRecord) -> bool:
+    return _param(record, "model") == "embedded" or "data.forget" not in record.config
+
+
+def _mmie_inputs(record: StudyRecord) -> tuple[str, DataPaths]:
+    """The model and data paths the study ran on; the embedded default's as paths under EMBEDDED_DIR."""
+    embedded = EmbeddedModel(root=Path(EMBEDDED_DIR))
+    model = _param(record, "model")
+    model = str(embedded.model_dir) if model == "embedded" else model
+    if "data.forget" not in record.config:  # data: None, the embedded default's generated corpus
+        return model, embedded.data_paths(_param(record, "embedded.forget"), _param(record, "embedded.retain"))
+    mixed = record.config.get("data.mixed", "None")
+    return model, DataPaths(
+        forget=record.config["data.forget"],
+        retain=_param(record, "data.retain"),
+        mixed=None if mixed == "None" else mixed,
+        xlang=tuple(ast.literal_eval(record.config.get("data.xlang", "[]"))),  # logged as a Python list's str()
+    )
+
+
+def _notes(record: StudyRecord, trial: TrialRecord) -> list[str]:
+    notes = []
+    if trial.adapter not in ENTRY_POINTS:
+        notes.append(
+            f"mmie.py has no {trial.adapter} adapter: run_config(model, tok, forget, retain, "
+            f"adapter={trial.adapter!r}, **kwargs) reproduces this trial, while mmie_command runs plain LoRA with "
+            "the same objective, learning rate and rank, which is not the same method."
+        )
+    unflagged = [k for k in trial.knobs() if k not in MMIE_KNOBS]
+    if unflagged:
+        notes.append(f"mmie.py has no flag for {', '.join(unflagged)}: only kwargs carry them.")
+    if _uses_embedded(record):
+        notes.append(
+            f"{EMBEDDED_DIR} stands for the embedded default's cache folder, the path `unlearn-study build-default` "
+            "prints (give it the study's config if the study set `embedded:`): its model/ and data/ hold the model "
+            "and the data files the study used."
+        )
+    return notes
+
+
+def _provenance(record: StudyRecord, trial: TrialRecord) -> dict:
+    return {
+        "study": record.study,
+        "parent_run_id": record.parent_run_id,
+        "run_id": trial.run_id,
+        "trial_id": trial.trial_id,
+        "trial_status": trial.status,
+        "tracking_uri": record.tracking_uri,
+        "package_version": record.config.get("package_version"),
+        "code_version": record.config.get("code_version"),
+        "seed": record.seed,
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _comment(text: str) -> list[str]:
+    # textwrap turns every newline into a space, so no logged name can end the comment and inject a command.
+    return textwrap.wrap(text, 110, initial_indent="# ", subsequent_indent="# ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def _script(config: dict) -> str:
+    p = config["provenance"]
+    lines = ["#!/usr/bin/env bash"]
+    lines += _comment(f"unlearn-study export of study {p['study']!r}, trial {p['trial_id']} ({p['trial_status']}): "
+                      f"MLflow run {p['run_id']}, parent run {p['parent_run_id']}, tracking URI {p['tracking_uri']}; "
+                      f"code {p['code_version']}, package {p['package_version']}; exported {p['exported_at']}.")
+    if "note" in config:
+        lines += _comment(config["note"])
+    return "\n".join([*lines, config["mmie_command"], ""])

@@ -1,0 +1,206 @@
+"""A finished study read back from MLflow, and its Pareto front as a table.
+
+The exporter and the terminal report need the trials' final values, their knobs and the study's settings after the
+driver is gone; MLflow is the one record that holds all of them (the parent run's tags and flattened config, one
+child run per trial). The front is recomputed here from the final objective values with `study.pareto`, not read
+from the `pareto` tags, so it is right even for a study whose driver died before it last updated them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+import trainables.variants  # noqa: F401  (registers every variant and adapter)
+from trainables.registry import ADAPTERS, Knob, get_variant
+
+from .pareto import apply_floor, pareto_front_mask
+
+# The statuses whose final values are final; as in study.pareto_tracking, which cannot be imported without Ray.
+# A trial stopped early by the scheduler has partial values that would wrongly dominate finished trials.
+RANKED_STATUSES = ("completed", "diverged")
+
+
+def parse_value(text: str) -> Any:
+    """An MLflow param (always a string) as the int or float it was logged from, else the string itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+@dataclass
+class TrialRecord:
+    """One trial's child run: its settings (numbers as numbers) and final metric values."""
+
+    run_id: str
+    trial_id: str
+    status: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    pareto: bool
+    pareto_rank: int | None
+
+    @property
+    def variant(self) -> str:
+        return self.params["variant"]
+
+    @property
+    def adapter(self) -> str:
+        # The same precedence as the Unlearner: a variant that is an adapter (sine_bounded) logs no adapter param.
+        return get_variant(self.variant).adapter or self.params.get("adapter", "lora")
+
+    def knob_specs(self) -> tuple[Knob, ...]:
+        variant = get_variant(self.variant)
+        return variant.knobs() if variant.adapter else variant.knobs() + ADAPTERS.get(self.adapter).knobs
+
+    def knobs(self) -> dict[str, Any]:
+        """Every knob of the trial's variant and adapter; a knob it did not log ran at its default."""
+        return {k.name: self.params.get(k.name, k.default) for k in self.knob_specs()}
+
+
+@dataclass
+class StudyRecord:
+    """One study run (a parent run) and its trials, in the order they started."""
+
+    study: str
+    tracking_uri: str
+    parent_run_id: str
+    objectives: list[str]
+    steps: int
+    seed: int
+    config: dict[str, str]  # the flattened study config as logged (strings: paths and hashes stay verbatim)
+    trials: list[TrialRecord] = field(default_factory=list)
+
+    @property
+    def utility_floor(self) -> float | None:
+        value = self.config.get("utility_floor", "None")
+        return None if value == "None" else float(value)
+
+
+def load_study(tracking_uri: str, study: str, parent_run_id: str | None = None) -> StudyRecord:
+    """Read a study from MLflow: its most recent parent run (or `parent_run_id`) and every trial under it."""
+    client = MlflowClient(tracking_uri)
+    parent = _parent_run(client, tracking_uri, study, parent_run_id)
+    tags = parent.data.tags
+    missing = [t for t in ("objectives", "study_steps", "study_seed") if t not in tags]
+    if missing:
+        raise ValueError(f"parent run {parent.info.run_id} of study {study!r} at {tracking_uri} lacks tags {missing}")
+    return StudyRecord(
+        study=study,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent.info.run_id,
+        objectives=tags["objectives"].split(","),
+        steps=int(tags["study_steps"]),
+        seed=int(tags["study_seed"]),
+        config=dict(parent.data.params),
+        trials=[_trial(run) for run in _child_runs(client, parent)],
+    )
+
+
+def _parent_run(client: MlflowClient, uri: str, study: str, parent_run_id: str | None):
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        raise ValueError(f"no study {study!r} (MLflow experiment) at tracking URI {uri}")
+    if parent_run_id is None:
+        runs = client.search_runs([experiment.experiment_id], filter_string="tags.role = 'study'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        if not runs:
+            raise ValueError(f"study {study!r} at tracking URI {uri} has no parent run (tag role=study)")
+        return runs[0]
+    try:
+        run = client.get_run(parent_run_id)
+    except MlflowException:
+        run = None
+    if run is None or run.info.experiment_id != experiment.experiment_id or run.data.tags.get("role") != "study":
+        raise ValueError(f"no parent run {parent_run_id!r} in study {study!r} at tracking URI {uri}")
+    return run
+
+
+def _child_runs(client: MlflowClient, parent) -> list:
+    runs, token = [], None
+    while True:  # search_runs pages; a large study has more trials than one page
+        page = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+                                  order_by=["attributes.start_time ASC"], max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _trial(run) -> TrialRecord:
+    tags = run.data.tags
+    rank = tags.get("pareto_rank", "none")
+    return TrialRecord(
+        run_id=run.info.run_id,
+        trial_id=tags.get("trial_id", run.info.run_id),
+        status=tags.get("trial_status", "running"),
+        params={k: parse_value(v) for k, v in run.data.params.items()},
+        metrics=dict(run.data.metrics),  # MLflow keeps each metric's value at its latest step here
+        pareto=tags.get("pareto") == "true",
+        pareto_rank=None if rank == "none" else int(rank),
+    )
+
+
+def metric_points(trials: list[TrialRecord], names: list[str]) -> np.ndarray:
+    """The trials' final values of `names` as an (n, k) array; a missing value is NaN."""
+    values = [[t.metrics.get(m, math.nan) for m in names] for t in trials]
+    return np.array(values, dtype=float).reshape(len(trials), len(names))
+
+
+def ranked_trials(record: StudyRecord, completed_only: bool = True) -> list[TrialRecord]:
+    """The trials the front is made of: finished (completed or diverged, unless `completed_only` is False),
+    with finite values of every objective, and at or above the study's utility floor when it set one."""
+    trials = [t for t in record.trials if not completed_only or t.status in RANKED_STATUSES]
+    trials = [t for t, p in zip(trials, metric_points(trials, record.objectives)) if np.isfinite(p).all()]
+    if record.utility_floor is not None:
+        keep = apply_floor(metric_points(trials, ["utility"]), 0, record.utility_floor)
+        trials = [t for t, ok in zip(trials, keep) if ok]
+    return trials
+
+
+def front_table(record: StudyRecord, completed_only: bool = True) -> list[dict]:
+    """The Pareto front's trials as rows, sorted by the first objective, highest first. `completed_only=False` also
+    ranks trials still running or stopped early, on their latest values (a look at a study in progress)."""
+    trials = ranked_trials(record, completed_only)
+    if not trials:
+        return []
+    mask = pareto_front_mask(metric_points(trials, record.objectives))
+    front = [t for t, on_front in zip(trials, mask) if on_front]
+    first = record.objectives[0]
+    front.sort(key=lambda t: (-t.metrics[first], t.trial_id))
+    return [_row(record, t) for t in front]
+
+
+def _row(record: StudyRecord, trial: TrialRecord) -> dict:
+    return {
+        "trial_id": trial.trial_id,
+        "status": trial.status,
+        "variant": trial.variant,
+        "adapter": trial.adapter,
+        **{o: trial.metrics[o] for o in record.objectives},
+        **trial.knobs(),
+    }
+
+
+def format_front(rows: list[dict]) -> str:
+    """A plain-text table; knob columns are the union over rows (variants have different knobs), '-' where absent."""
+    if not rows:
+        return "(no trial on the front)"
+    columns = list(dict.fromkeys(c for row in rows for c in row))
+
+    def cell(value) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    cells = [[cell(row[c]) if c in row else "-" for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    lines = [columns, *cells]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
