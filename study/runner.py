@@ -24,9 +24,13 @@ SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility
 def _init_ray(cfg: StudyConfig) -> None:
     import ray
 
+    # Ray saves the study's state (which trials exist) on its own schedule, every few minutes on a long study; a
+    # driver that dies loses the trials started since. Saving every 2 s keeps that window short.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+
     if ray.is_initialized():
         return
-    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    address = cfg.address or os.environ.get("RAY_ADDRESS") or None
     ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
 
 
@@ -129,6 +133,18 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
         client.set_terminated(parent, status)
 
 
+def _mark_lost_trials(client, experiment_id: str, parent: str, known: set, log) -> None:
+    """Child runs of trials that Ray's saved state does not know (started in the seconds before the driver
+    died): their runs stay, marked `lost`, so every run in MLflow is accounted for."""
+    children = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
+    for run in children:
+        if run.data.tags.get("trial_id") not in known:
+            for key, value in (("trial_status", "lost"), ("pareto", "false"), ("pareto_rank", "none")):
+                client.set_tag(run.info.run_id, key, value)
+            client.set_terminated(run.info.run_id, "KILLED")
+            log(f"trial {run.data.tags.get('trial_id')} was lost with the driver (MLflow run {run.info.run_id})")
+
+
 def resume_study(study: str, tracking: str | None = None, log=print) -> list[dict]:
     """Continue a study whose driver died, from Ray's state in the working directory it ran in.
 
@@ -153,7 +169,9 @@ def resume_study(study: str, tracking: str | None = None, log=print) -> list[dic
         _init_ray(cfg)
         tuner = tune.Tuner.restore(str(path), trainable=_trainable(cfg, setup), resume_unfinished=True,
                                    resume_errored=True)
-        rows = _finish(tuner.fit(), cfg, setup, client, log)
+        grid = tuner.fit()
+        _mark_lost_trials(client, exp_id, parent, {(r.metrics or {}).get("trial_id") for r in grid}, log)
+        rows = _finish(grid, cfg, setup, client, log)
         status = "FINISHED"
         return rows
     finally:

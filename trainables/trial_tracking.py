@@ -1,10 +1,11 @@
 """MLflow logging from inside a trial: one child run per trial under the study's parent run.
 
 Logging happens in the trial (batched), not through a driver callback: it is cheaper over HTTP and it lets the run
-survive a restore. Metrics are buffered and flushed when the trial checkpoints, so after a crash the steps since
-the last checkpoint are recomputed and logged once, never twice. A trial restarted from a checkpoint, or whose
-first attempt died before one, finds its run by the trial id tag instead of creating a second one. A tracking
-failure never kills the trial: it is printed (the worker log) and counted in `tracking_errors`.
+survive a restore. Metrics are buffered and flushed when the trial checkpoints; after a crash the steps since the
+last checkpoint are recomputed and logged then. A trial restarted from a checkpoint, or whose first attempt died
+before one, finds its run by the trial id tag instead of creating a second one, and skips the steps the run
+already holds. A tracking failure never kills the trial: it is printed (the worker log) and counted in
+`tracking_errors`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class TrialRun:
                  params: dict):
         self.errors = 0
         self.run_id: str | None = None
+        self.logged_through = 0  # steps up to here are in MLflow already (a restored trial's earlier life)
         self._buffer: list = []
         if not tracking_uri:
             return
@@ -49,6 +51,8 @@ class TrialRun:
         )
         if found:
             self.run_id = found[0].info.run_id
+            history = self.client.get_metric_history(self.run_id, "step")
+            self.logged_through = int(max((m.value for m in history), default=0))
             return
         run = self.client.create_run(
             experiment_id,
@@ -59,8 +63,12 @@ class TrialRun:
         self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        """Buffer one step's metrics; a step MLflow already holds is skipped, so a restored trial that replays
+        steps past its checkpoint (the driver's saved state can lag the trial) never logs one twice."""
         from mlflow.entities import Metric
 
+        if step <= self.logged_through:
+            return
         ts = int(time.time() * 1000)
         self._buffer.extend(Metric(k, float(v), ts, step) for k, v in metrics.items())
 

@@ -1,0 +1,319 @@
+"""study.front and study.export on a real local MLflow store built by hand the way a study leaves it (parent run,
+child runs with tags, string params and per-step metrics): no Ray, no training.
+
+The trials, objectives (forget_efficacy, utility) final values:
+    ga       lora    completed      (0.90, 0.50)  front
+    adaptive lora    completed      (0.75, 0.70)  front
+    npo      lora    completed      (0.60, 0.80)  front, the knee
+    bounded  lora    completed      (0.50, 0.60)  dominated
+    ga       loreft  diverged       (0.30, 0.95)  front
+    sine     (own)   completed      (0.20, 0.90)  dominated
+    ga       lora    stopped_early  (0.99, 0.99)  partial values: must never count
+    npo      lora    error          (0.95, 0.99)  must never count
+"""
+
+import inspect
+import json
+import shlex
+from datetime import datetime, timezone
+
+import pytest
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+
+from study.export import export_config, pick
+from study.front import RANKED_STATUSES, format_front, front_table, load_study
+from study.pareto import dominates
+from trainables import adaptive_unlearning
+from trainables.adaptive_unlearning import run_config
+from trainables.registry import ADAPTERS, get_variant
+
+PARENT_PARAMS = {
+    "study": "s1", "model": "embedded", "data": "None", "embedded.forget": "hi", "embedded.retain": "en",
+    "train.steps": "3", "train.batch_size": "4", "train.max_len": "32", "train.seed": "7", "train.max_grad_norm": "1.0",
+    "utility_floor": "None", "code_version": "abc123+dirty", "package_version": "0.1.0",
+}
+LORA = {"adapter": "lora", "rank": "8", "target_modules": "q_proj,v_proj"}
+TRIALS = [  # trial id, status, params, final (forget_efficacy, utility)
+    ("ga", "completed", {"variant": "ga", "lr": "0.001", **LORA}, (0.9, 0.5)),
+    ("adaptive", "completed", {"variant": "adaptive", "bound": "5.0", "temperature": "1.0", "lr_forget": "0.0003",
+                               "lr_retain": "0.0001", "retain_freq": "2", **LORA}, (0.75, 0.7)),
+    ("npo", "completed", {"variant": "npo", "beta": "0.1", "lr": "0.0002", **LORA}, (0.6, 0.8)),
+    ("bounded", "completed", {"variant": "bounded", "bound": "2.5", "lr": "0.0005", **LORA}, (0.5, 0.6)),
+    ("loreft", "diverged", {"variant": "ga", "lr": "0.002", "adapter": "loreft", "rank": "4", "layers": "0,1"},
+     (0.3, 0.95)),
+    ("sine", "completed", {"variant": "sine_bounded", "lr": "0.0004", "rank": "8", "omega": "10.0", "gain": "20.0"},
+     (0.2, 0.9)),
+    ("stopped", "stopped_early", {"variant": "ga", "lr": "0.003", **LORA}, (0.99, 0.99)),
+    ("error", "error", {"variant": "npo", "beta": "0.2", "lr": "0.0001", **LORA}, (0.95, 0.99)),
+]
+FRONT = ["ga", "adaptive", "npo", "loreft"]
+
+
+def _log_trial(client, exp, parent, start, trial_id, status, params, final):
+    run = client.create_run(exp, start_time=start, tags={"mlflow.parentRunId": parent, "trial_id": trial_id,
+                                                         "trial_status": status, "pareto": "false",
+                                                         "pareto_rank": "none"})
+    history = [(0.0, 1.0), (final[0] / 2, 1.1), final]  # the last step's values are the final ones
+    metrics = [Metric(name, value, 0, step) for step, (fe, ut) in enumerate(history)
+               for name, value in (("forget_efficacy", fe), ("utility", ut), ("step", step + 1))]
+    metrics += [Metric("es_forget", 0.1, 0, 2), Metric("xlang_utility", 0.8, 0, 2)]
+    client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
+    return run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """(tracking URI, first parent run id, {trial id: run id}); a later second parent run with one trial."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+        client = MlflowClient(uri)
+        exp = client.create_experiment("s1")
+        tags = {"role": "study", "objectives": "forget_efficacy,utility", "study_steps": "3", "study_seed": "7"}
+        parent = client.create_run(exp, start_time=1_000, tags=tags).info.run_id
+        client.log_batch(parent, params=[Param(k, v) for k, v in PARENT_PARAMS.items()])
+        runs = {t[0]: _log_trial(client, exp, parent, 1_001 + i, *t) for i, t in enumerate(TRIALS)}
+        client.set_tag(runs["npo"], "pareto", "true")
+        client.set_tag(runs["npo"], "pareto_rank", "0")
+        rerun = client.create_run(exp, start_time=5_000, tags=tags).info.run_id
+        client.log_batch(rerun, params=[Param(k, v) for k, v in PARENT_PARAMS.items()])
+        _log_trial(client, exp, rerun, 5_001, *TRIALS[0])
+        yield uri, parent, runs
+
+
+@pytest.fixture
+def record(store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri, parent, _ = store
+    return load_study(uri, "s1", parent_run_id=parent)
+
+
+def trial(record, trial_id):
+    return next(t for t in record.trials if t.trial_id == trial_id)
+
+
+# ---- reading a study back --------------------------------------------------------------------------------------
+
+
+def test_load_study_reads_parent_and_trials_with_types(record, store):
+    uri, parent, runs = store
+    assert (record.study, record.tracking_uri, record.parent_run_id) == ("s1", uri, parent)
+    assert (record.objectives, record.steps, record.seed) == (["forget_efficacy", "utility"], 3, 7)
+    assert record.config["model"] == "embedded" and record.config["code_version"] == "abc123+dirty"
+    assert [t.trial_id for t in record.trials] == [t[0] for t in TRIALS]  # in start order
+    npo = trial(record, "npo")
+    assert npo.run_id == runs["npo"] and npo.status == "completed"
+    assert npo.params == {"variant": "npo", "beta": 0.1, "lr": 0.0002, "adapter": "lora", "rank": 8,
+                          "target_modules": "q_proj,v_proj"}
+    assert npo.metrics["forget_efficacy"] == 0.6 and npo.metrics["utility"] == 0.8 and npo.metrics["step"] == 3
+    assert (npo.pareto, npo.pareto_rank) == (True, 0)
+    assert (trial(record, "ga").pareto, trial(record, "ga").pareto_rank) == (False, None)
+    assert trial(record, "loreft").params["layers"] == "0,1"
+    assert trial(record, "sine").adapter == "sine_lora"  # a variant that is its adapter logs none
+
+
+def test_load_study_defaults_to_the_latest_parent_run(store):
+    uri, parent, _ = store
+    latest = load_study(uri, "s1")
+    assert latest.parent_run_id != parent and [t.trial_id for t in latest.trials] == ["ga"]
+
+
+def test_load_study_errors_name_the_study_and_uri(store):
+    uri, _, runs = store
+    with pytest.raises(ValueError, match=r"no study 'nope'.*" + uri):
+        load_study(uri, "nope")
+    with pytest.raises(ValueError, match="no parent run 'missing' in study 's1'"):
+        load_study(uri, "s1", parent_run_id="missing")
+    with pytest.raises(ValueError, match="no parent run"):  # a child run is not a parent run
+        load_study(uri, "s1", parent_run_id=runs["ga"])
+
+
+# ---- the front -------------------------------------------------------------------------------------------------
+
+
+def brute_force_front(record):
+    eligible = [t for t in record.trials if t.status in RANKED_STATUSES]
+    point = {t.trial_id: [t.metrics[o] for o in record.objectives] for t in eligible}
+    return {a for a in point if not any(dominates(point[b], point[a]) for b in point)}
+
+
+def test_front_matches_brute_force_and_ignores_unfinished_trials(record):
+    rows = front_table(record)
+    assert [r["trial_id"] for r in rows] == FRONT  # sorted by forget_efficacy, highest first
+    assert {r["trial_id"] for r in rows} == brute_force_front(record)
+    assert rows[0] == {"trial_id": "ga", "status": "completed", "variant": "ga", "adapter": "lora",
+                       "forget_efficacy": 0.9, "utility": 0.5, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj"}
+    assert rows[3]["adapter"] == "loreft" and rows[3]["layers"] == "0,1"
+
+
+def test_front_with_unfinished_trials_and_study_floor(record):
+    assert [r["trial_id"] for r in front_table(record, completed_only=False)] == ["stopped"]
+    record.config["utility_floor"] = "0.6"  # the study's own floor drops ga (utility 0.5)
+    assert [r["trial_id"] for r in front_table(record)] == ["adaptive", "npo", "loreft"]
+
+
+def test_format_front_has_every_column(record):
+    text = format_front(front_table(record))
+    header, *lines = text.splitlines()
+    assert header.split()[:6] == ["trial_id", "status", "variant", "adapter", "forget_efficacy", "utility"]
+    assert {"bound", "temperature", "layers", "beta"} <= set(header.split()) and len(lines) == len(FRONT)
+    assert format_front([]) == "(no trial on the front)"
+
+
+# ---- picking a trial -------------------------------------------------------------------------------------------
+
+
+def test_pick_knee_and_max_forget(record):
+    assert pick(record).trial_id == "npo"  # max-min of the normalised front: npo's worst is 0.5, the others' less
+    assert pick(record, "max-forget", min_utility=0.75).trial_id == "npo"
+    assert pick(record, "max-forget", min_utility=0.92).trial_id == "loreft"  # stopped/error (0.99) ignored
+    assert pick(record, "max-forget", min_utility=0.6, variant="ga").trial_id == "loreft"
+    assert pick(record, "knee", variant="bounded").trial_id == "bounded"
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, -0.1, float("nan")])
+def test_pick_rejects_min_utility_outside_unit_interval(record, bad):
+    with pytest.raises(ValueError, match="--min-utility"):
+        pick(record, "max-forget", min_utility=bad)
+
+
+def test_pick_says_when_nothing_qualifies(record):
+    with pytest.raises(ValueError, match="--min-utility is required"):
+        pick(record, "max-forget")
+    with pytest.raises(ValueError, match="utility >= 0.99.*best has 0.95"):
+        pick(record, "max-forget", min_utility=0.99)
+    with pytest.raises(ValueError, match="variant 'dualoptim'.*variants with such trials: adaptive, bounded, ga"):
+        pick(record, variant="dualoptim")
+    with pytest.raises(ValueError, match="unknown pick 'best'"):
+        pick(record, "best")
+
+
+# ---- exporting it ----------------------------------------------------------------------------------------------
+
+
+def flags(command: str) -> dict[str, list[str]]:
+    """mmie flags and their values, from a command line."""
+    tokens = shlex.split(command)
+    assert tokens[:2] == ["python", "mmie.py"]
+    out: dict[str, list[str]] = {}
+    for token in tokens[2:]:
+        if token.startswith("--"):
+            out[token] = []
+            last = token
+        else:
+            out[last].append(token)
+    return out
+
+
+def export(record, trial_id, tmp_path):
+    out = tmp_path / trial_id
+    config = export_config(record, trial(record, trial_id), out)
+    assert json.loads((out / "config.json").read_text()) == config
+    return config
+
+
+def assert_runs_unchanged(config):
+    """The kwargs bind to run_config and to the named entry point, and none is swallowed unused by **knobs."""
+    kwargs, adapter = config["kwargs"], config["adapter"]
+    inspect.signature(run_config).bind(None, None, [], [], adapter=adapter, **kwargs)
+    entry = getattr(adaptive_unlearning, config["entry_point"])
+    if config["entry_point"] == "train_reft_adaptive":
+        inspect.signature(entry).bind(None, None, config["args"]["layers"], [], [], **kwargs)
+    elif config["entry_point"] == "train_lora_adaptive":
+        inspect.signature(entry).bind(None, None, [], [], **kwargs)
+    variant = get_variant(kwargs["variant"])
+    knobs = {k.name for k in variant.knobs()} | {k.name for k in ADAPTERS.get(adapter).knobs}
+    named = {n for n, p in inspect.signature(run_config).parameters.items() if p.kind is not p.VAR_KEYWORD}
+    assert set(kwargs) <= named | knobs
+
+
+def test_export_lora_ga(record, tmp_path, store):
+    config = export(record, "ga", tmp_path)
+    assert_runs_unchanged(config)
+    assert (config["entry_point"], config["adapter"], config["args"]) == ("train_lora_adaptive", "lora", {})
+    assert config["kwargs"] == {"variant": "ga", "steps": 3, "bs": 4, "max_len": 32, "seed": 7, "use_curriculum": False,
+                                "max_grad_norm": 1.0, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj"}
+    assert config["metrics"] == {"forget_efficacy": 0.9, "utility": 0.5, "es_forget": 0.1, "xlang_utility": 0.8}
+    p = config["provenance"]
+    assert (p["study"], p["parent_run_id"], p["run_id"], p["trial_id"]) == ("s1", store[1], store[2]["ga"], "ga")
+    assert (p["tracking_uri"], p["code_version"], p["package_version"], p["seed"]) == (store[0], "abc123+dirty",
+                                                                                      "0.1.0", 7)
+    assert datetime.fromisoformat(p["exported_at"]).tzinfo == timezone.utc
+    f = flags(config["mmie_command"])
+    assert f["--forget_obj"] == ["ga"] and f["--lora_steps"] == ["3"] and f["--reft_steps"] == ["0"]
+    assert f["--rank"] == ["8"] and f["--seeds"] == ["7"] and f["--lr_forget"] == f["--lr_retain"] == ["0.001"]
+    assert not {"--adaptive_unlearning", "--bound", "--temperature"} & set(f)
+    # the embedded default: placeholder paths, explained in the note
+    assert f["--model"] == ["EMBEDDED_DIR/model"] and f["--forget"] == ["EMBEDDED_DIR/data/hi.jsonl"]
+    assert f["--retain"] == ["EMBEDDED_DIR/data/en.jsonl"] and f["--mixed"] == ["EMBEDDED_DIR/data/hi_en.jsonl"]
+    assert f["--xlang"] == [f"EMBEDDED_DIR/data/{c}.jsonl" for c in ("ur", "pa", "bn")]
+    assert "unlearn-study build-default" in config["note"] and "target_modules" in config["note"]
+
+
+def test_export_npo(record, tmp_path):
+    config = export(record, "npo", tmp_path)
+    assert_runs_unchanged(config)
+    assert config["kwargs"]["beta"] == 0.1
+    f = flags(config["mmie_command"])
+    assert f["--forget_obj"] == ["npo"] and "--adaptive_unlearning" not in f
+
+
+def test_export_adaptive(record, tmp_path):
+    config = export(record, "adaptive", tmp_path)
+    assert_runs_unchanged(config)
+    assert config["kwargs"]["use_curriculum"] is True and config["kwargs"]["retain_freq"] == 2
+    f = flags(config["mmie_command"])
+    assert f["--adaptive_unlearning"] == [] and f["--forget_obj"] == ["ga"]
+    assert f["--bound"] == ["5.0"] and f["--temperature"] == ["1.0"]
+    assert f["--lr_forget"] == ["0.0003"] and f["--lr_retain"] == ["0.0001"]
+
+
+def test_export_bounded_has_bound_but_no_temperature(record, tmp_path):
+    f = flags(export(record, "bounded", tmp_path)["mmie_command"])
+    assert "--adaptive_unlearning" in f and f["--bound"] == ["2.5"] and "--temperature" not in f
+
+
+def test_export_loreft(record, tmp_path):
+    config = export(record, "loreft", tmp_path)
+    assert_runs_unchanged(config)
+    assert (config["entry_point"], config["args"]) == ("train_reft_adaptive", {"layers": [0, 1]})
+    assert config["kwargs"]["rank"] == 4 and "layers" not in config["kwargs"]
+    assert config["provenance"]["trial_status"] == "diverged"
+    f = flags(config["mmie_command"])
+    assert f["--reft_steps"] == ["3"] and f["--lora_steps"] == ["0"] and f["--rank"] == ["4"]
+
+
+def test_export_sine_runs_through_run_config(record, tmp_path):
+    config = export(record, "sine", tmp_path)
+    assert_runs_unchanged(config)
+    assert (config["entry_point"], config["adapter"]) == ("run_config", "sine_lora")
+    assert config["kwargs"]["omega"] == 10.0 and config["kwargs"]["gain"] == 20
+    assert "mmie.py has no sine_lora adapter" in config["note"]
+
+
+def test_export_with_data_files_quotes_paths(record, tmp_path):
+    del record.config["data"]  # flattened: data.forget, data.retain, ...
+    record.config.update({"model": "Qwen/Qwen2.5-1.5B-Instruct", "data.forget": "data/hi forget.jsonl",
+                          "data.retain": "data/en.jsonl", "data.mixed": "None",
+                          "data.xlang": "['data/ur.jsonl', \"data/it's.jsonl\"]"})
+    config = export(record, "ga", tmp_path)
+    f = flags(config["mmie_command"])
+    assert f["--model"] == ["Qwen/Qwen2.5-1.5B-Instruct"] and f["--forget"] == ["data/hi forget.jsonl"]
+    assert "--mixed" not in f and f["--xlang"] == ["data/ur.jsonl", "data/it's.jsonl"]
+    assert "EMBEDDED_DIR" not in config["note"]
+
+
+def test_script_is_commented_provenance_then_the_command(record, tmp_path):
+    record.study = "s1\nrm -rf ~"  # a hostile name must stay inside a comment
+    config = export(record, "adaptive", tmp_path)
+    script = tmp_path / "adaptive" / "mmie_command.sh"
+    lines = script.read_text().splitlines()
+    assert lines[0] == "#!/usr/bin/env bash" and lines[-1] == config["mmie_command"]
+    assert all(line.startswith("#") for line in lines[:-1])
+    assert "abc123+dirty" in script.read_text() and script.stat().st_mode & 0o111
+
+
+def test_every_front_trial_exports_bindable_kwargs(record, tmp_path):
+    for row in front_table(record):
+        assert_runs_unchanged(export_config(record, trial(record, row["trial_id"]), tmp_path / row["trial_id"]))
