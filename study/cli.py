@@ -66,6 +66,35 @@ def cmd_resume(args) -> int:
     return 0
 
 
+def _tracking(args) -> str:
+    from pathlib import Path
+
+    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def cmd_front(args) -> int:
+    from .front import format_front, front_table, load_study
+
+    record = load_study(_tracking(args), args.study, args.run_id)
+    rows = front_table(record)
+    print(f"study {record.study!r} (MLflow run {record.parent_run_id}): {len(rows)} front members over "
+          f"{', '.join(record.objectives)}")
+    print(format_front(rows))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_config, pick
+    from .front import load_study
+
+    record = load_study(_tracking(args), args.study, args.run_id)
+    trial = pick(record, args.pick, args.min_utility, args.variant)
+    config = export_config(record, trial, args.out)
+    print(f"exported trial {trial.trial_id} ({trial.variant}) to {args.out}/config.json")
+    print(config["mmie_command"])
+    return 0
+
+
 def cmd_variants(args) -> int:
     import trainables.variants  # noqa: F401
     from trainables.registry import ADAPTERS, VARIANTS
@@ -107,6 +136,21 @@ def main(argv=None) -> int:
     resume.add_argument("--study", required=True)
     resume.add_argument("--tracking-uri", dest="tracking_uri")
     resume.set_defaults(fn=cmd_resume)
+    front = sub.add_parser("front", help="print a study's Pareto front from MLflow")
+    front.add_argument("--study", required=True)
+    front.add_argument("--run-id", dest="run_id", help="a parent run of the study (default: the latest)")
+    front.add_argument("--tracking-uri", dest="tracking_uri")
+    front.set_defaults(fn=cmd_front)
+    export = sub.add_parser("export", help="write a front member's config as JSON and an mmie.py command line")
+    export.add_argument("--study", required=True)
+    export.add_argument("--pick", choices=["knee", "max-forget"], default="knee")
+    export.add_argument("--min-utility", type=float, dest="min_utility",
+                        help="with max-forget: the best forget efficacy among trials with at least this utility")
+    export.add_argument("--variant", help="pick among this variant's trials only")
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--run-id", dest="run_id")
+    export.add_argument("--tracking-uri", dest="tracking_uri")
+    export.set_defaults(fn=cmd_export)
     sub.add_parser("variants", help="list every registered variant with its knobs").set_defaults(fn=cmd_variants)
     build = sub.add_parser("build-default", help="build (or show) the embedded default model and its report")
     build.add_argument("--config")

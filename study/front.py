@@ -20,6 +20,7 @@ import trainables.variants  # noqa: F401  (registers every variant and adapter)
 from trainables.registry import ADAPTERS, Knob, get_variant
 
 from .pareto import apply_floor, pareto_front_mask
+from .tracking import child_runs, latest_parent_run
 
 # The statuses whose final values are final; as in study.pareto_tracking, which cannot be imported without Ray.
 # A trial stopped early by the scheduler has partial values that would wrongly dominate finished trials.
@@ -101,7 +102,7 @@ def load_study(tracking_uri: str, study: str, parent_run_id: str | None = None) 
         steps=int(tags["study_steps"]),
         seed=int(tags["study_seed"]),
         config=dict(parent.data.params),
-        trials=[_trial(run) for run in _child_runs(client, parent)],
+        trials=[_trial(run) for run in child_runs(client, parent.info.experiment_id, parent.info.run_id)],
     )
 
 
@@ -110,11 +111,7 @@ def _parent_run(client: MlflowClient, uri: str, study: str, parent_run_id: str |
     if experiment is None:
         raise ValueError(f"no study {study!r} (MLflow experiment) at tracking URI {uri}")
     if parent_run_id is None:
-        runs = client.search_runs([experiment.experiment_id], filter_string="tags.role = 'study'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
-        if not runs:
-            raise ValueError(f"study {study!r} at tracking URI {uri} has no parent run (tag role=study)")
-        return runs[0]
+        return client.get_run(latest_parent_run(uri, study)[2])
     try:
         run = client.get_run(parent_run_id)
     except MlflowException:
@@ -122,18 +119,6 @@ def _parent_run(client: MlflowClient, uri: str, study: str, parent_run_id: str |
     if run is None or run.info.experiment_id != experiment.experiment_id or run.data.tags.get("role") != "study":
         raise ValueError(f"no parent run {parent_run_id!r} in study {study!r} at tracking URI {uri}")
     return run
-
-
-def _child_runs(client: MlflowClient, parent) -> list:
-    runs, token = [], None
-    while True:  # search_runs pages; a large study has more trials than one page
-        page = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
-                                  order_by=["attributes.start_time ASC"], max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def _trial(run) -> TrialRecord:

@@ -16,7 +16,7 @@ from .config import StudyConfig, parse_config
 from .prepare import prepare_study, storage_path, tracking_uri
 from .pareto_tracking import ParetoRecorder, trial_status
 from .search import make_scheduler, make_searcher
-from .tracking import latest_parent_run, start_parent_run
+from .tracking import child_runs, latest_parent_run, start_parent_run
 
 SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "step")
 
@@ -136,8 +136,7 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
 def _mark_lost_trials(client, experiment_id: str, parent: str, known: set, log) -> None:
     """Child runs of trials that Ray's saved state does not know (started in the seconds before the driver
     died): their runs stay, marked `lost`, so every run in MLflow is accounted for."""
-    children = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'")
-    for run in children:
+    for run in child_runs(client, experiment_id, parent):
         if run.data.tags.get("trial_id") not in known:
             for key, value in (("trial_status", "lost"), ("pareto", "false"), ("pareto_rank", "none")):
                 client.set_tag(run.info.run_id, key, value)

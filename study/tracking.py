@@ -75,3 +75,15 @@ def latest_parent_run(uri: str, study: str) -> tuple[MlflowClient, str, str]:
     if not runs:
         raise ValueError(f"study {study!r} at {uri} has no study (parent) run")
     return client, exp.experiment_id, runs[0].info.run_id
+
+
+def child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
+    """Every trial run under a parent run, oldest first (search_runs pages; a large study has many)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                                  order_by=["attributes.start_time ASC"], max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs

@@ -130,3 +130,20 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_
     assert len(pruned) == list(status.values()).count("stopped_early")
     assert all(t.values is None and t.user_attrs["stopped_at_step"] < 8 for t in pruned)
     assert not {t.number for t in study.best_trials} & {t.number for t in pruned}
+
+    # The knee, exported, runs through the mmie.py entry point with the same seed to the same metrics.
+    from study.export import export_config, pick
+    from study.front import load_study
+    from trainables.adaptive_unlearning import run_config
+    from trainables.data import read_jsonl
+    from trainables.modeling import load_model, load_tokenizer
+
+    record = load_study(uri, "front")
+    exported = export_config(record, pick(record, "knee"), tmp_path / "export")
+    assert exported["entry_point"] == "train_lora_adaptive"
+    forget = read_jsonl(embedded.root / "data" / "hi.jsonl")
+    retain = read_jsonl(embedded.root / "data" / "en.jsonl")
+    model, tok = load_model(str(embedded.model_dir)), load_tokenizer(str(embedded.model_dir))
+    _, again = run_config(model, tok, forget, retain, adapter=exported["adapter"], **exported["kwargs"])
+    for metric in ("forget_efficacy", "utility"):
+        assert again[metric] == pytest.approx(exported["metrics"][metric], abs=0.02), metric
