@@ -14,7 +14,7 @@ def write(tmp_path, text):
 
 def test_defaults_are_valid():
     cfg = load_config()
-    assert cfg.model == "embedded" and cfg.variants == ["ga", "npo"]
+    assert cfg.model == "embedded" and cfg.variants[:2] == ["ga", "npo"] and "adaptive" in cfg.variants
     assert cfg.search.objectives == ["forget_efficacy", "utility"]
 
 
@@ -25,7 +25,10 @@ def test_defaults_are_valid():
         ("train:\n  steps: 0\n", "line 2: train.steps: Input should be greater than or equal to 1"),
         ("variants: [ga, nope]\n", "line 1: variants[1]: unknown variant 'nope'"),
         ("adapters: [lora, dora]\n", "adapters[1]: unknown adapter 'dora'"),
-        ("search:\n  space:\n    bound: {low: 1, high: 2}\n", "line 3: search.space.bound: unknown knob 'bound'"),
+        ("variants: [ga]\nsearch:\n  space:\n    bound: {low: 1, high: 2}\n", "line 4: search.space.bound: unknown knob 'bound'"),
+        ("scheduler:\n  grace_period: 100\n", "scheduler.grace_period: must be below train.steps (100)"),
+        ("scheduler:\n  weights: {xlang_utility: 1}\n", "scheduler.weights.xlang_utility: xlang_utility is not one of"),
+        ("search:\n  objectives: [utility]\n", "two or three different objectives"),
         ("search:\n  space:\n    lr: {low: 0.1, high: 0.01}\n", "line 3: search.space.lr: empty range: low 0.1 is not below high 0.01"),
         ("search:\n  space:\n    lr: {low: 0, high: 0.01, log: true}\n", "a log range must be positive"),
         ("search:\n  space:\n    lr: {choices: []}\n", "choices is empty"),
@@ -76,7 +79,8 @@ class FakeTrial:
 
 
 def test_space_is_conditional_and_overridable(tmp_path):
-    cfg = load_config(write(tmp_path, "search:\n  space:\n    lr: {low: 0.001, high: 0.002}\n    rank: {value: 4}\n"))
+    cfg = load_config(write(tmp_path, "variants: [ga, npo]\n"
+                                      "search:\n  space:\n    lr: {low: 0.001, high: 0.002}\n    rank: {value: 4}\n"))
     space = define_by_run(cfg)
     ga, npo = FakeTrial("ga"), FakeTrial("npo")
     constants_ga = space(ga)
@@ -85,3 +89,13 @@ def test_space_is_conditional_and_overridable(tmp_path):
     assert ga.asked["lr"] == ("float", 0.001, 0.002, True)  # log scale kept from the knob
     assert constants_ga["rank"] == 4 and constants_ga["target_modules"] == "q_proj,v_proj"
     assert ga.asked["variant"] == ("categorical", ("ga", "npo"))
+
+
+def test_shipped_study_configs_are_valid():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parent.parent / "studies").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        assert path.read_text().startswith("#"), f"{path} should open with the command that runs it"
+        load_config(path)
