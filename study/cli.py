@@ -162,10 +162,11 @@ def main(argv=None) -> int:
     from trainables.data import DataError
 
     from .config import ConfigError
+    from .tracking import TrackingUnreachable
 
     try:
         return args.fn(args)
-    except (ConfigError, DataError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, DataError, TrackingUnreachable, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

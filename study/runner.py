@@ -16,7 +16,7 @@ from .config import StudyConfig, parse_config
 from .prepare import prepare_study, storage_path, tracking_uri
 from .pareto_tracking import ParetoRecorder, trial_status
 from .search import make_scheduler, make_searcher
-from .tracking import child_runs, latest_parent_run, start_parent_run
+from .tracking import check_tracking_server, child_runs, latest_parent_run, start_parent_run
 
 SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "step")
 
@@ -48,9 +48,14 @@ def _recorder(cfg: StudyConfig, setup: TrialSetup, log) -> ParetoRecorder:
                           cfg.train.steps, cfg.utility_floor, log=log, num_samples=cfg.search.num_samples)
 
 
-def experiment_path(cfg: StudyConfig, parent_run_id: str) -> Path:
-    """Ray's folder for the study: its trials' checkpoints and the state a resume starts from."""
-    return Path(storage_path(cfg)) / f"{cfg.study}-{parent_run_id[:8]}"
+def experiment_name(cfg: StudyConfig, parent_run_id: str) -> str:
+    return f"{cfg.study}-{parent_run_id[:8]}"
+
+
+def experiment_path(cfg: StudyConfig, parent_run_id: str) -> str:
+    """Ray's folder for the study (a local path or a URI such as s3://...): its trials' checkpoints and the state a
+    resume starts from."""
+    return f"{storage_path(cfg).rstrip('/')}/{experiment_name(cfg, parent_run_id)}"
 
 
 def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
@@ -60,14 +65,13 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
     searcher = make_searcher(cfg)
     if cfg.search.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=cfg.search.max_concurrent)
-    path = experiment_path(cfg, setup.parent_run_id)
     tuner = tune.Tuner(
         _trainable(cfg, setup),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=make_scheduler(cfg),
                                     num_samples=cfg.search.num_samples, reuse_actors=True),
         run_config=tune.RunConfig(
-            name=path.name,
-            storage_path=str(path.parent),
+            name=experiment_name(cfg, setup.parent_run_id),
+            storage_path=storage_path(cfg),
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[_recorder(cfg, setup, log)],
@@ -117,8 +121,9 @@ def _finish(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> list[dict
 
 def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
     """Run the whole study; setup_overrides replace TrialSetup fields (tests use crash_at_step)."""
-    setup = prepare_study(cfg, log=log)  # every check that can fail does so before Ray starts
     uri = tracking_uri(cfg)
+    check_tracking_server(uri)
+    setup = prepare_study(cfg, log=log)  # every check that can fail does so before Ray starts
     client, exp_id, parent = start_parent_run(uri, cfg, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
                     collateral_every_step="xlang_utility" in cfg.search.objectives, **setup_overrides)
@@ -153,6 +158,7 @@ def resume_study(study: str, tracking: str | None = None, log=print) -> list[dic
     from ray import tune
 
     uri = tracking or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    check_tracking_server(uri)
     client, exp_id, parent = latest_parent_run(uri, study)
     text = Path(client.download_artifacts(parent, "study.yaml", tempfile.mkdtemp())).read_text()
     cfg = parse_config(yaml.safe_load(text), source=f"study.yaml of MLflow run {parent}")
@@ -160,13 +166,13 @@ def resume_study(study: str, tracking: str | None = None, log=print) -> list[dic
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
                     collateral_every_step="xlang_utility" in cfg.search.objectives)
     path = experiment_path(cfg, parent)
-    if not tune.Tuner.can_restore(str(path)):
+    if not tune.Tuner.can_restore(path):
         raise FileNotFoundError(f"no Ray study state at {path}: resume from the directory the study ran in")
     log(f"resuming study {study!r} (MLflow run {parent}) from {path}")
     status = "FAILED"
     try:
         _init_ray(cfg)
-        tuner = tune.Tuner.restore(str(path), trainable=_trainable(cfg, setup), resume_unfinished=True,
+        tuner = tune.Tuner.restore(path, trainable=_trainable(cfg, setup), resume_unfinished=True,
                                    resume_errored=True)
         grid = tuner.fit()
         _mark_lost_trials(client, exp_id, parent, {(r.metrics or {}).get("trial_id") for r in grid}, log)

@@ -35,6 +35,30 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+class TrackingUnreachable(RuntimeError):
+    """The MLflow tracking server does not answer; raised before any trial starts."""
+
+
+def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, with a clear message, when a tracking server is down: MLflow's own client would retry with
+    backoff for minutes, after the study had already built its model and data."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except OSError as e:
+        problem = str(getattr(e, "reason", e))
+    raise TrackingUnreachable(
+        f"MLflow tracking server {uri} is unreachable ({problem}); start it (see README, 'Cluster') or fix "
+        "--tracking-uri / MLFLOW_TRACKING_URI. No trial was started."
+    )
+
+
 def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:

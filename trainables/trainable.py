@@ -9,9 +9,11 @@ log to MLflow, and report to Tune, with a checkpoint every checkpoint_every step
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
+import ray
 import torch
 from ray import tune
 
@@ -34,7 +36,7 @@ def unlearning_trainable(config: dict, setup: TrialSetup) -> None:
         restored = True
     run = TrialRun(
         setup.tracking_uri, setup.experiment_id, setup.parent_run_id, ctx.get_trial_id(), ctx.get_trial_name(),
-        params=config,
+        params=config, tags={"node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()},
     )
     try:
         status = _train(unlearner, setup, run, restored)

@@ -19,17 +19,19 @@ STATUS_TAG = "trial_status"  # completed | stopped_early | diverged | error
 
 class TrialRun:
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, trial_id: str, trial_name: str,
-                 params: dict):
+                 params: dict, tags: dict | None = None):
         self.errors = 0
         self.run_id: str | None = None
         self.logged_through = 0  # steps up to here are in MLflow already (a restored trial's earlier life)
         self._buffer: list = []
+        self._open_args: tuple | None = None  # None: no tracking configured
         if not tracking_uri:
             return
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri)
-        self._call(self._open, experiment_id, parent_run_id, trial_id, trial_name, params)
+        self._open_args = (experiment_id, parent_run_id, trial_id, trial_name, params, tags or {})
+        self._call(self._open, *self._open_args)
 
     def _call(self, fn, *args) -> bool:
         """Run one MLflow call; True if it succeeded."""
@@ -41,8 +43,8 @@ class TrialRun:
             print(f"[trial tracking] MLflow call failed ({self.errors}):\n{traceback.format_exc()}", file=sys.stderr)
             return False
 
-    def _open(self, experiment_id, parent_run_id, trial_id, trial_name, params):
-        from mlflow.entities import Param
+    def _open(self, experiment_id, parent_run_id, trial_id, trial_name, params, tags):
+        from mlflow.entities import Param, RunTag
 
         found = self.client.search_runs(
             [experiment_id],
@@ -53,11 +55,12 @@ class TrialRun:
             self.run_id = found[0].info.run_id
             history = self.client.get_metric_history(self.run_id, "step")
             self.logged_through = int(max((m.value for m in history), default=0))
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
             return
         run = self.client.create_run(
             experiment_id,
             run_name=trial_name,
-            tags={"mlflow.parentRunId": parent_run_id, "trial_id": trial_id, STATUS_TAG: "running"},
+            tags={"mlflow.parentRunId": parent_run_id, "trial_id": trial_id, STATUS_TAG: "running", **tags},
         )
         self.run_id = run.info.run_id
         self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
@@ -73,16 +76,27 @@ class TrialRun:
         self._buffer.extend(Metric(k, float(v), ts, step) for k, v in metrics.items())
 
     def flush(self) -> None:
-        """Send buffered metrics; what fails stays buffered for the next flush."""
+        """Send buffered metrics; what fails stays buffered for the next flush (a server that blinks loses
+        nothing). A run that could not be opened at the start is opened now."""
+        if self._open_args is None:
+            return
+        if self.run_id is None and not self._call(self._open, *self._open_args):
+            return
         while self.run_id is not None and self._buffer:
             chunk = self._buffer[:1000]  # MLflow's log_batch limit
             if not self._call(self.client.log_batch, self.run_id, chunk):
                 return
             del self._buffer[: len(chunk)]
 
-    def finish(self, status: str) -> None:
-        self.flush()
-        if self.run_id is None:
+    def finish(self, status: str, attempts: int = 6, wait_s: float = 5.0) -> None:
+        """Flush and close the run; retried for about half a minute, since after this the trial is gone."""
+        if self._open_args is None:
             return
-        self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
-        self._call(self.client.set_terminated, self.run_id, "FAILED" if status == "error" else "FINISHED")
+        for attempt in range(attempts):
+            self.flush()
+            if (not self._buffer and self.run_id is not None
+                    and self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
+                    and self._call(self.client.set_terminated, self.run_id, "FAILED" if status == "error" else "FINISHED")):
+                return
+            if attempt < attempts - 1:
+                time.sleep(wait_s)

@@ -1,0 +1,220 @@
+"""Cluster-wide studies on this machine, loopback only: several real Ray nodes (ray.cluster_utils.Cluster), a real
+`mlflow server` on 127.0.0.1 with a sqlite backend, and the CLI driving them as a user would (`--address`).
+Faults: a worker node killed mid-study, and the tracking server stopped for seconds mid-study."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_cluster_yaml_passes_rays_own_validation():
+    config = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    validate_config(prepare_config(config))
+    assert config["available_node_types"]["gpu_a10g"]["resources"]["GPU"] == 1
+    assert "0.0.0.0" not in (ROOT / "cluster.yaml").read_text().split("--host")[1].split("\n")[0]
+    broken = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    broken["available_node_types"]["gpu_a10g"]["max_workers"] = "four"
+    with pytest.raises(Exception):
+        validate_config(prepare_config(broken))
+
+
+# ---- a real MLflow server and a real multi-node Ray cluster ---------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    def __init__(self, root: Path):
+        self.root, self.port = root, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port",
+               str(self.port), "-w", "1", "--backend-store-uri", f"sqlite:///{self.root}/server.db",
+               "--artifacts-destination", str(self.root / "artifacts")]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=open(self.root / "server.log", "a"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{self.uri}/health", timeout=2).status == 200:
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("mlflow server did not start:\n" + (self.root / "server.log").read_text()[-2000:])
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+    def search_children(self, experiment: str) -> list[dict]:
+        """Child runs through the REST API (runs/search is POST-only)."""
+        def post(path, body):
+            req = urllib.request.Request(f"{self.uri}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+            return json.load(urllib.request.urlopen(req, timeout=30))
+
+        get = urllib.request.urlopen(
+            f"{self.uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment}", timeout=30)
+        exp_id = json.load(get)["experiment"]["experiment_id"]
+        runs = post("runs/search", {"experiment_ids": [exp_id], "max_results": 1000}).get("runs", [])
+        for run in runs:
+            run["tags"] = {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+            run["metrics"] = {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+        return [r for r in runs if "mlflow.parentRunId" in r["tags"]]
+
+    def metric_steps(self, run_id: str, key: str) -> list[int]:
+        url = f"{self.uri}/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key={key}&max_results=25000"
+        return sorted(int(m.get("step", 0)) for m in json.load(urllib.request.urlopen(url, timeout=30))["metrics"])
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    server = MlflowServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A head that runs no trials and two 1-CPU worker nodes, all on this machine."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()  # this process must not hold another Ray instance's session
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    c = Cluster(initialize_head=True, connect=False, head_node_args={
+        "num_cpus": 0, "object_store_memory": 80 * 1024**2, "dashboard_host": "127.0.0.1", "temp_dir": temp})
+    workers = [c.add_node(num_cpus=1, object_store_memory=80 * 1024**2) for _ in range(2)]
+    c.wait_for_nodes()
+    yield c, workers
+    c.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def study_config(tmp_path, name, steps, samples=4):
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump({
+        "study": name, "variants": ["ga", "npo"], "scheduler": {"type": "fifo"},
+        "search": {"num_samples": samples, "max_concurrent": 2, "seed": 1},
+        "train": {"steps": steps, "batch_size": 8, "eval_every": 8, "checkpoint_every": 4, "es_prompts": 4,
+                  "final_es_prompts": 8},
+        "resources": {"max_failures": 3},
+    }))
+
+
+def start_study(tmp_path, cluster, server):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONUNBUFFERED": "1"}
+    cmd = [str(Path(sys.executable).with_name("unlearn-study")), "run", "--config", "study.yaml",
+           "--address", cluster.address, "--tracking-uri", server.uri]
+    return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=open(tmp_path / "study.log", "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for(predicate, proc, log: Path, timeout=300):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert proc.poll() is None, log.read_text()[-4000:]
+        assert time.time() < deadline, log.read_text()[-4000:]
+        time.sleep(0.5)
+
+
+def finish(proc, log: Path, timeout=400):
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, log.read_text()[-4000:]
+
+
+def assert_every_trial_complete(server, name, samples, steps):
+    children = server.search_children(name)
+    assert len(children) == samples
+    for run in children:
+        assert run["tags"]["trial_status"] == "completed", run["tags"]
+        assert run["metrics"]["step"] == steps
+        for key in ("forget_efficacy", "utility"):
+            assert server.metric_steps(run["info"]["run_id"], key) == list(range(1, steps + 1)), key
+    return children
+
+
+@pytest.mark.slow
+def test_study_spreads_over_nodes_and_logs_to_the_server(embedded, tmp_path, cluster, mlflow_server):
+    c, _ = cluster
+    study_config(tmp_path, "multi-node", steps=8)
+    proc = start_study(tmp_path, c, mlflow_server)
+    finish(proc, tmp_path / "study.log")
+    children = assert_every_trial_complete(mlflow_server, "multi-node", samples=4, steps=8)
+    assert len({run["tags"]["node_id"] for run in children}) >= 2
+
+
+@pytest.mark.slow
+def test_killed_worker_node_trials_resume_from_checkpoints(embedded, tmp_path, cluster, mlflow_server):
+    c, workers = cluster
+    study_config(tmp_path, "node-killed", steps=24)
+    proc = start_study(tmp_path, c, mlflow_server)
+    log = tmp_path / "study.log"
+
+    def some_trial_checkpointed():
+        try:
+            return any(r["metrics"].get("step", 0) >= 6 for r in mlflow_server.search_children("node-killed"))
+        except Exception:  # the experiment may not exist yet
+            return False
+
+    wait_for(some_trial_checkpointed, proc, log)
+    c.remove_node(workers[0])  # the node's raylet and its trial workers die
+    finish(proc, log)
+    children = assert_every_trial_complete(mlflow_server, "node-killed", samples=4, steps=24)
+    assert any(run["metrics"]["restores"] >= 1 for run in children)  # came back from a checkpoint, not step 0
+
+
+@pytest.mark.slow
+def test_tracking_server_blinking_mid_study_loses_nothing(embedded, tmp_path, cluster, mlflow_server):
+    c, _ = cluster
+    study_config(tmp_path, "server-blink", steps=24)
+    proc = start_study(tmp_path, c, mlflow_server)
+    log = tmp_path / "study.log"
+
+    def trials_logging():
+        try:
+            return any(r["metrics"].get("step", 0) >= 4 for r in mlflow_server.search_children("server-blink"))
+        except Exception:
+            return False
+
+    wait_for(trials_logging, proc, log)
+    mlflow_server.stop()
+    time.sleep(8)
+    mlflow_server.start()
+    finish(proc, log)
+    assert_every_trial_complete(mlflow_server, "server-blink", samples=4, steps=24)
+
+
+def test_unreachable_server_fails_before_any_trial(tmp_path, monkeypatch, capsys):
+    from study.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    rc = main(["run", "--tracking-uri", f"http://127.0.0.1:{free_port()}", "--num-samples", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is unreachable" in err and "No trial was started" in err
+    assert not (tmp_path / "ray_results").exists()
