@@ -95,6 +95,26 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_ladder(args) -> int:
+    from .config import load_config
+    from .runner import run_ladder
+
+    cfg = load_config(args.config, {"tracking_uri": args.tracking_uri} if args.tracking_uri else None)
+    path = run_ladder(cfg, quick=args.quick, out_dir=args.out)
+    print(path.read_text())
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(_tracking(args), args.study, args.out)
+    print(path.read_text())
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_variants(args) -> int:
     import trainables.variants  # noqa: F401
     from trainables.registry import ADAPTERS, VARIANTS
@@ -151,6 +171,17 @@ def main(argv=None) -> int:
     export.add_argument("--run-id", dest="run_id")
     export.add_argument("--tracking-uri", dest="tracking_uri")
     export.set_defaults(fn=cmd_export)
+    ladder = sub.add_parser("ladder", help="run a ladder study (one study per rung and seed) and its report")
+    ladder.add_argument("--config", required=True, help="a study YAML with a `ladder:` section (studies/ladder.yaml)")
+    ladder.add_argument("--quick", action="store_true", help="fewer trials and steps, for a first look")
+    ladder.add_argument("--out", default="ladder_report")
+    ladder.add_argument("--tracking-uri", dest="tracking_uri")
+    ladder.set_defaults(fn=cmd_ladder)
+    report = sub.add_parser("report", help="write a ladder's report from MLflow alone (no training)")
+    report.add_argument("--study", required=True, help="the ladder's name (its studies are <name>-<rung>-s<seed>)")
+    report.add_argument("--out", default="ladder_report")
+    report.add_argument("--tracking-uri", dest="tracking_uri")
+    report.set_defaults(fn=cmd_report)
     sub.add_parser("variants", help="list every registered variant with its knobs").set_defaults(fn=cmd_variants)
     build = sub.add_parser("build-default", help="build (or show) the embedded default model and its report")
     build.add_argument("--config")

@@ -120,6 +120,16 @@ class ResourcesConfig(_Strict):
     max_failures: int = Field(2, ge=0)
 
 
+class LadderConfig(_Strict):
+    """A ladder: one study per (rung, seed), every rung on the same budget (`unlearn-study ladder`)."""
+
+    rungs: list[str]
+    seeds: list[int] = [0, 1, 2]
+    # --quick: fewer trials and steps, for a first look.
+    quick_num_samples: int = Field(4, ge=1)
+    quick_steps: int = Field(40, ge=2)
+
+
 class StudyConfig(_Strict):
     study: str = "default"
     model: str = "embedded"
@@ -141,6 +151,7 @@ class StudyConfig(_Strict):
     tracking_uri: str | None = None
     address: str | None = None
     storage_path: str | None = None
+    ladder: LadderConfig | None = None
 
     @model_validator(mode="after")
     def _registered(self):
@@ -152,6 +163,9 @@ class StudyConfig(_Strict):
         for i, name in enumerate(self.variants):
             if name not in VARIANTS:
                 raise _KeyedError(("variants", i), f"unknown variant {name!r}; known: {', '.join(sorted(VARIANTS))}")
+        for i, name in enumerate(self.ladder.rungs if self.ladder else []):
+            if name not in VARIANTS:
+                raise _KeyedError(("ladder", "rungs", i), f"unknown variant {name!r}; known: {', '.join(sorted(VARIANTS))}")
         for i, name in enumerate(self.adapters):
             if name not in ADAPTERS:
                 raise _KeyedError(("adapters", i), f"unknown adapter {name!r}; known: {', '.join(ADAPTERS.names())}")

@@ -181,3 +181,35 @@ def resume_study(study: str, tracking: str | None = None, log=print) -> list[dic
         return rows
     finally:
         client.set_terminated(parent, status)
+
+
+def ladder_study_configs(cfg: StudyConfig, quick: bool = False) -> list[StudyConfig]:
+    """One study per (rung, seed): the same budget, scheduler and search settings, the seed as search and training
+    seed, named `<study>-<rung>-s<seed>` (the report finds them by that name)."""
+    if cfg.ladder is None:
+        raise ValueError(f"study config {cfg.study!r} has no `ladder:` section")
+    configs = []
+    for rung in cfg.ladder.rungs:
+        for seed in cfg.ladder.seeds:
+            d = cfg.model_dump(mode="json")
+            d.update(study=f"{cfg.study}-{rung}-s{seed}", variants=[rung], ladder=None)
+            d["search"]["seed"] = seed
+            d["train"]["seed"] = seed
+            if quick:
+                d["search"]["num_samples"] = cfg.ladder.quick_num_samples
+                d["train"]["steps"] = steps = cfg.ladder.quick_steps
+                d["scheduler"]["grace_period"] = min(d["scheduler"]["grace_period"], max(steps // 4, 1))
+                d["train"]["eval_every"] = min(d["train"]["eval_every"], max(steps // 4, 1))
+                d["train"]["checkpoint_every"] = min(d["train"]["checkpoint_every"], max(steps // 4, 1))
+            configs.append(parse_config(d, source=f"ladder rung {rung}, seed {seed}"))
+    return configs
+
+
+def run_ladder(cfg: StudyConfig, quick: bool = False, out_dir: str = "ladder_report", log=print) -> Path:
+    from .report import write_report
+
+    configs = ladder_study_configs(cfg, quick)
+    for i, sub in enumerate(configs, 1):
+        log(f"ladder {cfg.study}: study {i}/{len(configs)}: {sub.study}")
+        run_study(sub, log=lambda *a: None)
+    return write_report(tracking_uri(cfg), cfg.study, out_dir)
