@@ -23,22 +23,23 @@ from .pareto import hypervolume, knee_point, nondominated_ranks, reference_point
 RANKED_STATUSES = ("completed", "diverged")
 
 
-def trial_status(result: dict | None, full_steps: int, error: bool = False) -> str:
+def trial_status(result: dict | None, error: bool = False) -> str:
+    """From a trial's last result: the trainable marks its own last report `finished` (all its steps, or none
+    for a gate-only variant); a trial whose last report is not finished was stopped by the scheduler."""
     if error or not result:
         return "error"
     if result.get("diverged"):
         return "diverged"
-    return "completed" if result.get("step", 0) >= full_steps else "stopped_early"
+    return "completed" if result.get("finished") else "stopped_early"
 
 
 class ParetoRecorder(tune.Callback):
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, objectives: list[str],
-                 full_steps: int, utility_floor: float | None = None, log=print, num_samples: int | None = None):
+                 utility_floor: float | None = None, log=print, num_samples: int | None = None):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent = parent_run_id
         self.objectives = list(objectives)
-        self.full_steps = full_steps
         self.floor = utility_floor
         self.log = log
         self.num_samples = num_samples
@@ -77,7 +78,7 @@ class ParetoRecorder(tune.Callback):
     def record_result(self, result: dict, config: dict, error: bool, trial_id: str | None = None) -> None:
         trial_id = trial_id or result["trial_id"]
         self.trials[trial_id] = {
-            "result": result, "config": config, "status": trial_status(result, self.full_steps, error),
+            "result": result, "config": config, "status": trial_status(result, error),
         }
 
     def _progress(self) -> None:

@@ -45,7 +45,7 @@ def _trainable(cfg: StudyConfig, setup: TrialSetup):
 
 def _recorder(cfg: StudyConfig, setup: TrialSetup, log) -> ParetoRecorder:
     return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, list(cfg.search.objectives),
-                          cfg.train.steps, cfg.utility_floor, log=log, num_samples=cfg.search.num_samples)
+                          cfg.utility_floor, log=log, num_samples=cfg.search.num_samples)
 
 
 def experiment_name(cfg: StudyConfig, parent_run_id: str) -> str:
@@ -81,11 +81,11 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
     return tuner.fit()
 
 
-def summarize(grid, full_steps: int) -> list[dict]:
+def summarize(grid) -> list[dict]:
     rows = []
     for result in grid:
         metrics = result.metrics or {}
-        status = trial_status(metrics, full_steps, error=result.error is not None)
+        status = trial_status(metrics, error=result.error is not None)
         rows.append({"trial": metrics.get("trial_id", ""), "status": status, **(result.config or {}),
                      **{m: metrics.get(m) for m in SUMMARY_METRICS}})
     rows.sort(key=lambda r: (-(r.get("forget_efficacy") or -1e9)))
@@ -112,7 +112,7 @@ def _finish(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> list[dict
         if (result.metrics or {}).get("trial_id"):  # a trial that failed before its first report has nothing to rank
             recorder.record_result(result.metrics, result.config or {}, error=result.error is not None)
     recorder.write_front()
-    rows = summarize(grid, cfg.train.steps)
+    rows = summarize(grid)
     table = format_table(rows)
     client.log_text(setup.parent_run_id, table, "trials.txt")
     log(table)

@@ -23,10 +23,6 @@ SCALAR_METRIC = "objective_scalar"
 
 
 class PartialAwareOptunaSearch(OptunaSearch):
-    def __init__(self, *args, full_steps: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._full_steps = full_steps
-
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if error or not result or trial_id in self._completed_trials or self._ran_to_the_end(result):
             return super().on_trial_complete(trial_id, result, error)
@@ -40,9 +36,11 @@ class PartialAwareOptunaSearch(OptunaSearch):
         self._ot_study.tell(ot_trial, None, state=TrialState.PRUNED)
         self._completed_trials.add(trial_id)
 
-    def _ran_to_the_end(self, result: dict) -> bool:
-        # A diverged trial ended on its own: its (bad) values are a real result, not a partial one.
-        return result.get("step", 0) >= self._full_steps or bool(result.get("diverged"))
+    @staticmethod
+    def _ran_to_the_end(result: dict) -> bool:
+        # The trainable marks its last report finished; a diverged trial ended on its own too: its (bad) values are
+        # a real result, not a partial one.
+        return bool(result.get("finished")) or bool(result.get("diverged"))
 
 
 def make_searcher(cfg: StudyConfig) -> PartialAwareOptunaSearch:
@@ -64,7 +62,6 @@ def make_searcher(cfg: StudyConfig) -> PartialAwareOptunaSearch:
         sampler=sampler,
         storage=storage,
         study_name=cfg.study,
-        full_steps=cfg.train.steps,
     )
 
 

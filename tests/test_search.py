@@ -26,7 +26,8 @@ def toy_search(searcher_cls, tmp_path, **kwargs):
     def trainable(config):
         # Trials with a small x are dominated at every rung, so the scheduler stops them.
         for step in range(1, 10):
-            tune.report({"forget_efficacy": config["x"] * step / 9, "utility": config["x"] * step / 9, "step": step})
+            tune.report({"forget_efficacy": config["x"] * step / 9, "utility": config["x"] * step / 9, "step": step,
+                         "finished": float(step == 9)})
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/optuna.db")
@@ -45,7 +46,7 @@ def toy_search(searcher_cls, tmp_path, **kwargs):
 @pytest.mark.slow
 def test_stopped_trials_are_pruned_not_complete(ray_local, tmp_path):
     stock = toy_search(optuna_search_cls(), tmp_path / "stock")
-    ours = toy_search(PartialAwareOptunaSearch, tmp_path / "ours", full_steps=9)
+    ours = toy_search(PartialAwareOptunaSearch, tmp_path / "ours")
     # Ray's own OptunaSearch records every trial as COMPLETE, stopped ones with their partial values ...
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in stock)
     # ... ours marks the stopped ones PRUNED, with the partial values kept aside.

@@ -67,6 +67,7 @@ def _train(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, restored: boo
             metrics.update(unlearner.evaluate_collateral())
         metrics["step"] = step
         metrics["restores"] = unlearner.restores
+        metrics["finished"] = float(last)  # the study tells a completed trial from one the scheduler stopped
         metrics["tracking_errors"] = run.errors
         run.log(metrics, step)
         if step % setup.checkpoint_every == 0 or last:
