@@ -15,10 +15,16 @@ from trainables.setup import TrialSetup
 from .config import StudyConfig, parse_config
 from .prepare import prepare_study, storage_path, tracking_uri
 from .pareto_tracking import ParetoRecorder, trial_status
-from .search import make_scheduler, make_searcher
+from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, latest_parent_run, start_parent_run
 
 SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "step")
+
+
+def trial_extras(cfg: StudyConfig) -> dict:
+    """What trials must report for this study's searcher and scheduler."""
+    weights = tuple(scalarization_weights(cfg).items()) if cfg.scheduler.type == "asha" else ()
+    return {"collateral_every_step": "xlang_utility" in cfg.search.objectives, "objective_weights": weights}
 
 
 def _init_ray(cfg: StudyConfig) -> None:
@@ -125,8 +131,8 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
     check_tracking_server(uri)
     setup = prepare_study(cfg, log=log)  # every check that can fail does so before Ray starts
     client, exp_id, parent = start_parent_run(uri, cfg, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
-                    collateral_every_step="xlang_utility" in cfg.search.objectives, **setup_overrides)
+    setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg),
+                    **setup_overrides)
     log(f"study {cfg.study!r}: MLflow run {parent} at {uri}; Ray state in {experiment_path(cfg, parent)}")
     status = "FAILED"
     try:
@@ -163,8 +169,7 @@ def resume_study(study: str, tracking: str | None = None, log=print) -> list[dic
     text = Path(client.download_artifacts(parent, "study.yaml", tempfile.mkdtemp())).read_text()
     cfg = parse_config(yaml.safe_load(text), source=f"study.yaml of MLflow run {parent}")
     setup = prepare_study(cfg, log=log)
-    setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent,
-                    collateral_every_step="xlang_utility" in cfg.search.objectives)
+    setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg))
     path = experiment_path(cfg, parent)
     if not tune.Tuner.can_restore(path):
         raise FileNotFoundError(f"no Ray study state at {path}: resume from the directory the study ran in")

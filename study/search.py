@@ -9,7 +9,6 @@ tells Optuna such a trial is PRUNED instead, keeping its partial values as user 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
@@ -65,23 +64,10 @@ def make_searcher(cfg: StudyConfig) -> PartialAwareOptunaSearch:
     )
 
 
-class ScalarizedASHA(AsyncHyperBandScheduler):
-    """Ray's ASHA on a weighted sum of the objectives, computed from each result as it arrives."""
-
-    def __init__(self, weights: dict[str, float], **kwargs):
-        super().__init__(metric=SCALAR_METRIC, mode="max", **kwargs)
-        self.weights = weights
-
-    def _scalarize(self, result: dict) -> dict:
-        values = [w * result.get(m, math.nan) for m, w in self.weights.items()]
-        total = sum(values)
-        return {**result, SCALAR_METRIC: total if math.isfinite(total) else -math.inf}
-
-    def on_trial_result(self, tune_controller, trial, result):
-        return super().on_trial_result(tune_controller, trial, self._scalarize(result))
-
-    def on_trial_complete(self, tune_controller, trial, result):
-        return super().on_trial_complete(tune_controller, trial, self._scalarize(result))
+def scalarization_weights(cfg: StudyConfig) -> dict[str, float]:
+    """ASHA's objective: a weighted sum of the study's objectives (equal weights unless configured). The trainable
+    reports it as `objective_scalar` with every result, so Ray sees the scheduler's metric in each one."""
+    return dict(cfg.scheduler.weights) or {m: 1.0 / len(cfg.search.objectives) for m in cfg.search.objectives}
 
 
 def make_scheduler(cfg: StudyConfig):
@@ -90,6 +76,5 @@ def make_scheduler(cfg: StudyConfig):
     if s.type == "fifo":
         return FIFOScheduler()
     if s.type == "asha":
-        weights = s.weights or {m: 1.0 / len(cfg.search.objectives) for m in cfg.search.objectives}
-        return ScalarizedASHA(weights=dict(weights), **common)
+        return AsyncHyperBandScheduler(metric=SCALAR_METRIC, mode="max", **common)
     return MultiObjectiveASHA(metrics=list(cfg.search.objectives), modes=["max"] * len(cfg.search.objectives), **common)

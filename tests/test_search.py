@@ -6,7 +6,9 @@ from ray import tune
 
 from study.config import load_config
 from study.schedulers import MultiObjectiveASHA
-from study.search import PartialAwareOptunaSearch, ScalarizedASHA, make_scheduler, make_searcher
+from ray.tune.schedulers import AsyncHyperBandScheduler
+
+from study.search import PartialAwareOptunaSearch, make_scheduler, make_searcher, scalarization_weights
 
 
 def test_config_builds_each_searcher_and_scheduler():
@@ -15,11 +17,13 @@ def test_config_builds_each_searcher_and_scheduler():
     assert isinstance(make_searcher(load_config(overrides={"search.searcher": "random"}))._sampler,
                       optuna.samplers.RandomSampler)
     assert isinstance(make_scheduler(load_config()), MultiObjectiveASHA)
-    asha = make_scheduler(load_config(overrides={"scheduler.type": "asha",
-                                                 "scheduler.weights": {"forget_efficacy": 0.7, "utility": 0.3}}))
-    assert isinstance(asha, ScalarizedASHA)
-    assert asha._scalarize({"forget_efficacy": 1.0, "utility": 0.5})["objective_scalar"] == pytest.approx(0.85)
-    assert asha._scalarize({"forget_efficacy": 1.0})["objective_scalar"] == float("-inf")
+    weighted = load_config(overrides={"scheduler.type": "asha",
+                                      "scheduler.weights": {"forget_efficacy": 0.7, "utility": 0.3}})
+    asha = make_scheduler(weighted)
+    assert isinstance(asha, AsyncHyperBandScheduler) and asha.metric == "objective_scalar"
+    assert scalarization_weights(weighted) == {"forget_efficacy": 0.7, "utility": 0.3}
+    assert scalarization_weights(load_config(overrides={"scheduler.type": "asha"})) == {
+        "forget_efficacy": 0.5, "utility": 0.5}
 
 
 def toy_search(searcher_cls, tmp_path, **kwargs):

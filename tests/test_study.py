@@ -68,6 +68,20 @@ def test_study_with_killed_trials_restores_and_logs_every_step_once(ray_local, e
     assert straight.evaluate_step()["forget_efficacy"] == pytest.approx(row["forget_efficacy"], rel=1e-4, abs=1e-5)
 
 
+def test_asha_study_on_a_weighted_sum_runs(ray_local, embedded, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = load_config(overrides={**SMALL, "study": "asha", "tracking_uri": uri, "scheduler.type": "asha",
+                                 "scheduler.grace_period": 2, "search.num_samples": 4,
+                                 "scheduler.weights": {"forget_efficacy": 0.5, "utility": 0.5}})
+    rows = run_study(cfg, log=lambda *a: None)
+    assert len(rows) == 4 and {r["status"] for r in rows} <= {"completed", "stopped_early"}
+    client, _, children = study_runs(uri, "asha")
+    for child in children:
+        m = child.data.metrics
+        assert m["objective_scalar"] == pytest.approx(0.5 * m["forget_efficacy"] + 0.5 * m["utility"])
+
+
 def test_diverged_trial_ends_cleanly_and_is_recorded(ray_local, embedded, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"

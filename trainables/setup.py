@@ -37,6 +37,8 @@ class TrialSetup:
     heldout: int = 128
     # Collateral utilities every step (not only every eval_every), when one of them is a study objective.
     collateral_every_step: bool = False
+    # (objective, weight) pairs: when set, every result carries their weighted sum as `objective_scalar` (ASHA's).
+    objective_weights: tuple[tuple[str, float], ...] = ()
     max_grad_norm: float = 1.0
     max_adapter_norm: float = 1e3
     seed: int = 0

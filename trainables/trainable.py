@@ -8,6 +8,7 @@ log to MLflow, and report to Tune, with a checkpoint every checkpoint_every step
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import tempfile
@@ -65,6 +66,8 @@ def _train(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, restored: boo
             metrics.update(unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
         elif setup.collateral_every_step:  # a study objective (xlang_utility): schedulers need it at every rung
             metrics.update(unlearner.evaluate_collateral())
+        if setup.objective_weights:
+            metrics["objective_scalar"] = sum(w * metrics.get(m, math.nan) for m, w in setup.objective_weights)
         metrics["step"] = step
         metrics["restores"] = unlearner.restores
         metrics["finished"] = float(last)  # the study tells a completed trial from one the scheduler stopped
