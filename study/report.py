@@ -101,12 +101,15 @@ def summarise_study(record: StudyRecord, rung: str, seed: int, forget_objective:
 def ladder_studies(client: MlflowClient, ladder: str) -> dict[tuple[str, int], str]:
     """(rung, seed) -> study name, for every experiment named `<ladder>-<rung>-s<seed>`."""
     found = {}
-    for exp in client.search_experiments(filter_string=f"name LIKE '{ladder}-%'"):
+    # In creation order: the ladder runs its rungs in the config's order, and the report keeps it.
+    experiments = sorted(client.search_experiments(filter_string=f"name LIKE '{ladder}-%'"),
+                         key=lambda e: (e.creation_time or 0, e.name))
+    for exp in experiments:
         rest = exp.name[len(ladder) + 1:]
         rung, sep, seed = rest.rpartition("-s")
         if sep and seed.isdigit():
             found[(rung, int(seed))] = exp.name
-    return dict(sorted(found.items()))
+    return found
 
 
 def checkpoint_pairs(client: MlflowClient, records: list[StudyRecord], x: str, y: str) -> list[tuple[float, float]]:
@@ -151,10 +154,14 @@ def build_report(tracking_uri: str, ladder: str) -> LadderReport:
     records = {key: load_study(tracking_uri, name) for key, name in studies.items()}
     pairs = checkpoint_pairs(client, list(records.values()), "forget_efficacy", "es_forget")
     es_rho = spearman([(fe, 1.0 - es) for fe, es in pairs])
-    ppl_rho = spearman(checkpoint_pairs(client, list(records.values()), "utility", "retain_ppl"))
+    # Within each study (each seed has its own held-out split, so its own baseline perplexity), then averaged.
+    ppl_rhos = [spearman(checkpoint_pairs(client, [rec], "utility", "retain_ppl")) for rec in records.values()]
+    ppl_rho = float(np.nanmean(ppl_rhos)) if any(not math.isnan(r) for r in ppl_rhos) else math.nan
     forget_objective = "forget_efficacy" if not es_rho < VALIDITY_THRESHOLD else ES_FORGET_OBJECTIVE
     results = [summarise_study(rec, rung, seed, forget_objective) for (rung, seed), rec in records.items()]
     rungs = list(dict.fromkeys(rung for rung, _ in studies))
+    if "ga" in rungs:  # static GA is the baseline every rung is compared with
+        rungs.insert(0, rungs.pop(rungs.index("ga")))
     seeds = sorted({seed for _, seed in studies})
     return LadderReport(ladder, rungs, seeds, results, es_rho, ppl_rho, forget_objective, len(pairs))
 
@@ -207,7 +214,8 @@ def markdown(report: LadderReport) -> str:
     out += ["", "## Metric validity", "",
             f"- Spearman(forget_efficacy, 1 − ES) over {report.checkpoints} evaluated checkpoints: "
             f"{_fmt(report.es_correlation)}.",
-            f"- Spearman(utility, retain perplexity) over every logged step: {_fmt(report.utility_ppl_correlation)}."]
+            f"- Spearman(utility, retain perplexity) over every logged step, within each study, averaged: "
+            f"{_fmt(report.utility_ppl_correlation)}."]
     if report.forget_objective == ES_FORGET_OBJECTIVE:
         out.append(f"- The token-mass proxy tracks ES poorly (below {VALIDITY_THRESHOLD}): the fronts above use "
                    "1 − ES as the forget objective instead.")
@@ -227,11 +235,13 @@ def plots(report: LadderReport, out_dir: Path) -> list[Path]:
     for rung in report.rungs:
         pts = np.array([p for r in report.by_rung(rung) for p in r.front]).reshape(-1, 2)
         if len(pts):
-            pts = pts[np.argsort(pts[:, 0])]
-            ax.plot(pts[:, 0], pts[:, 1], "o--", label=rung, alpha=0.8)
+            dots = ax.scatter(pts[:, 0], pts[:, 1], alpha=0.5, label=rung)
+            pooled = pts[nondominated_ranks(pts) == 0]
+            pooled = pooled[np.argsort(pooled[:, 0])]
+            ax.plot(pooled[:, 0], pooled[:, 1], "--", color=dots.get_facecolor()[0], alpha=0.9)
     ax.set_xlabel(report.forget_objective)
     ax.set_ylabel("utility")
-    ax.set_title("Front members of every seed, by rung")
+    ax.set_title("Each seed's front members (dots) and the rung's front over all seeds (dashed)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fronts = out_dir / "ladder_fronts.png"

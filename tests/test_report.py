@@ -73,7 +73,7 @@ def test_report_hypervolumes_failed_trials_and_regeneration(store, tmp_path):
     make_study(client, "other-ga-s0", [("completed", 0.1, 0.1, 0.9)])  # another ladder: ignored
 
     report = build_report(uri, "lad")
-    assert report.rungs == ["bounded", "ga"] and report.seeds == [0, 1]
+    assert report.rungs == ["ga", "bounded"] and report.seeds == [0, 1]  # the GA baseline first
     hv = {(r.rung, r.seed): r.hypervolume for r in report.results}
     assert hv == pytest.approx({("ga", 0): 0.45, ("ga", 1): 0.54, ("bounded", 0): 0.81, ("bounded", 1): 0.81})
     ga0 = next(r for r in report.results if (r.rung, r.seed) == ("ga", 0))
