@@ -139,6 +139,13 @@ def wait_for(predicate, proc, log: Path, timeout=300):
         time.sleep(0.5)
 
 
+def some_trial_reached(server, name: str, step: int) -> bool:
+    try:
+        return any(r["metrics"].get("step", 0) >= step for r in server.search_children(name))
+    except Exception:  # the study's experiment may not exist yet
+        return False
+
+
 def finish(proc, log: Path, timeout=400):
     try:
         proc.wait(timeout=timeout)
@@ -176,13 +183,7 @@ def test_killed_worker_node_trials_resume_from_checkpoints(embedded, tmp_path, c
     proc = start_study(tmp_path, c, mlflow_server)
     log = tmp_path / "study.log"
 
-    def some_trial_checkpointed():
-        try:
-            return any(r["metrics"].get("step", 0) >= 6 for r in mlflow_server.search_children("node-killed"))
-        except Exception:  # the experiment may not exist yet
-            return False
-
-    wait_for(some_trial_checkpointed, proc, log)
+    wait_for(lambda: some_trial_reached(mlflow_server, "node-killed", step=6), proc, log)  # past a checkpoint
     c.remove_node(workers[0])  # the node's raylet and its trial workers die
     finish(proc, log)
     children = assert_every_trial_complete(mlflow_server, "node-killed", samples=4, steps=24)
@@ -196,13 +197,7 @@ def test_tracking_server_blinking_mid_study_loses_nothing(embedded, tmp_path, cl
     proc = start_study(tmp_path, c, mlflow_server)
     log = tmp_path / "study.log"
 
-    def trials_logging():
-        try:
-            return any(r["metrics"].get("step", 0) >= 4 for r in mlflow_server.search_children("server-blink"))
-        except Exception:
-            return False
-
-    wait_for(trials_logging, proc, log)
+    wait_for(lambda: some_trial_reached(mlflow_server, "server-blink", step=4), proc, log)
     mlflow_server.stop()
     time.sleep(8)
     mlflow_server.start()

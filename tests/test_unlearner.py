@@ -3,38 +3,29 @@
 import pytest
 import torch
 
+from conftest import run_steps
 from trainables.setup import TrialSetup
 from trainables.unlearner import Unlearner
 
 SETUP = TrialSetup(steps=20, batch_size=8, eval_every=5, es_prompts=8)
 
 
-def run(unlearner, steps):
-    out = []
-    for _ in range(steps):
-        m = unlearner.train_step()
-        m.update(unlearner.evaluate_step())
-        m.pop("seconds_per_step")
-        out.append(m)
-    return out
-
-
 @pytest.mark.parametrize("variant", ["ga", "npo"])
 def test_same_seed_same_metrics(embedded, variant):
     hp = {"variant": variant, "lr": 1e-3}
-    assert run(Unlearner(SETUP, hp), 3) == run(Unlearner(SETUP, hp), 3)
+    assert run_steps(Unlearner(SETUP, hp), 3) == run_steps(Unlearner(SETUP, hp), 3)
 
 
 def test_restore_continues_exactly(embedded, tmp_path):
     hp = {"variant": "npo", "lr": 1e-3}
     straight = Unlearner(SETUP, hp)
-    first = run(straight, 2)
+    first = run_steps(straight, 2)
     straight.save(tmp_path / "state.pt")
-    expected = run(straight, 2)
+    expected = run_steps(straight, 2)
     resumed = Unlearner(SETUP, hp)
     resumed.restore(tmp_path / "state.pt")
     assert resumed.step == 2 and first[-1]["tokens"] == resumed.tokens_seen and resumed.restores == 1
-    assert run(resumed, 2) == expected
+    assert run_steps(resumed, 2) == expected
 
 
 def test_only_adapter_parameters_train(embedded):
@@ -42,7 +33,7 @@ def test_only_adapter_parameters_train(embedded):
     frozen = {n: p.detach().clone() for n, p in u.model.named_parameters() if not p.requires_grad}
     adapter = {n: p.detach().clone() for n, p in u.model.named_parameters() if p.requires_grad}
     assert adapter and all("lora_" in n for n in adapter)
-    run(u, 2)
+    run_steps(u, 2)
     now = dict(u.model.named_parameters())
     assert all(torch.equal(now[n], v) for n, v in frozen.items())
     assert any(not torch.equal(now[n], v) for n, v in adapter.items())
@@ -52,7 +43,7 @@ def test_gradient_ascent_forgets_the_forget_language(embedded):
     u = Unlearner(SETUP, {"variant": "ga", "lr": 3e-3})
     assert u.evaluate_step()["forget_efficacy"] == pytest.approx(0.0, abs=1e-6)  # baseline is the model itself
     before = u.evaluate_full(prompts=16)
-    metrics = run(u, 20)[-1]
+    metrics = run_steps(u, 20)[-1]
     after = u.evaluate_full(prompts=16)
     assert metrics["forget_efficacy"] > 0.8
     assert metrics["utility"] > 0.6  # retain updates keep most of English (0.79 measured at these settings)

@@ -8,6 +8,7 @@ import trainables.variants  # noqa: F401
 from trainables.objectives import TanhBounded
 from trainables.optimizers import DualOptim
 from trainables.registry import ADAPTERS, VARIANTS
+from conftest import run_steps
 from trainables.setup import TrialSetup
 from trainables.unlearner import Unlearner
 from trainables.weighting import Curriculum, LoReUnDynamic, LoReUnStatic, Product
@@ -21,16 +22,6 @@ CASES = [
 ]
 
 
-def steps(u, n):
-    out = []
-    for _ in range(n):
-        m = u.train_step()
-        m.update(u.evaluate_step())
-        m.pop("seconds_per_step")
-        out.append(m)
-    return out
-
-
 @pytest.mark.parametrize("variant, adapter", CASES)
 def test_variant_behaviour(embedded, tmp_path, variant, adapter):
     hp = {"variant": variant, "adapter": adapter, "lr": 3e-3, "lr_forget": 3e-3, "lr_retain": 1e-3}
@@ -39,9 +30,9 @@ def test_variant_behaviour(embedded, tmp_path, variant, adapter):
     trained = {id(p) for p in u.adapter.parameters()}
     before = [p.detach().clone() for p in u.adapter.parameters()]
 
-    first = steps(u, 1)
+    first = run_steps(u, 1)
     u.save(tmp_path / "state.pt")
-    second = steps(u, 1)
+    second = run_steps(u, 1)
     for m in first + second:
         assert all(torch.isfinite(torch.tensor(v)) for k, v in m.items() if k.startswith("loss_")), m
         assert m["diverged"] == 0.0
@@ -52,10 +43,10 @@ def test_variant_behaviour(embedded, tmp_path, variant, adapter):
     assert any(not torch.equal(p, b) for p, b in zip(u.adapter.parameters(), before))
 
     again = Unlearner(SETUP, hp)
-    assert steps(again, 2) == first + second  # the same seed reproduces the same metrics
+    assert run_steps(again, 2) == first + second  # the same seed reproduces the same metrics
     restored = Unlearner(SETUP, hp)
     restored.restore(tmp_path / "state.pt")
-    assert steps(restored, 1) == second  # a checkpoint restores exactly
+    assert run_steps(restored, 1) == second  # a checkpoint restores exactly
 
 
 def test_loreun_weights_favour_low_loss_and_average_one():
@@ -107,7 +98,7 @@ def test_bounded_loss_and_its_gradient_are_bounded():
 def test_sine_adapter_delta_stays_within_one_over_gain(embedded):
     hp = {"variant": "sine_bounded", "lr": 5e-2, "gain": 20.0, "omega": 50.0}
     u = Unlearner(SETUP, hp)
-    steps(u, 5)
+    run_steps(u, 5)
     deltas = [layer.delta_weight() for layer in u.adapter.layers.values()]
     assert max(d.abs().max().item() for d in deltas) <= 1 / 20.0 + 1e-7
     assert max(d.abs().max().item() for d in deltas) > 1e-4  # and it did train
