@@ -104,6 +104,9 @@ def cluster(tmp_path):
 
     ray.shutdown()  # this process must not hold another Ray instance's session
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    # Cluster writes the head's address under Ray's default temp dir whatever temp_dir says, and fails on a fresh
+    # machine where that directory does not exist yet.
+    Path(ray._private.utils.get_ray_address_file(None)).parent.mkdir(parents=True, exist_ok=True)
     c = Cluster(initialize_head=True, connect=False, head_node_args={
         "num_cpus": 0, "object_store_memory": 80 * 1024**2, "dashboard_host": "127.0.0.1", "temp_dir": temp})
     workers = [c.add_node(num_cpus=1, object_store_memory=80 * 1024**2) for _ in range(2)]
