@@ -12,7 +12,6 @@ combining marks inside words (the GPT-2 split breaks Indic words at every vowel 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
@@ -21,15 +20,15 @@ import random
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from .data import DataPaths, load_study_data, prompt_prefix, write_jsonl
-from .metrics import perplexity, sample_continuations
 from .batching import encode
+from .file_lock import file_lock
+from .metrics import perplexity, sample_continuations
 from .unicode_scripts import dominant_script, script_share
 
 FORMAT_VERSION = 1
@@ -100,17 +99,6 @@ class EmbeddedModel:
         )
 
 
-@contextmanager
-def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedModel:
     """The built embedded default for `spec`, building it first if the cache does not hold it.
 
@@ -119,7 +107,7 @@ def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedM
     root = cache_root() / "embedded" / spec.key()
     report_path = root / "report.json"
     if not report_path.exists():
-        with _lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
+        with file_lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
             if not report_path.exists():
                 _build(spec, root, log)
     return EmbeddedModel(root=root, report=json.loads(report_path.read_text()))
