@@ -1,6 +1,6 @@
 """Registries of the pieces a variant is made of, and of the variants themselves.
 
-Each piece (a forget objective, a sample weighting, an optimiser scheme, an adapter) is a small module that
+Each piece (a forget objective, a sample weighting, an optimiser scheme, an adapter, a gate) is a small module that
 registers itself once with its name and its knobs (hyperparameters with default search ranges). The trainable, the
 search space, the CLI and the exporter only ever look names up here: adding a piece never edits a switch elsewhere.
 """
@@ -8,7 +8,7 @@ search space, the CLI and the exporter only ever look names up here: adding a pi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -96,22 +96,33 @@ OBJECTIVES: Registry = Registry("forget objective")
 WEIGHTINGS: Registry = Registry("sample weighting")
 OPTIMIZERS: Registry = Registry("optimiser scheme")
 ADAPTERS: Registry = Registry("adapter")
+GATES: Registry = Registry("gate")
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A named composition of registered pieces; its knobs are the union of theirs."""
+    """A named composition of registered pieces; its knobs are the union of theirs.
+
+    A variant without an objective trains nothing: a gate-only variant measures its gate on the base model."""
 
     name: str
-    objective: str
+    objective: str | None
     weightings: tuple[str, ...] = ("uniform",)  # several multiply (then renormalise to mean 1)
     optimizer: str = "adamw"
     adapter: str | None = None  # set when the method is an adapter (sine_bounded); else the study chooses
+    gate: str | None = None  # an inference-time SAE gate applied at evaluation
     help: str = ""
 
+    @property
+    def trains(self) -> bool:
+        return self.objective is not None
+
     def pieces(self) -> list[tuple[Registry, str]]:
-        pieces = [(OBJECTIVES, self.objective), *((WEIGHTINGS, w) for w in self.weightings), (OPTIMIZERS, self.optimizer)]
-        return pieces + ([(ADAPTERS, self.adapter)] if self.adapter else [])
+        pieces: list[tuple[Registry, str]] = []
+        if self.trains:
+            pieces += [(OBJECTIVES, self.objective), *((WEIGHTINGS, w) for w in self.weightings), (OPTIMIZERS, self.optimizer)]
+        pieces += [(ADAPTERS, self.adapter)] if self.adapter else []
+        return pieces + ([(GATES, self.gate)] if self.gate else [])
 
     def knobs(self) -> tuple[Knob, ...]:
         seen: dict[str, Knob] = {}
@@ -125,10 +136,15 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {}
 
+# "<variant>+<gate>": any training variant with a registered gate on top (the guide's ladder ends in adaptive+dsg).
+GATE_SEPARATOR = "+"
+
 
 def register_variant(variant: Variant) -> Variant:
     if variant.name in VARIANTS:
         raise ValueError(f"variant {variant.name!r} registered twice")
+    if GATE_SEPARATOR in variant.name:
+        raise ValueError(f"variant {variant.name!r}: {GATE_SEPARATOR!r} is reserved for adding a gate")
     for registry, name in variant.pieces():
         registry.get(name)  # fail at import time on a typo
     variant.knobs()
@@ -137,7 +153,17 @@ def register_variant(variant: Variant) -> Variant:
 
 
 def get_variant(name: str) -> Variant:
+    """A registered variant, or `<variant>+<gate>`: a training variant with that gate at evaluation."""
+    base_name, _, gate = name.partition(GATE_SEPARATOR)
     try:
-        return VARIANTS[name]
+        base = VARIANTS[base_name]
     except KeyError:
-        raise KeyError(f"unknown variant {name!r}; known: {', '.join(sorted(VARIANTS))}") from None
+        raise KeyError(f"unknown variant {base_name!r}; known: {', '.join(sorted(VARIANTS))}"
+                       f" (each training variant also as <variant>{GATE_SEPARATOR}<gate>)") from None
+    if not gate:
+        return base
+    if gate not in GATES:
+        raise KeyError(f"unknown gate {gate!r} in variant {name!r}; known: {', '.join(GATES.names())}")
+    if not base.trains or base.gate:
+        raise KeyError(f"variant {name!r}: a gate goes on top of a training variant without one; {base_name!r} is not")
+    return replace(base, name=name, gate=gate, help=f"{base.help}; the {gate} gate at evaluation")

@@ -2,12 +2,14 @@
 
 The ladder the guide proposed, each step on its own over GA so a study can tell whether it helps, then all of
 them together; `sine_bounded` is the Stable Forgetting paper's own method (bound the adapter, not the loss).
+The gate-only variants measure an SAE gate on the base model (no training); `<variant>+<gate>` puts a gate on top
+of any training variant (`adaptive+dsg` ends the guide's ladder).
 """
 
 from __future__ import annotations
 
 # Importing the piece modules registers them.
-from . import adapters, loreft, objectives, optimizers, sine_lora, weighting  # noqa: F401
+from . import adapters, gates, loreft, objectives, optimizers, sine_lora, weighting  # noqa: F401
 from .registry import Variant, register_variant
 
 register_variant(Variant("ga", objective="ga", help="gradient ascent on forget, NLL on retain (gradient difference)"))
@@ -30,3 +32,5 @@ register_variant(
 register_variant(
     Variant("sine_bounded", objective="ga", adapter="sine_lora", help="GD+Sine (Stable Forgetting): sine-bounded LoRA")
 )
+register_variant(Variant("sae_gate", objective=None, gate="sae_gate", help="mmie.py's static SAE gate alone, no training"))
+register_variant(Variant("dsg", objective=None, gate="dsg", help="Dynamic SAE Guardrails alone, no training"))

@@ -1,0 +1,277 @@
+"""Inference-time SAE gates on one decoder layer's output: mmie.py's static gate and Dynamic SAE Guardrails.
+
+DSG (Muhamed et al. 2025, arXiv 2504.08192; official code aashiqmuhamed/DynamicSAEGuardrails): per token, is any
+selected feature active; per sequence, the share of such tokens; where it exceeds a threshold τ calibrated on
+retain data, the active selected features of that sequence are clamped to a negative value −c. The layer's output
+h becomes decode(z′) + (h − decode(z)): the SAE's error term is always added back.
+
+Both gates compute that as h + (z′ − z) W_dec, the same quantity with b_dec cancelled, restricted to the selected
+features' decoder rows: it is exactly h (bitwise) wherever z′ = z, and a sequence the dynamic gate does not fire on
+keeps its input tensor as it is. Deviations from the paper, on purpose:
+- c is scale-free: c_f = base_alpha × feature f's typical forget activation (the mean of its non-zero activations
+  on forget tokens). The paper's c = 500 is in Gemma Scope's units; ours carries across SAEs and models.
+- The share is over non-padding tokens other than the first (the paper's code zeroes the first position and
+  counts padding in the denominator of packed, unpadded sequences).
+- Generation: the share is kept per sequence across cached decoding steps (the share so far), so a continuation is
+  gated once its prompt plus continuation crosses τ. In a teacher-forced pass the decision is the whole line's, as
+  in the paper (a token's output can depend on whether later tokens fire).
+
+The static gate (mmie.py's today, the guide's sketch) scales the selected features by (1 − alpha) at every token
+of every input; it is the baseline DSG is compared with.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from .data import StudyData
+from .registry import GATES, Knob
+from .sae import (
+    SAEConfig,
+    SelectedFeatures,
+    SparseAutoencoder,
+    activation_rates,
+    collect_activations,
+    decoder_body,
+    decoder_layers,
+    evaluate_sae,
+    hidden_of,
+    load_or_train_sae,
+    load_saelens,
+    per_sequence,
+    real_positions,
+    select_features,
+    sequence_shares,
+)
+
+# DSG keeps features whose forget/retain importance ratio is in the top 10% (the paper uses 90-95).
+SELECT_PERCENTILE = 90
+
+_N_FEATURES = Knob("n_features", 20, choices=(5, 10, 20, 50), help="selected SAE features (DSG's N)")
+# One SAE per layer (trained once per study and layer, then cached): fixed to an early layer unless a study asks.
+_SAE_LAYER = Knob("sae_layer", "0", choices=("0", "1"), searched=False,
+                  help="decoder layer whose output the SAE reads and the gate edits (DSG: an early layer)")
+STATIC_GATE_KNOBS = (
+    # mmie.py's --sae_gate_alpha (default 0.35) attenuates (1 removes the features), but on the embedded model the
+    # static gate does next to nothing up to 1 (bench_gates.py: forget_efficacy 0.02 at 1, 0.33 at 4): the range
+    # goes on into inversion, to DSG's top strength, so that the baseline is not held back by its range. Log scale.
+    Knob("base_alpha", 0.35, low=0.05, high=20.0, log=True,
+         help="static gate: selected features scaled by 1 - base_alpha at every token"),
+    _N_FEATURES,
+    _SAE_LAYER,
+)
+DSG_GATE_KNOBS = (
+    # In units of each feature's typical forget activation: 0.5 clamps to minus half of it, 20 is a hard clamp
+    # (the paper's fixed c = 500 is in Gemma Scope's units, not transferable). Log scale.
+    Knob("base_alpha", 4.0, low=0.5, high=20.0, log=True,
+         help="DSG: active selected features clamped to -base_alpha x their typical forget activation"),
+    _N_FEATURES,
+    Knob("trigger_percentile", 95.0, low=80.0, high=99.0,
+         help="DSG: tau = this percentile of the trigger share on retain lines (fires on ~(100 - p) percent)"),
+    _SAE_LAYER,
+)
+
+
+class _Gate:
+    """Hooks and bookkeeping shared by both gates: a pre-hook on the decoder body stashes the attention mask and
+    input ids, a forward hook on the layer edits its output; sequences seen and gated are counted per fresh
+    (uncached) pass. Cached generation needs the attention mask (generate always passes it)."""
+
+    def __init__(self, sae: SparseAutoencoder, layer: int, features: SelectedFeatures, special_ids=()):
+        self.sae, self.layer, self.features = sae, int(layer), features
+        # Tokens the trigger never counts (DSG's code masks BOS, EOS and padding): in generation, rows that have
+        # finished keep receiving EOS with attention mask 1.
+        self.special_ids = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
+        self.rows = sae.W_dec[features.indices].detach()  # the only decoder rows a gate can change
+        self.seen = self.gated = 0
+        self.last_gated = torch.zeros(0, dtype=torch.bool)  # per row of the latest batch: gated at any point
+        self._mask: torch.Tensor | None = None
+        self._ids: torch.Tensor | None = None
+
+    @property
+    def firing_rate(self) -> float:
+        return self.gated / self.seen if self.seen else 0.0
+
+    def reset(self) -> None:
+        self.seen = self.gated = 0
+
+    def register(self, model, handles: list) -> None:
+        handles.append(decoder_body(model).register_forward_pre_hook(self._stash_inputs, with_kwargs=True))
+        handles.append(decoder_layers(model)[self.layer].register_forward_hook(self._hook))
+
+    def _stash_inputs(self, module, args, kwargs):
+        mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+        self._mask = mask if mask is not None and mask.dim() == 2 else None
+        self._ids = kwargs.get("input_ids", args[0] if args else None)
+
+    def _counted(self, h: torch.Tensor, mask: torch.Tensor, fresh: bool) -> torch.Tensor:
+        """The positions of h the trigger counts: non-padding, not a line's first position, not a special token."""
+        counted = real_positions(mask) if fresh else mask[:, -h.shape[1] :].bool()
+        if self._ids is not None and len(self.special_ids):
+            counted = counted & ~torch.isin(self._ids, self.special_ids.to(self._ids.device))
+        return counted
+
+    def _hook(self, module, args, output):
+        h = hidden_of(output)
+        mask = self._mask if self._mask is not None else torch.ones(h.shape[:2], dtype=torch.long, device=h.device)
+        fresh = mask.shape[1] == h.shape[1] or len(self.last_gated) != len(h)
+        if fresh:
+            self.seen += len(h)
+            self.last_gated = torch.zeros(len(h), dtype=torch.bool, device=h.device)
+        new = self.edit(h, mask, fresh)
+        if new is None:
+            return None  # None keeps the layer's output as it is
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    def _selected(self, h: torch.Tensor) -> torch.Tensor:
+        return self.sae.encode_features(h, self.features.indices)
+
+    def _shifted(self, h: torch.Tensor, dz: torch.Tensor) -> torch.Tensor:
+        """decode(z + dz) + (h − decode(z)) = h + dz W_dec, over the selected features' rows."""
+        return h + (dz @ self.rows).to(h.dtype)
+
+    def edit(self, h: torch.Tensor, mask: torch.Tensor, fresh: bool) -> torch.Tensor | None:
+        raise NotImplementedError
+
+
+class StaticGate(_Gate):
+    """Selected features scaled by (1 − alpha) at every position of every input (mmie.py's gate)."""
+
+    def __init__(self, sae, layer: int, features: SelectedFeatures, alpha: float):
+        super().__init__(sae, layer, features)
+        self.base_alpha = float(alpha)
+
+    @property
+    def firing_rate(self) -> float:
+        return 1.0
+
+    def edit(self, h, mask, fresh):
+        if fresh:
+            self.gated += len(h)
+            self.last_gated[:] = True
+        return self._shifted(h, -self.base_alpha * self._selected(h))
+
+
+class DynamicGate(_Gate):
+    """DSG: per sequence, when the share of real tokens with any selected feature active exceeds `threshold`, the
+    active selected features of its tokens are clamped to −base_alpha × their typical forget activation."""
+
+    def __init__(self, sae, layer: int, features: SelectedFeatures, base_alpha: float, threshold: float,
+                 special_ids=()):
+        super().__init__(sae, layer, features, special_ids)
+        self.base_alpha, self.threshold = float(base_alpha), float(threshold)
+        self.clamp = -self.base_alpha * features.typical.detach()  # z′ of an active selected feature
+        self._active = self._real = torch.zeros(0)
+
+    def edit(self, h, mask, fresh):
+        if fresh:  # a new batch of sequences; otherwise a cached decoding step continues the running share
+            self._active = torch.zeros(len(h), device=h.device)
+            self._real = torch.zeros(len(h), device=h.device)
+        real = self._counted(h, mask, fresh)
+        z = self._selected(h)
+        active = z > 0
+        self._active += (active.any(dim=-1) & real).sum(dim=1)
+        self._real += real.sum(dim=1)
+        fire = self._active / self._real.clamp_min(1) > self.threshold
+        self.gated += int((fire & ~self.last_gated).sum())
+        self.last_gated |= fire
+        if not fire.any():
+            return None
+        clamp = active & real.unsqueeze(-1) & fire[:, None, None]
+        dz = torch.where(clamp, self.clamp - z, torch.zeros_like(z))
+        return torch.where(fire[:, None, None], self._shifted(h, dz), h)
+
+
+def calibrate_threshold(sae, features: SelectedFeatures, retain_acts_per_sequence: list[torch.Tensor],
+                        percentile: float = 95) -> float:
+    """τ = the `percentile` of the trigger share over retain lines: the gate fires (share > τ) on at most about
+    100 − percentile % of such lines (fewer where many lines tie at τ)."""
+    shares = sequence_shares(sae, features, retain_acts_per_sequence)
+    return float(torch.quantile(shares.double(), percentile / 100))
+
+
+@contextmanager
+def attach_gate(model, gate: _Gate):
+    """The gate's hooks on `model` for the body of the block; removed on exit, also when the body raises."""
+    handles: list = []
+    try:
+        gate.register(model, handles)
+        yield gate
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass
+class GateContext:
+    """What building a gate needs besides its knobs: the model before any unlearning update, its tokenizer and path
+    (the SAE cache's key), and the study's data. Features are selected on `fit_lines` forget and retain training
+    lines; DSG's τ is calibrated on the next `fit_lines` retain training lines (held-out lines are never used)."""
+
+    model: object
+    tok: object
+    data: StudyData
+    model_path: str
+    sae_config: SAEConfig = SAEConfig()
+    cache_root: object = None
+    fit_lines: int = 1024
+    pretrained: str | None = None  # a SAELens folder read instead of training one (for the layer it was trained on)
+
+    def fit(self, layer: int, n_features: int):
+        """The cached SAE (trained on a miss), the selected features, and figures to log once."""
+        forget, _ = self.activations(self.data.forget.train[: self.fit_lines], layer)
+        retain, _ = self.activations(self.data.retain.train[: self.fit_lines], layer)
+        if self.pretrained:
+            sae, hit = load_saelens(self.pretrained, self.model.device), True
+            report = evaluate_sae(sae, torch.cat([forget, retain]))
+        else:
+            sae, report, hit = load_or_train_sae(self.model_path, self.tok, self.data, layer, self.sae_config,
+                                                 self.cache_root, model=self.model)
+        features = select_features(sae, forget, retain, SELECT_PERCENTILE, n_features)
+        info = {
+            "gate_sae_fve": report["fve"], "gate_sae_l0": report["l0"], "gate_sae_dead_share": report["dead_share"],
+            "gate_sae_cache_hit": float(hit), "gate_n_features": float(len(features)),
+            "gate_feature_rate_forget": activation_rates(sae, features, forget),
+            "gate_feature_rate_retain": activation_rates(sae, features, retain),
+        }
+        return sae, features, info
+
+    def activations(self, lines: list[str], layer: int):
+        return collect_activations(self.model, self.tok, lines, layer, self.sae_config.max_len)
+
+
+@GATES.register("sae_gate", knobs=STATIC_GATE_KNOBS, help="mmie.py's static SAE gate: selected features scaled by "
+                "1 - base_alpha on every input")
+def static_gate(base_alpha: float, n_features: int, sae_layer: str, *, context: GateContext):
+    layer = int(sae_layer)
+    sae, features, info = context.fit(layer, int(n_features))
+    return StaticGate(sae, layer, features, base_alpha), info
+
+
+@GATES.register("dsg", knobs=DSG_GATE_KNOBS, help="Dynamic SAE Guardrails: selected features clamped negative on "
+                "sequences whose trigger share exceeds a retain-calibrated threshold")
+def dynamic_gate(base_alpha: float, n_features: int, trigger_percentile: float, sae_layer: str, *,
+                 context: GateContext):
+    layer = int(sae_layer)
+    sae, features, info = context.fit(layer, int(n_features))
+    retain = context.data.retain.train[context.fit_lines : 2 * context.fit_lines]
+    calib, lengths = context.activations(retain, layer)
+    threshold = calibrate_threshold(sae, features, per_sequence(calib, lengths), trigger_percentile)
+    info["gate_threshold"] = threshold
+    return DynamicGate(sae, layer, features, base_alpha, threshold, context.tok.all_special_ids), info
+
+
+def build_gate(kind: str, hparams: dict, model, tok, data: StudyData, model_path: str,
+               sae_config: SAEConfig = SAEConfig(), cache_root=None, fit_lines: int = 1024,
+               pretrained: str | None = None) -> tuple[_Gate, dict]:
+    """A trial's gate (a registered gate's name) from its knobs, on the model before any unlearning update.
+    Returns the gate and figures to log once (SAE quality, cache hit, selection, cost)."""
+    started = time.perf_counter()
+    context = GateContext(model, tok, data, model_path, sae_config, cache_root, fit_lines, pretrained)
+    gate, info = GATES.build(kind, hparams, context=context)
+    info["gate_build_seconds"] = time.perf_counter() - started
+    return gate, info
