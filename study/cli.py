@@ -117,20 +117,26 @@ def cmd_report(args) -> int:
 
 def cmd_variants(args) -> int:
     import trainables.variants  # noqa: F401
-    from trainables.registry import ADAPTERS, VARIANTS
+    from trainables.registry import ADAPTERS, GATE_SEPARATOR, GATES, VARIANTS
 
     for name in sorted(VARIANTS):
         v = VARIANTS[name]
         print(f"{name}: {v.help}")
-        adapter = f" adapter={v.adapter}" if v.adapter else ""
-        print(f"    pieces: objective={v.objective} weighting={'+'.join(v.weightings)} optimizer={v.optimizer}{adapter}")
+        if v.trains:
+            pieces = f"objective={v.objective} weighting={'+'.join(v.weightings)} optimizer={v.optimizer}"
+        else:
+            pieces = "no training"
+        pieces += (f" adapter={v.adapter}" if v.adapter else "") + (f" gate={v.gate}" if v.gate else "")
+        print(f"    pieces: {pieces}")
         for knob in v.knobs():
             print(f"    {knob.describe()}  {knob.help}")
-    print("adapters:")
-    for entry in ADAPTERS:
-        print(f"  {entry.name}: {entry.help}")
-        for knob in entry.knobs:
-            print(f"    {knob.describe()}  {knob.help}")
+    for kind, registry in (("adapters", ADAPTERS), (f"gates (any training variant{GATE_SEPARATOR}<gate>, e.g. "
+                                                    f"adaptive{GATE_SEPARATOR}dsg)", GATES)):
+        print(f"{kind}:")
+        for entry in registry:
+            print(f"  {entry.name}: {entry.help}")
+            for knob in entry.knobs:
+                print(f"    {knob.describe()}  {knob.help}")
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -114,6 +114,24 @@ class TrainConfig(_Strict):
     seed: int = 0
 
 
+class SAESettings(_Strict):
+    """The SAE a gate variant reads (sae_gate, dsg, <variant>+dsg): trained once per model, layer and these settings,
+    then cached; or a pretrained SAE in SAELens's folder format, for the layer it was trained on."""
+
+    d_sae: int | None = Field(None, ge=1)  # None: 8 x the model's hidden size
+    k: int = Field(32, ge=1)  # mean active features per token (BatchTopK)
+    steps: int = Field(2000, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    pretrained: str | None = None  # fix sae_layer (search.space) to the layer it was trained on
+
+    @field_validator("pretrained")
+    @classmethod
+    def _exists(cls, value):
+        if value is not None and not (Path(value) / "cfg.json").is_file():
+            raise ValueError(f"{value}: not a SAELens SAE folder (no cfg.json)")
+        return value
+
+
 class ResourcesConfig(_Strict):
     cpus_per_trial: int = Field(1, ge=1)
     gpus_per_trial: float = Field(0, ge=0)
@@ -139,14 +157,17 @@ class StudyConfig(_Strict):
     data: DataConfig | None = None
     # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>"); found from the data if absent.
     languages: dict[str, str] = Field(default_factory=dict)
-    # The guide's whole ladder, each step on its own over GA, plus the paper-faithful sine-bounded adapter.
-    variants: list[str] = ["ga", "npo", "bounded", "loreun", "dualoptim", "curriculum", "adaptive", "sine_bounded"]
+    # The guide's whole ladder, each step on its own over GA, ending in adaptive+dsg; the paper-faithful sine-bounded
+    # adapter; and DSG alone on the base model (no training).
+    variants: list[str] = ["ga", "npo", "bounded", "loreun", "dualoptim", "curriculum", "adaptive", "adaptive+dsg",
+                           "sine_bounded", "dsg"]
     adapters: list[str] = ["lora"]
     search: SearchConfig = SearchConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     # The Pareto front ignores trials below this utility (export's --min-utility does the same per pick).
     utility_floor: float | None = Field(None, gt=0, le=1)
     train: TrainConfig = TrainConfig()
+    sae: SAESettings = SAESettings()
     resources: ResourcesConfig = ResourcesConfig()
     tracking_uri: str | None = None
     address: str | None = None
@@ -155,17 +176,17 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _registered(self):
-        from trainables.registry import ADAPTERS, VARIANTS, get_variant
+        from trainables.registry import ADAPTERS, get_variant
         import trainables.variants  # noqa: F401
 
         if not self.variants:
             raise ValueError("variants: at least one variant")
-        for i, name in enumerate(self.variants):
-            if name not in VARIANTS:
-                raise _KeyedError(("variants", i), f"unknown variant {name!r}; known: {', '.join(sorted(VARIANTS))}")
-        for i, name in enumerate(self.ladder.rungs if self.ladder else []):
-            if name not in VARIANTS:
-                raise _KeyedError(("ladder", "rungs", i), f"unknown variant {name!r}; known: {', '.join(sorted(VARIANTS))}")
+        for loc, names in ((("variants",), self.variants), (("ladder", "rungs"), self.ladder.rungs if self.ladder else [])):
+            for i, name in enumerate(names):
+                try:
+                    get_variant(name)
+                except KeyError as e:
+                    raise _KeyedError((*loc, i), e.args[0]) from None
         for i, name in enumerate(self.adapters):
             if name not in ADAPTERS:
                 raise _KeyedError(("adapters", i), f"unknown adapter {name!r}; known: {', '.join(ADAPTERS.names())}")

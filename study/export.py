@@ -31,7 +31,7 @@ ENTRY_POINTS = {"lora": "train_lora_adaptive", "loreft": "train_reft_adaptive"}
 # Stands for the embedded default's cache folder, which depends on the machine (and the study's `embedded:`).
 EMBEDDED_DIR = "EMBEDDED_DIR"
 # Knobs the mmie.py command line carries; the others reach the run only through config.json's kwargs.
-MMIE_KNOBS = ("lr", "lr_forget", "lr_retain", "bound", "temperature", "rank")
+MMIE_KNOBS = ("lr", "lr_forget", "lr_retain", "bound", "temperature", "rank", "base_alpha")
 REPORTED_METRICS = ("es_forget", "xlang_utility", "mixed_utility")
 
 
@@ -158,17 +158,21 @@ def mmie_command(record: StudyRecord, trial: TrialRecord) -> str:
         flags += ["--mixed", data.mixed]
     if data.xlang:
         flags += ["--xlang", *data.xlang]
-    flags += ["--seeds", str(record.seed), "--lora_steps", str(0 if reft else record.steps),
-              "--rank", str(knobs["rank"]), "--reft_steps", str(record.steps if reft else 0),
-              "--forget_obj", "npo" if variant.objective == "npo" else "ga"]
-    if not _plain(variant):
-        flags.append("--adaptive_unlearning")
-    # A single-optimiser variant's one learning rate drives both of mmie.py's phases.
-    lr_forget, lr_retain = (knobs["lr"],) * 2 if "lr" in knobs else (knobs["lr_forget"], knobs["lr_retain"])
-    flags += ["--lr_forget", str(lr_forget), "--lr_retain", str(lr_retain)]
-    for name in ("bound", "temperature"):
-        if name in knobs:
-            flags += [f"--{name}", str(knobs[name])]
+    steps = record.steps if variant.trains else 0  # a gate-only trial trains nothing
+    flags += ["--seeds", str(record.seed), "--lora_steps", str(0 if reft else steps),
+              "--rank", str(knobs["rank"]), "--reft_steps", str(steps if reft else 0)]
+    if variant.trains:
+        flags += ["--forget_obj", "npo" if variant.objective == "npo" else "ga"]
+        if not _plain(variant):
+            flags.append("--adaptive_unlearning")
+        # A single-optimiser variant's one learning rate drives both of mmie.py's phases.
+        lr_forget, lr_retain = (knobs["lr"],) * 2 if "lr" in knobs else (knobs["lr_forget"], knobs["lr_retain"])
+        flags += ["--lr_forget", str(lr_forget), "--lr_retain", str(lr_retain)]
+        for name in ("bound", "temperature"):
+            if name in knobs:
+                flags += [f"--{name}", str(knobs[name])]
+    if variant.gate:
+        flags += ["--sae_gate", "--sae_gate_alpha", str(knobs["base_alpha"])]
     return shlex.join(["python", "mmie.py", *flags])
 
 
@@ -204,6 +208,14 @@ def _notes(record: StudyRecord, trial: TrialRecord) -> list[str]:
             f"mmie.py has no {trial.adapter} adapter: run_config(model, tok, forget, retain, "
             f"adapter={trial.adapter!r}, **kwargs) reproduces this trial, while mmie_command runs plain LoRA with "
             "the same objective, learning rate and rank, which is not the same method."
+        )
+    gate = get_variant(trial.variant).gate
+    if gate:
+        notes.append(
+            f"The {gate} gate acts at evaluation and is not trained: the entry point returns the trained adapter "
+            f"without it; trainables.gates.build_gate({gate!r}, kwargs, model, tok, data, model_path) and "
+            "attach_gate reproduce it. mmie_command's --sae_gate runs mmie.py's own gate (static scaling by "
+            "1 - alpha), which is this trial's gate only for sae_gate."
         )
     unflagged = [k for k in trial.knobs() if k not in MMIE_KNOBS]
     if unflagged:

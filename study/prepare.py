@@ -14,6 +14,7 @@ from trainables.data import DataError, DataPaths, load_study_data
 from trainables.embedded import EmbeddedSpec, ensure_embedded
 from trainables.language_id import detect_language
 from trainables.modeling import load_tokenizer
+from trainables.sae import SAEConfig
 from trainables.setup import TrialSetup
 from trainables.unicode_scripts import dominant_script
 from trainables.vocabulary import check_forget_language_in_vocabulary
@@ -75,6 +76,8 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
         checkpoint_every=cfg.train.checkpoint_every,
         es_prompts=cfg.train.es_prompts,
         final_es_prompts=cfg.train.final_es_prompts,
+        sae=SAEConfig(d_sae=cfg.sae.d_sae, k=cfg.sae.k, steps=cfg.sae.steps, lr=cfg.sae.lr),
+        sae_pretrained=str(Path(cfg.sae.pretrained).resolve()) if cfg.sae.pretrained else "",
         max_grad_norm=cfg.train.max_grad_norm,
         max_adapter_norm=cfg.train.max_adapter_norm,
         seed=cfg.train.seed,

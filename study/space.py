@@ -51,7 +51,8 @@ class SearchSpace:
         constants: dict[str, Any] = {}
         variant = get_variant(self._choose(trial, "variant", self.variants, constants))
         knobs = variant.knobs()
-        if variant.adapter is None:  # a variant that is an adapter (sine_bounded) brings its own
+        # A variant that is an adapter (sine_bounded) brings its own; a gate-only variant trains none.
+        if variant.trains and variant.adapter is None:
             adapter = self._choose(trial, "adapter", self.adapters, constants)
             knobs += ADAPTERS.get(adapter).knobs
         for knob in knobs:

@@ -161,3 +161,33 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_
     _, again = run_config(model, tok, forget, retain, adapter=exported["adapter"], **exported["kwargs"])
     for metric in ("forget_efficacy", "utility"):
         assert again[metric] == pytest.approx(exported["metrics"][metric], abs=0.02), metric
+
+
+def test_gate_only_and_gated_trials_share_one_study_and_front(ray_local, embedded, tmp_path, monkeypatch):
+    from study.export import export_config
+    from study.front import load_study
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = load_config(overrides={
+        **SMALL, "study": "gates", "tracking_uri": uri, "variants": ["dsg", "ga+dsg"], "search.num_samples": 4,
+        "scheduler.type": "moasha", "scheduler.grace_period": 2, "train.steps": 4, "train.eval_every": 2,
+        "sae.d_sae": 512, "sae.k": 16, "sae.steps": 300, "sae.lr": 3e-3,  # the gate tests' SAE: a cache hit
+    })
+    rows = run_study(cfg, log=lambda *a: None)
+    by_variant = {}
+    for r in rows:
+        by_variant.setdefault(r["variant"], []).append(r)
+    assert set(by_variant) == {"dsg", "ga+dsg"}, by_variant
+    # A gate-only trial has no steps: one report, at step 0, finished and completed.
+    assert all((r["status"], r["step"]) == ("completed", 0) for r in by_variant["dsg"])
+
+    record = load_study(uri, "gates")
+    gate_only = [t for t in record.trials if t.variant == "dsg"]
+    assert all(t.pareto_rank is not None for t in gate_only)  # ranked on the same front as the trained trials
+    for t in record.trials:
+        assert "gate_fire_retain" in t.metrics, (t.status, t.variant, sorted(t.metrics))
+        assert 0 <= t.metrics["gate_fire_retain"] < t.metrics["gate_fire_forget"]
+    config = export_config(record, gate_only[0], tmp_path / "export")
+    assert "--sae_gate" in config["mmie_command"] and "--lora_steps 0" in config["mmie_command"]
+    assert "dsg gate acts at evaluation" in config["note"]

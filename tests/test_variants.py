@@ -15,9 +15,10 @@ from trainables.weighting import Curriculum, LoReUnDynamic, LoReUnStatic, Produc
 
 SETUP = TrialSetup(steps=6, batch_size=4, languages=(("forget", "hi"), ("retain", "en")))
 STUDY_ADAPTERS = [a for a in ("lora", "loreft") if a in ADAPTERS]
-CASES = [
+CASES = [  # every variant that trains (gate-only ones have no step: tests/test_gated_variants.py)
     (v, a)
     for v in sorted(VARIANTS)
+    if VARIANTS[v].trains
     for a in ([VARIANTS[v].adapter] if VARIANTS[v].adapter else STUDY_ADAPTERS)
 ]
 

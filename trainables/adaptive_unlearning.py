@@ -57,11 +57,13 @@ def run_config(model, tok, forget: list[str], retain: list[str], device: str = "
         p.requires_grad_(False)  # only the adapter trains
     setup = TrialSetup(model="<in memory>", device=device, steps=steps, batch_size=bs, max_len=max_len, seed=seed,
                        max_grad_norm=max_grad_norm, heldout=heldout)
-    chosen = resolve_variant(variant, use_curriculum, recompute_weights_every)
+    # A gate acts at evaluation, not in training: the entry points return the trained adapter without it (an
+    # exported gated trial names its gate; trainables.gates.build_gate builds it from the model's path).
+    chosen = replace(resolve_variant(variant, use_curriculum, recompute_weights_every), gate=None)
     unlearner = Unlearner(setup, {"variant": chosen.name, "adapter": adapter, **knobs}, model=model.to(device),
                           tokenizer=tok, data=_data(forget, retain, seed, heldout), variant=chosen)
     metrics: dict = {}
-    while unlearner.step < steps:
+    while unlearner.step < unlearner.steps:
         metrics = unlearner.train_step()
         if metrics["diverged"]:
             break

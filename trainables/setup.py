@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .data import DataPaths
 from .embedded import EmbeddedSpec, ensure_embedded
+from .sae import SAEConfig
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class TrialSetup:
     collateral_every_step: bool = False
     # (objective, weight) pairs: when set, every result carries their weighted sum as `objective_scalar` (ASHA's).
     objective_weights: tuple[tuple[str, float], ...] = ()
+    # SAE gates: the SAE trained (once, cached) for a gate, or a pretrained one in SAELens's folder format.
+    sae: SAEConfig = field(default_factory=SAEConfig)
+    sae_pretrained: str = ""
     max_grad_norm: float = 1.0
     max_adapter_norm: float = 1e3
     seed: int = 0

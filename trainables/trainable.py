@@ -3,7 +3,8 @@
 The step loop reads top to bottom: restore if Ray hands us a checkpoint, then per step train, evaluate
 (cheap metrics every step; collateral damage and extraction strength every eval_every steps and at the end),
 log to MLflow, and report to Tune, with a checkpoint every checkpoint_every steps. A diverged trial reports
-`diverged = 1` with its last metrics and ends cleanly, so the study goes on.
+`diverged = 1` with its last metrics and ends cleanly, so the study goes on. A gate-only trial has no steps: it
+reports once, at step 0, through the same path.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def unlearning_trainable(config: dict, setup: TrialSetup) -> None:
     except SystemExit:
         # Tune stops a function trainable by raising SystemExit inside tune.report: a scheduler's early stop, or
         # the stop of a trial that just reported its last step.
-        run.finish("completed" if unlearner.step >= setup.steps else "stopped_early")
+        run.finish("completed" if unlearner.step >= unlearner.steps else "stopped_early")
         raise
     except BaseException:
         run.finish("error")
@@ -53,33 +54,40 @@ def unlearning_trainable(config: dict, setup: TrialSetup) -> None:
 
 
 def _train(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, restored: bool) -> str:
-    while unlearner.step < setup.steps:
+    if not unlearner.trains:  # a gate-only variant: its gate on the base model, measured and reported once
+        _evaluate_and_report(unlearner, setup, run, {"diverged": 0.0})
+        return "completed"
+    while unlearner.step < unlearner.steps:
         if setup.crash_at_step is not None and unlearner.step == setup.crash_at_step and not restored:
             os._exit(17)  # a hard kill of the worker process, as when a node dies
-        metrics = unlearner.train_step()
-        metrics.update(unlearner.evaluate_step())
-        step = unlearner.step
-        diverged = bool(metrics["diverged"]) or metrics["adapter_norm"] > setup.max_adapter_norm
-        metrics["diverged"] = float(diverged)
-        last = step == setup.steps or diverged
-        if step % setup.eval_every == 0 or last:
-            metrics.update(unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
-        elif setup.collateral_every_step:  # a study objective (xlang_utility): schedulers need it at every rung
-            metrics.update(unlearner.evaluate_collateral())
-        if setup.objective_weights:
-            metrics["objective_scalar"] = sum(w * metrics.get(m, math.nan) for m, w in setup.objective_weights)
-        metrics["step"] = step
-        metrics["restores"] = unlearner.restores
-        metrics["finished"] = float(last)  # the study tells a completed trial from one the scheduler stopped
-        metrics["tracking_errors"] = run.errors
-        run.log(metrics, step)
-        if step % setup.checkpoint_every == 0 or last:
-            run.flush()  # before the checkpoint, so a restore never logs a step twice
-            with tempfile.TemporaryDirectory() as d:
-                unlearner.save(Path(d) / STATE_FILE)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-        else:
-            tune.report(metrics)
-        if diverged:
+        if _evaluate_and_report(unlearner, setup, run, unlearner.train_step()):
             return "diverged"
     return "completed"
+
+
+def _evaluate_and_report(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, metrics: dict) -> bool:
+    """Evaluate after a step (or once, for a run without steps), log and report; True when the run diverged."""
+    metrics.update(unlearner.evaluate_step())
+    step = unlearner.step
+    diverged = bool(metrics["diverged"]) or metrics["adapter_norm"] > setup.max_adapter_norm
+    metrics["diverged"] = float(diverged)
+    last = step >= unlearner.steps or diverged
+    if step % setup.eval_every == 0 or last:
+        metrics.update(unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
+    elif setup.collateral_every_step:  # a study objective (xlang_utility): schedulers need it at every rung
+        metrics.update(unlearner.evaluate_collateral())
+    if setup.objective_weights:
+        metrics["objective_scalar"] = sum(w * metrics.get(m, math.nan) for m, w in setup.objective_weights)
+    metrics["step"] = step
+    metrics["restores"] = unlearner.restores
+    metrics["finished"] = float(last)  # the study tells a completed trial from one the scheduler stopped
+    metrics["tracking_errors"] = run.errors
+    run.log(metrics, step)
+    if step % setup.checkpoint_every == 0 or last:
+        run.flush()  # before the checkpoint, so a restore never logs a step twice
+        with tempfile.TemporaryDirectory() as d:
+            unlearner.save(Path(d) / STATE_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+    else:
+        tune.report(metrics)
+    return diverged

@@ -22,7 +22,9 @@ class TrialRun:
                  params: dict, tags: dict | None = None):
         self.errors = 0
         self.run_id: str | None = None
-        self.logged_through = 0  # steps up to here are in MLflow already (a restored trial's earlier life)
+        # Steps up to here are in MLflow already (a restored trial's earlier life); -1: none (a gate-only trial
+        # reports step 0).
+        self.logged_through = -1
         self._buffer: list = []
         self._open_args: tuple | None = None  # None: no tracking configured
         if not tracking_uri:
@@ -54,7 +56,7 @@ class TrialRun:
         if found:
             self.run_id = found[0].info.run_id
             history = self.client.get_metric_history(self.run_id, "step")
-            self.logged_through = int(max((m.value for m in history), default=0))
+            self.logged_through = int(max((m.value for m in history), default=-1))
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
             return
         run = self.client.create_run(

@@ -4,6 +4,7 @@ A step makes the updates its optimiser scheme asks for (a forget update, then re
 drawn deterministically from (seed, phase, step), so a run restored from a checkpoint at step k continues exactly
 as the uninterrupted run would. Per-step evaluation is one forward pass over a fixed held-out batch (forget lines,
 then retain lines); the costlier collateral perplexities and extraction strength run every eval_every steps.
+A variant with a gate evaluates through it (training never does); a gate-only variant has no steps at all.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from functools import lru_cache
+from typing import TypeVar
 
 import torch
 
 from . import variants  # noqa: F401  (registers every piece and variant)
 from .batching import encode, pad_rows, to_device
 from .data import DataPaths, StudyData, load_study_data, prompt_prefix
+from .gates import attach_gate, build_gate
 from .language_id import LanguageIdentifier, detect_language
 from .metrics import (
     extraction_strength,
@@ -37,6 +42,8 @@ from .setup import TrialSetup
 from .weighting import Product
 from .unicode_scripts import dominant_script
 from .vocabulary import forget_token_mask
+
+T = TypeVar("T")
 
 # Lines per set used to find the forget-language tokens (enough to see every token the data uses).
 _VOCAB_SCAN_LINES = 3000
@@ -79,12 +86,16 @@ class Unlearner:
             model = load_model(path, setup.trust_remote_code, setup.dtype, setup.device)
         else:
             path, self.tok = None, tokenizer
+        # A gate-only variant keeps an (untrained, identity) adapter too, so every run evaluates the same way.
         self.adapter = ADAPTERS.build(self.variant.adapter or hparams.get("adapter", "lora"), hparams)
         self.model = self.adapter.attach(model)
-        self.objective = OBJECTIVES.build(self.variant.objective, hparams)
-        parts = [WEIGHTINGS.build(name, hparams) for name in self.variant.weightings]
-        self.weighting = parts[0] if len(parts) == 1 else Product(parts)
-        self.optim = OPTIMIZERS.build(self.variant.optimizer, hparams, params=self.adapter.parameters())
+        self.trains = self.variant.trains
+        self.steps = setup.steps if self.trains else 0
+        if self.trains:
+            self.objective = OBJECTIVES.build(self.variant.objective, hparams)
+            parts = [WEIGHTINGS.build(name, hparams) for name in self.variant.weightings]
+            self.weighting = parts[0] if len(parts) == 1 else Product(parts)
+            self.optim = OPTIMIZERS.build(self.variant.optimizer, hparams, params=self.adapter.parameters())
 
         if data is None:
             paths = setup.data_paths()
@@ -120,7 +131,16 @@ class Unlearner:
         self.tokens_seen = 0
         self.restores = 0  # how many times this run came back from a checkpoint
         self.baseline = self._measure_baseline()
-        self.weighting.prepare(self._frozen_forget_losses)
+        self.gate, self.gate_info = None, {}
+        if self.variant.gate:
+            if path is None:
+                raise ValueError(f"variant {self.variant.name}: a gate needs the model's path (its SAE cache key); "
+                                 "outside a study, build it with trainables.gates.build_gate")
+            with self.adapter.disabled():  # the SAE and its features come from the base model
+                self.gate, self.gate_info = build_gate(self.variant.gate, hparams, self.model, self.tok, self.data,
+                                                       path, setup.sae, pretrained=setup.sae_pretrained or None)
+        if self.trains:
+            self.weighting.prepare(self._frozen_forget_losses)
 
     # ---- training -------------------------------------------------------------------------------------------
 
@@ -162,6 +182,8 @@ class Unlearner:
 
     def train_step(self) -> dict[str, float]:
         """One step's updates. Returns losses, the largest gradient norm and whether the step diverged."""
+        if not self.trains:
+            raise RuntimeError(f"variant {self.variant.name} trains nothing")
         started = time.perf_counter()
         self.model.train()
         params = self.adapter.parameters()
@@ -193,6 +215,18 @@ class Unlearner:
 
     # ---- evaluation -----------------------------------------------------------------------------------------
 
+    def _gated(self):
+        """The gate's hooks for an evaluation pass (nothing without a gate); removed on exit."""
+        return attach_gate(self.model, self.gate) if self.gate is not None else nullcontext()
+
+    def _gate_fired(self, pass_: Callable[[], T]) -> tuple[T, float]:
+        """Run `pass_` through the gate; return its result and the share of its sequences the gate fired on."""
+        with self._gated():
+            if self.gate is None:
+                return pass_(), 0.0
+            self.gate.reset()
+            return pass_(), self.gate.firing_rate
+
     @torch.no_grad()
     def _mass_and_retain_ppl(self) -> tuple[float, float]:
         self.model.eval()
@@ -213,7 +247,8 @@ class Unlearner:
 
     def evaluate_step(self) -> dict[str, float]:
         """The cheap per-step metrics: forget_efficacy, utility and the adapter's weight norm."""
-        mass, ppl = self._mass_and_retain_ppl()
+        with self._gated():
+            mass, ppl = self._mass_and_retain_ppl()
         m0 = self.baseline["token_mass"]
         return {
             "token_mass": mass,
@@ -228,7 +263,10 @@ class Unlearner:
         self.model.eval()
         out: dict[str, float] = {}
         xlang = []
-        for name, ppl in self._collateral_ppl().items():
+        for name, batch in self.collateral_batches.items():
+            ppl, fired = self._gate_fired(lambda: perplexity(self.model, batch))
+            if self.gate is not None:
+                out[f"gate_fire_{name}"] = fired
             u = ratio_utility(self.baseline[f"ppl_{name}"], ppl)
             out[f"utility_{name}"] = u
             if name.startswith("xlang_"):
@@ -240,18 +278,27 @@ class Unlearner:
         return out
 
     def evaluate_full(self, prompts: int) -> dict[str, float]:
-        """Collateral utilities and extraction strength on sampled continuations of held-out prompts."""
+        """Collateral utilities and extraction strength on sampled continuations of held-out prompts; with a gate,
+        its firing rates on held-out forget and retain lines and on the prompts of each ES set, and its build
+        figures."""
         out = self.evaluate_collateral()
+        if self.gate is not None:
+            out.update(self.gate_info)
+            for s in (self.data.forget, self.data.retain):
+                batch = encode(self.tok, s.heldout, self.setup.eval_max_len)
+                _, out[f"gate_fire_{s.name}"] = self._gate_fired(lambda: perplexity(self.model, batch))
         if self.language_id is not None:
             for s in [self.data.forget, *self.data.collateral_sets()]:
-                conts = sample_continuations(
+                conts, fired = self._gate_fired(lambda: sample_continuations(
                     self.model,
                     self.tok,
                     [prompt_prefix(t) for t in s.heldout[:prompts]],
                     self.setup.max_new_tokens,
                     seed=self.setup.seed * 100_003 + self.step,
-                )
+                ))
                 out[f"es_{s.name}"] = extraction_strength(conts, self.language_id, self.forget_language)
+                if self.gate is not None:
+                    out[f"gate_fire_es_{s.name}"] = fired
         return out
 
     # ---- checkpoints ----------------------------------------------------------------------------------------
@@ -262,7 +309,7 @@ class Unlearner:
             "tokens_seen": self.tokens_seen,
             "restores": self.restores,
             "adapter": self.adapter.state_dict(),
-            "optimizer": self.optim.state_dict(),
+            "optimizer": self.optim.state_dict() if self.trains else {},
             "baseline": dict(self.baseline),
         }
 
@@ -271,7 +318,8 @@ class Unlearner:
         self.tokens_seen = int(state["tokens_seen"])
         self.restores = int(state["restores"]) + 1
         self.adapter.load_state_dict(state["adapter"])
-        self.optim.load_state_dict(state["optimizer"])
+        if self.trains:
+            self.optim.load_state_dict(state["optimizer"])
         self.baseline = dict(state["baseline"])
 
     def save(self, path) -> None:
