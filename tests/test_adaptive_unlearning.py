@@ -45,3 +45,13 @@ def test_same_arguments_same_metrics(inputs, embedded):
     _, second = run_config(load_model(str(embedded.model_dir)), tok, forget, retain, **kwargs)
     first.pop("seconds_per_step"), second.pop("seconds_per_step")
     assert first == second and first["forget_efficacy"] > 0
+
+
+def test_gated_config_trains_its_variant_without_the_gate(inputs):
+    # An exported `<variant>+dsg` trial runs unchanged: the entry point trains the variant; the gate is not its job.
+    model, tok, forget, retain = inputs
+    run, metrics = run_config(model, tok, forget, retain, variant="ga+dsg", steps=2, bs=4, max_len=32, lr=3e-3,
+                              base_alpha=4.0, trigger_percentile=95.0)
+    assert run.gate is None and run.step == 2 and metrics["diverged"] == 0.0
+    gate_only, _ = run_config(model, tok, forget, retain, variant="dsg", steps=2, bs=4, max_len=32)
+    assert gate_only.step == 0  # a gate-only config trains nothing
