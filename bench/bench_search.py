@@ -3,9 +3,9 @@
     .venv/bin/python bench/bench_search.py [--seeds 3] [--steps 60] [--random-trials 12] [--sched-trials 24]
         [--grace 10] [--eta 3] [--overhead-trials 4] [--variants ga npo ...] [--only search|overhead]
 
-Cost with the defaults on 2 cores, the embedded model cached: about 20-30 minutes, estimated (not measured) from
-the README's default study (about 1,700 trial-steps in 228 s): about 1,700 trial-steps per seed here, 3 seeds x 3
-studies, then 2 x 4 overhead trials of 60 steps. `--only overhead` takes a few minutes. The smoke setting
+Cost on 2 cores, the embedded model cached: 15 minutes measured with the README's setting (`--sched-trials 16
+--grace 5`, the 8 training variants), 3 seeds x 3 studies, then 2 x 4 overhead trials of 60 steps (about 2.5
+minutes of it; `--only overhead` runs that part alone). The smoke setting
 `--seeds 1 --steps 6 --random-trials 2 --sched-trials 3 --grace 2 --overhead-trials 1` took 80-110 s. Everything
 runs in a fresh temporary working directory, each study with its own MLflow sqlite store there.
 
