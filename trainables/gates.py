@@ -57,7 +57,7 @@ _SAE_LAYER = Knob("sae_layer", "0", choices=("0", "1"), searched=False,
                   help="decoder layer whose output the SAE reads and the gate edits (DSG: an early layer)")
 STATIC_GATE_KNOBS = (
     # mmie.py's --sae_gate_alpha (default 0.35) attenuates (1 removes the features), but on the embedded model the
-    # static gate does next to nothing up to 1 (bench_gates.py: forget_efficacy 0.02 at 1, 0.33 at 4): the range
+    # static gate does next to nothing up to 1 (bench_gates.py: forget_efficacy 0.02 at 1, 0.32 at 4): the range
     # goes on into inversion, to DSG's top strength, so that the baseline is not held back by its range. Log scale.
     Knob("base_alpha", 0.35, low=0.05, high=20.0, log=True,
          help="static gate: selected features scaled by 1 - base_alpha at every token"),
