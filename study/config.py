@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainables.sae import SAEConfig
+
 
 class ConfigError(ValueError):
     """A study config is invalid; the message names the key (and the file and line)."""
@@ -118,10 +120,11 @@ class SAESettings(_Strict):
     """The SAE a gate variant reads (sae_gate, dsg, <variant>+dsg): trained once per model, layer and these settings,
     then cached; or a pretrained SAE in SAELens's folder format, for the layer it was trained on."""
 
-    d_sae: int | None = Field(None, ge=1)  # None: 8 x the model's hidden size
-    k: int = Field(32, ge=1)  # mean active features per token (BatchTopK)
-    steps: int = Field(2000, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    # Defaults are the SAE trainer's own (trainables.sae.SAEConfig), which these settings are passed to.
+    d_sae: int | None = Field(SAEConfig.d_sae, ge=1)  # None: 8 x the model's hidden size
+    k: int = Field(SAEConfig.k, ge=1)  # mean active features per token (BatchTopK)
+    steps: int = Field(SAEConfig.steps, ge=1)
+    lr: float = Field(SAEConfig.lr, gt=0)
     pretrained: str | None = None  # fix sae_layer (search.space) to the layer it was trained on
 
     @field_validator("pretrained")

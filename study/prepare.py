@@ -76,7 +76,7 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
         checkpoint_every=cfg.train.checkpoint_every,
         es_prompts=cfg.train.es_prompts,
         final_es_prompts=cfg.train.final_es_prompts,
-        sae=SAEConfig(d_sae=cfg.sae.d_sae, k=cfg.sae.k, steps=cfg.sae.steps, lr=cfg.sae.lr),
+        sae=SAEConfig(**cfg.sae.model_dump(exclude={"pretrained"})),
         sae_pretrained=str(Path(cfg.sae.pretrained).resolve()) if cfg.sae.pretrained else "",
         max_grad_norm=cfg.train.max_grad_norm,
         max_adapter_norm=cfg.train.max_adapter_norm,
