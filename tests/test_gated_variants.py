@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from trainables.registry import get_variant
-from trainables.sae import SAEConfig, decoder_body, decoder_layers
+from trainables.decoder_layers import decoder_body, decoder_layers
+from trainables.sae import SAEConfig
 from trainables.setup import TrialSetup
 from trainables.unlearner import Unlearner
 from conftest import run_steps

@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 
 from trainables.batching import encode
 from trainables.data import load_study_data, prompt_prefix
+from trainables.decoder_layers import decoder_layers
 from trainables.gates import (
     DSG_GATE_KNOBS,
     STATIC_GATE_KNOBS,
@@ -26,7 +27,6 @@ from trainables.sae import (
     SAEConfig,
     activation_rates,
     collect_activations,
-    decoder_layers,
     evaluate_sae,
     load_or_train_sae,
     load_saelens,

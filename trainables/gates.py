@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import StudyData
+from .decoder_layers import decoder_body, decoder_layers, hidden_of, with_hidden
 from .registry import GATES, Knob
 from .sae import (
     SAEConfig,
@@ -36,10 +37,7 @@ from .sae import (
     SparseAutoencoder,
     activation_rates,
     collect_activations,
-    decoder_body,
-    decoder_layers,
     evaluate_sae,
-    hidden_of,
     load_or_train_sae,
     load_saelens,
     per_sequence,
@@ -125,7 +123,7 @@ class _Gate:
         new = self.edit(h, mask, fresh)
         if new is None:
             return None  # None keeps the layer's output as it is
-        return (new, *output[1:]) if isinstance(output, tuple) else new
+        return with_hidden(output, new)
 
     def _selected(self, h: torch.Tensor) -> torch.Tensor:
         return self.sae.encode_features(h, self.features.indices)

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
 from .adapters import Adapter
+from .decoder_layers import decoder_layers, hidden_of, with_hidden
 from .registry import ADAPTERS, Knob
 
 
@@ -85,20 +86,17 @@ class LoReFT(Adapter):
 
     def attach(self, model):
         self.detach()
-        decoder_layers = model.model.layers
+        layers = decoder_layers(model)
         dim, device = model.config.hidden_size, next(model.parameters()).device
-        for i in self._indices(len(decoder_layers)):
+        for i in self._indices(len(layers)):
             self.interventions[str(i)] = LowRankIntervention(dim, self.rank).to(device=device, dtype=torch.float32)
-            self.handles.append(decoder_layers[i].register_forward_hook(partial(self._hook, str(i))))
+            self.handles.append(layers[i].register_forward_hook(partial(self._hook, str(i))))
         return model
 
     def _hook(self, key: str, module, args, output):
         if not self.enabled:
             return None  # None keeps the layer's output as it is
-        intervention = self.interventions[key]
-        if isinstance(output, tuple):  # older transformers: (hidden_states, attention weights, cache, ...)
-            return (intervention(output[0]), *output[1:])
-        return intervention(output)
+        return with_hidden(output, self.interventions[key](hidden_of(output)))
 
     def detach(self) -> None:
         """Remove the hooks; the model is then the original one again. Safe to call twice."""

@@ -37,6 +37,7 @@ from torch import nn
 
 from .batching import encode, to_device
 from .data import StudyData
+from .decoder_layers import decoder_layers, hidden_of
 from .file_lock import file_lock
 
 FORMAT_VERSION = 1
@@ -87,21 +88,6 @@ class SparseAutoencoder(nn.Module):
 
 
 # ---- activations ------------------------------------------------------------------------------------------------
-
-
-def decoder_body(model) -> nn.Module:
-    """The module that runs the decoder layers (Qwen2Model in Qwen2ForCausalLM), also through a peft wrapper."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.model
-
-
-def decoder_layers(model) -> nn.ModuleList:
-    return decoder_body(model).layers
-
-
-def hidden_of(output) -> torch.Tensor:
-    """A decoder layer's hidden states: its output, or the first item of older transformers' tuple."""
-    return output[0] if isinstance(output, tuple) else output
 
 
 def real_positions(attention_mask: torch.Tensor) -> torch.Tensor:
