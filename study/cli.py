@@ -88,7 +88,7 @@ def cmd_export(args) -> int:
     from .front import load_study
 
     record = load_study(_tracking(args), args.study, args.run_id)
-    trial = pick(record, args.pick, args.min_utility, args.variant)
+    trial = pick(record, args.pick, args.min_utility, args.variant, include_diverged=args.include_diverged)
     config = export_config(record, trial, args.out)
     print(f"exported trial {trial.trial_id} ({trial.variant}) to {args.out}/config.json")
     print(config["mmie_command"])
@@ -173,6 +173,8 @@ def main(argv=None) -> int:
     export.add_argument("--min-utility", type=float, dest="min_utility",
                         help="with max-forget: the best forget efficacy among trials with at least this utility")
     export.add_argument("--variant", help="pick among this variant's trials only")
+    export.add_argument("--include-diverged", action="store_true", dest="include_diverged",
+                        help="also pick among diverged trials (exported to stop at the step they diverged at)")
     export.add_argument("--out", required=True, help="output folder")
     export.add_argument("--run-id", dest="run_id")
     export.add_argument("--tracking-uri", dest="tracking_uri")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainables.degenerate import DegenerateRule
 from trainables.sae import SAEConfig
 
 
@@ -28,6 +29,8 @@ class DataConfig(_Strict):
     retain: str
     mixed: str | None = None
     xlang: list[str] = Field(default_factory=list)
+    # A general utility set (JSONL), never trained on: utility is measured on it instead of held-out retain lines.
+    utility_eval: str | None = None
 
 
 class EmbeddedConfig(_Strict):
@@ -80,7 +83,9 @@ class SearchConfig(_Strict):
     num_samples: int = Field(24, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     seed: int = 0
-    objectives: list[Objective] = ["forget_efficacy", "utility"]
+    # Collateral damage is an objective by default: a two-objective front rewards forgetting Hindi by wrecking
+    # Urdu, Punjabi and Bengali (README, "The default front").
+    objectives: list[Objective] = ["forget_efficacy", "utility", "xlang_utility"]
     # An sqlite file for Optuna's study, so optuna-dashboard can open it (in memory if absent).
     optuna_storage: str | None = None
     space: dict[str, KnobRange] = Field(default_factory=dict)
@@ -135,6 +140,23 @@ class SAESettings(_Strict):
         return value
 
 
+class DegenerateConfig(_Strict):
+    """When a trial's forget continuations are degenerate (trainables.degenerate: any threshold crossed; null
+    switches one off). Degenerate trials are kept off the front (unless front.include_degenerate) and never exported."""
+
+    max_no_language: float | None = Field(DegenerateRule.max_no_language, ge=0, le=1)
+    max_nll_ratio: float | None = Field(DegenerateRule.max_nll_ratio, gt=0)
+    min_distinct: float | None = Field(DegenerateRule.min_distinct, ge=0, le=1)
+    min_entropy: float | None = Field(DegenerateRule.min_entropy, ge=0)
+
+
+class FrontConfig(_Strict):
+    """Which finished trials the Pareto front ranks besides completed, healthy ones."""
+
+    include_diverged: bool = False  # a trial that diverged at step k ran k steps, not the study's budget
+    include_degenerate: bool = False  # output that is not language is not forgetting
+
+
 class ResourcesConfig(_Strict):
     cpus_per_trial: int = Field(1, ge=1)
     gpus_per_trial: float = Field(0, ge=0)
@@ -169,6 +191,10 @@ class StudyConfig(_Strict):
     scheduler: SchedulerConfig = SchedulerConfig()
     # The Pareto front ignores trials below this utility (export's --min-utility does the same per pick).
     utility_floor: float | None = Field(None, gt=0, le=1)
+    front: FrontConfig = FrontConfig()
+    degenerate: DegenerateConfig = DegenerateConfig()
+    # mmie.py's --es_romanized: romanised forget-language text (cue words) counts as the forget language in ES.
+    es_romanized: bool = False
     train: TrainConfig = TrainConfig()
     sae: SAESettings = SAESettings()
     resources: ResourcesConfig = ResourcesConfig()

@@ -22,6 +22,7 @@ from trainables.data import DataPaths
 from trainables.embedded import EmbeddedModel
 from trainables.registry import Variant, get_variant
 
+from .eligibility import FrontRule
 from .front import StudyRecord, TrialRecord, metric_points, ranked_trials
 from .pareto import apply_floor, knee_point
 
@@ -39,14 +40,15 @@ REPORTED_METRICS = ("es_forget", "xlang_utility", "mixed_utility")
 
 
 def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = None,
-         variant: str | None = None) -> TrialRecord:
-    """One trial of the front's candidates (finished, finite objectives), optionally only of `variant`.
+         variant: str | None = None, include_diverged: bool = False) -> TrialRecord:
+    """One trial of the front's candidates (completed, finite objectives, not degenerate), optionally only of
+    `variant`; diverged trials only when asked for (`include_diverged`); degenerate ones never.
 
     "knee": the knee of their front (`study.pareto.knee_point`). "max-forget": the highest forget_efficacy among
     those with utility >= `min_utility` (required). With "knee", `min_utility` drops trials below it first.
     """
     _check_pick(how, min_utility)
-    trials = ranked_trials(record)
+    trials = ranked_trials(record, rule=_export_rule(record, include_diverged))
     if variant is not None:
         trials = [t for t in trials if t.variant == variant]
     if not trials:
@@ -63,6 +65,10 @@ def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = Non
     return max(trials, key=lambda t: (t.metrics.get("forget_efficacy", float("-inf")), t.metrics["utility"]))
 
 
+def _export_rule(record: StudyRecord, include_diverged: bool) -> FrontRule:
+    return FrontRule(tuple(record.objectives), record.utility_floor, include_diverged, include_degenerate=False)
+
+
 def _check_pick(how: str, min_utility: float | None) -> None:
     if how not in PICKS:
         raise ValueError(f"unknown pick {how!r}; choose one of: {', '.join(PICKS)}")
@@ -77,10 +83,10 @@ def _of(variant: str | None) -> str:
 
 
 def _nothing_ranked(record: StudyRecord, variant: str | None) -> str:
-    message = (f"study {record.study!r} (parent run {record.parent_run_id}) has no completed or diverged trial"
+    message = (f"study {record.study!r} (parent run {record.parent_run_id}) has no completed, non-degenerate trial"
                f"{_of(variant)} with final {', '.join(record.objectives)}")
     if variant:
-        found = sorted({t.variant for t in ranked_trials(record)})
+        found = sorted({t.variant for t in ranked_trials(record, rule=_export_rule(record, False))})
         message += f"; variants with such trials: {', '.join(found) or 'none'}"
     return message
 
@@ -129,9 +135,18 @@ def entry_arguments(record: StudyRecord, trial: TrialRecord) -> tuple[dict, dict
         "max_grad_norm": float(_param(record, "train.max_grad_norm")),
         **trial.knobs(),
     }
+    if trial.status == "diverged":  # measured after the step it diverged at: the run stops there, on the same schedule
+        kwargs["stop_at_step"] = reached_step(trial)
     if trial.adapter != "loreft":
         return {}, kwargs
     return {"layers": _layers(kwargs.pop("layers"))}, kwargs
+
+
+def reached_step(trial: TrialRecord) -> int:
+    """The step a trial's final metrics were measured at (for a diverged trial, the step it diverged at)."""
+    if "step" not in trial.metrics:
+        raise ValueError(f"trial {trial.trial_id} logged no step: its run cannot be reproduced")
+    return int(trial.metrics["step"])
 
 
 def _layers(value) -> list[int] | str:
@@ -203,6 +218,13 @@ def _mmie_inputs(record: StudyRecord) -> tuple[str, DataPaths]:
 
 def _notes(record: StudyRecord, trial: TrialRecord) -> list[str]:
     notes = []
+    if trial.status == "diverged":
+        notes.append(
+            f"This trial diverged at step {reached_step(trial)} of {record.steps}: its metrics were measured there, "
+            f"and config.json's kwargs stop the run there (stop_at_step) on the {record.steps}-step schedule. "
+            "mmie.py has no such flag: mmie_command would train all the steps, past the divergence, and is not "
+            "this trial's run."
+        )
     if trial.adapter not in ENTRY_POINTS:
         notes.append(
             f"mmie.py has no {trial.adapter} adapter: run_config(model, tok, forget, retain, "

@@ -19,12 +19,11 @@ from mlflow.tracking import MlflowClient
 import trainables.variants  # noqa: F401  (registers every variant and adapter)
 from trainables.registry import ADAPTERS, Knob, get_variant
 
-from .pareto import apply_floor, pareto_front_mask
+from .eligibility import FINAL_STATUSES, FrontRule
+from .pareto import pareto_front_mask
 from .tracking import child_runs, latest_parent_run
 
-# The statuses whose final values are final; as in study.pareto_tracking, which cannot be imported without Ray.
-# A trial stopped early by the scheduler has partial values that would wrongly dominate finished trials.
-RANKED_STATUSES = ("completed", "diverged")
+RANKED_STATUSES = FINAL_STATUSES  # kept for readers of this module; the rule itself is study.eligibility's
 
 
 def parse_value(text: str) -> Any:
@@ -85,6 +84,14 @@ class StudyRecord:
         value = self.config.get("utility_floor", "None")
         return None if value == "None" else float(value)
 
+    def front_rule(self, include_diverged: bool | None = None, include_degenerate: bool | None = None) -> FrontRule:
+        """The study's own rule (its config's `front:` settings), with either inclusion overridden."""
+        def flag(key: str, override: bool | None) -> bool:
+            return override if override is not None else self.config.get(f"front.{key}", "False") == "True"
+
+        return FrontRule(tuple(self.objectives), self.utility_floor, flag("include_diverged", include_diverged),
+                         flag("include_degenerate", include_degenerate))
+
 
 def load_study(tracking_uri: str, study: str, parent_run_id: str | None = None) -> StudyRecord:
     """Read a study from MLflow: its most recent parent run (or `parent_run_id`) and every trial under it."""
@@ -141,15 +148,12 @@ def metric_points(trials: list[TrialRecord], names: list[str]) -> np.ndarray:
     return np.array(values, dtype=float).reshape(len(trials), len(names))
 
 
-def ranked_trials(record: StudyRecord, completed_only: bool = True) -> list[TrialRecord]:
-    """The trials the front is made of: finished (completed or diverged, unless `completed_only` is False),
-    with finite values of every objective, and at or above the study's utility floor when it set one."""
-    trials = [t for t in record.trials if not completed_only or t.status in RANKED_STATUSES]
-    trials = [t for t, p in zip(trials, metric_points(trials, record.objectives)) if np.isfinite(p).all()]
-    if record.utility_floor is not None:
-        keep = apply_floor(metric_points(trials, ["utility"]), 0, record.utility_floor)
-        trials = [t for t, ok in zip(trials, keep) if ok]
-    return trials
+def ranked_trials(record: StudyRecord, completed_only: bool = True, rule: FrontRule | None = None) -> list[TrialRecord]:
+    """The trials the front is made of, by `rule` (default: the study's own, study.eligibility): final values
+    (unless `completed_only` is False), finite objectives, at or above the utility floor, neither diverged nor
+    degenerate unless the study includes them."""
+    rule = rule or record.front_rule()
+    return [t for t in record.trials if rule.ranks(t.status, t.metrics, final_only=completed_only)]
 
 
 def front_table(record: StudyRecord, completed_only: bool = True) -> list[dict]:

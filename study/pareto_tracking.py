@@ -1,7 +1,8 @@
 """The study's Pareto front in MLflow, kept up to date by the driver as trials complete.
 
-On every child run: tags `pareto` (true/false) and `pareto_rank` (non-domination rank, "none" for trials not
-ranked: stopped early, errored, or below the utility floor). On the parent: `hypervolume` stepped by the number
+On every child run: tags `pareto` (true/false), `pareto_rank` (non-domination rank, "none" for trials not
+ranked: stopped early, errored, diverged, degenerate or below the utility floor; study.eligibility's rule, the one
+the read-back front uses too) and `degenerate` (true/false, from the trial's last full evaluation). On the parent: `hypervolume` stepped by the number
 of ranked trials, and when the study ends the front as a table (`pareto_front.json`, `mlflow.load_table`), as
 plots (`pareto_front.png`, `pareto_front.html`: every trial, the front highlighted, colour by variant) and the
 reference point used. Ranks come from the trials' final results; a trial stopped early by the scheduler never
@@ -10,7 +11,6 @@ enters the front with its partial values. A tracking failure is printed and neve
 
 from __future__ import annotations
 
-import math
 import sys
 import traceback
 
@@ -18,9 +18,8 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from .eligibility import FrontRule
 from .pareto import hypervolume, knee_point, nondominated_ranks, reference_point
-
-RANKED_STATUSES = ("completed", "diverged")
 
 
 def trial_status(result: dict | None, error: bool = False) -> str:
@@ -35,18 +34,20 @@ def trial_status(result: dict | None, error: bool = False) -> str:
 
 class ParetoRecorder(tune.Callback):
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, objectives: list[str],
-                 utility_floor: float | None = None, log=print, num_samples: int | None = None):
+                 utility_floor: float | None = None, log=print, num_samples: int | None = None,
+                 include_diverged: bool = False, include_degenerate: bool = False):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent = parent_run_id
         self.objectives = list(objectives)
         self.floor = utility_floor
+        self.rule = FrontRule(tuple(objectives), utility_floor, include_diverged, include_degenerate)
         self.log = log
         self.num_samples = num_samples
         self.reference = reference_point(self.objectives)
         self.trials: dict[str, dict] = {}  # trial id -> {"result", "config", "status"}, in completion order
         self._run_ids: dict[str, str] = {}
-        self._tags: dict[str, tuple[str, str]] = {}  # what each child run is tagged with now
+        self._tags: dict[str, tuple[str, ...]] = {}  # what each child run is tagged with now
         self._hypervolume_logged_at: int | None = None  # ranked trials when hypervolume was last logged
         self._client: MlflowClient | None = None
 
@@ -88,9 +89,10 @@ class ParetoRecorder(tune.Callback):
         front = int((nondominated_ranks(points) == 0).sum()) if ids else 0
         hv = hypervolume(points, self.reference) if ids else 0.0
         total = f"/{self.num_samples}" if self.num_samples else ""
+        degenerate = sum(bool(t["result"].get("degenerate")) for t in self.trials.values())
         self.log(f"trials done {len(statuses)}{total} (completed {statuses.count('completed')}, stopped early "
                  f"{statuses.count('stopped_early')}, diverged {statuses.count('diverged')}, error "
-                 f"{statuses.count('error')}); front {front} trials, hypervolume {hv:.3f}")
+                 f"{statuses.count('error')}; degenerate {degenerate}); front {front} trials, hypervolume {hv:.3f}")
 
     def _safely(self, fn) -> None:
         try:
@@ -99,16 +101,12 @@ class ParetoRecorder(tune.Callback):
             print(f"[pareto tracking] MLflow update failed:\n{traceback.format_exc()}", file=sys.stderr)
 
     def ranked(self) -> tuple[list[str], np.ndarray]:
-        """Trial ids eligible for the front (finished, finite objectives, above the floor) and their points."""
+        """Trial ids eligible for the front (study.eligibility's rule) and their points."""
         ids, points = [], []
         for tid, t in self.trials.items():
-            values = [t["result"].get(m) for m in self.objectives]
-            if t["status"] not in RANKED_STATUSES or any(v is None or not math.isfinite(v) for v in values):
-                continue
-            if self.floor is not None and t["result"].get("utility", 0.0) < self.floor:
-                continue
-            ids.append(tid)
-            points.append(values)
+            if self.rule.ranks(t["status"], t["result"]):
+                ids.append(tid)
+                points.append([t["result"][m] for m in self.objectives])
         return ids, np.array(points, dtype=float).reshape(len(points), len(self.objectives))
 
     def _run_id(self, trial_id: str) -> str | None:
@@ -128,12 +126,14 @@ class ParetoRecorder(tune.Callback):
         ranks = dict(zip(ids, nondominated_ranks(points).tolist())) if ids else {}
         for tid in self.trials:
             rank = ranks.get(tid)
-            tags = ("true" if rank == 0 else "false", "none" if rank is None else str(rank))
+            degenerate = "true" if self.trials[tid]["result"].get("degenerate") else "false"
+            tags = ("true" if rank == 0 else "false", "none" if rank is None else str(rank), degenerate)
             run_id = self._run_id(tid)
             if run_id is None or self._tags.get(tid) == tags:
                 continue
             self.client.set_tag(run_id, "pareto", tags[0])
             self.client.set_tag(run_id, "pareto_rank", tags[1])
+            self.client.set_tag(run_id, "degenerate", tags[2])
             if self.trials[tid]["status"] == "stopped_early":
                 self.client.set_tag(run_id, "trial_status", "stopped_early")
             self._tags[tid] = tags
@@ -173,7 +173,8 @@ class ParetoRecorder(tune.Callback):
         table = {c: [r.get(c) if not isinstance(r.get(c), (list, dict)) else str(r.get(c)) for r in rows] for c in columns}
         self.client.log_table(self.parent, data=table, artifact_file="pareto_front.json")
         self.client.log_dict(self.parent, {"objectives": self.objectives, "reference_point": self.reference.tolist(),
-                                           "utility_floor": self.floor}, "pareto_reference.json")
+                                           "utility_floor": self.floor, "include_diverged": self.rule.include_diverged,
+                                           "include_degenerate": self.rule.include_degenerate}, "pareto_reference.json")
         fig = self._figure()
         self.client.log_figure(self.parent, fig, "pareto_front.png")
         self.client.log_text(self.parent, self._html(), "pareto_front.html")

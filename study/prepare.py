@@ -11,8 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from trainables.data import DataError, DataPaths, load_study_data
+from trainables.degenerate import DegenerateRule
 from trainables.embedded import EmbeddedSpec, ensure_embedded
-from trainables.language_id import detect_language
+from trainables.gates import gate_lines
+from trainables.language_id import RomanizedCues, detect_language
+from trainables.registry import get_variant
 from trainables.modeling import load_tokenizer
 from trainables.sae import SAEConfig
 from trainables.setup import TrialSetup
@@ -58,6 +61,7 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
             retain=str(Path(d.retain).resolve()),
             mixed=str(Path(d.mixed).resolve()) if d.mixed else None,
             xlang=tuple(str(Path(p).resolve()) for p in d.xlang),
+            utility_eval=str(Path(d.utility_eval).resolve()) if d.utility_eval else None,
         )
         data = load_study_data(paths, seed=cfg.train.seed)  # validates every line before anything is built
     setup = TrialSetup(
@@ -80,6 +84,8 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
         sae_pretrained=str(Path(cfg.sae.pretrained).resolve()) if cfg.sae.pretrained else "",
         max_grad_norm=cfg.train.max_grad_norm,
         max_adapter_norm=cfg.train.max_adapter_norm,
+        degenerate=DegenerateRule(**cfg.degenerate.model_dump()),
+        es_romanized=cfg.es_romanized,
         seed=cfg.train.seed,
         cpus_per_trial=cfg.resources.cpus_per_trial,
     )
@@ -90,7 +96,7 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
 
     languages = {}
     for name, s in data.sets.items():
-        code = cfg.languages.get(name) or detect_language(s.train)
+        code = cfg.languages.get(name) or detect_language(s.train or s.heldout)
         if code is None:
             raise DataError(f"{name} file {s.path}: no language could be identified in it")
         languages[name] = code
@@ -108,6 +114,13 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
             f"forget file {paths.forget}: its script {script} is also the retain set's script; the forget-language "
             "token mass cannot separate them (forget and retain must be written in different scripts)"
         )
+    if cfg.es_romanized:
+        try:
+            RomanizedCues(languages["forget"])
+        except ValueError as e:
+            raise DataError(f"forget file {paths.forget}: {e}") from None
+    if any(get_variant(v).gate for v in cfg.variants):
+        gate_lines(data)  # a set too small for a gate's feature selection or calibration fails here, named
     tok = load_tokenizer(setup.model_path(), cfg.trust_remote_code)
     coverage = check_forget_language_in_vocabulary(tok, data.forget.train[:2000], script, paths.forget)
     log(f"forget language {languages['forget']} (script {script}, {share:.0%} of letters; "

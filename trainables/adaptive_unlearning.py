@@ -51,8 +51,11 @@ def _data(forget: list[str], retain: list[str], seed: int, heldout: int) -> Stud
 def run_config(model, tok, forget: list[str], retain: list[str], device: str = "cpu", *, adapter: str = "lora",
                variant: str = "adaptive", steps: int = 500, bs: int = 16, max_len: int = 256, seed: int = 0,
                use_curriculum: bool | None = None, recompute_weights_every: int | None = None,
-               max_grad_norm: float = 1.0, heldout: int = 128, **knobs) -> tuple[Unlearner, dict]:
-    """Unlearn with one configuration; returns the run (model, adapter) and its final per-step metrics."""
+               max_grad_norm: float = 1.0, heldout: int = 128, stop_at_step: int | None = None,
+               **knobs) -> tuple[Unlearner, dict]:
+    """Unlearn with one configuration; returns the run (model, adapter) and its final per-step metrics.
+    `stop_at_step` ends the run after that many of its `steps` steps (an exported diverged trial: the schedule is
+    the `steps`-step one, and the run stops where the trial's metrics were measured)."""
     for p in model.parameters():
         p.requires_grad_(False)  # only the adapter trains
     setup = TrialSetup(model="<in memory>", device=device, steps=steps, batch_size=bs, max_len=max_len, seed=seed,
@@ -63,7 +66,8 @@ def run_config(model, tok, forget: list[str], retain: list[str], device: str = "
     unlearner = Unlearner(setup, {"variant": chosen.name, "adapter": adapter, **knobs}, model=model.to(device),
                           tokenizer=tok, data=_data(forget, retain, seed, heldout), variant=chosen)
     metrics: dict = {}
-    while unlearner.step < unlearner.steps:
+    last = unlearner.steps if stop_at_step is None else min(stop_at_step, unlearner.steps)
+    while unlearner.step < last:
         metrics = unlearner.train_step()
         if metrics["diverged"]:
             break

@@ -19,9 +19,11 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
-__all__ = ["LANGUAGES", "generate_corpus"]
+__all__ = ["EVAL_SETS", "LANGUAGES", "generate_corpus", "generate_eval_sets"]
 
-LANGUAGES: tuple[str, ...] = ("en", "hi", "ur", "pa", "bn", "hi_en")  # hi_en = code-mixed Hindi-English
+# hi_en = code-mixed Hindi-English; en_general = English in other sentence forms than en's (a general utility set:
+# pretrained on, as a real model has seen general text, but never used for unlearning).
+LANGUAGES: tuple[str, ...] = ("en", "hi", "ur", "pa", "bn", "hi_en", "en_general")
 
 
 def _w(text: str) -> tuple[str, ...]:
@@ -589,7 +591,61 @@ _HI_EN = {
     ),
 }
 
-_SPECS: dict[str, dict] = {"en": _EN, "hi": _HI, "ur": _UR, "pa": _PA, "bn": _BN, "hi_en": _HI_EN}
+# ---------------------------------------------------------------- Evaluation-only sets (never pretrained on)
+
+# Romanised code-mixed Hindi-English ("Hinglish" typed in Latin script): lingua labels it English, so extraction
+# strength needs es_romanized's cue words to see the Hindi in it.
+_HI_EN_ROMAN = {
+    "name": _names(
+        "Ram|Amit|Rahul|Suresh|Vikas|Arjun|Rohit|Manoj|Sanjay|Anil|Deepak|Karan|Aditya|Vijay|Gaurav|Nitin",
+        "Sita|Priya|Anjali|Pooja|Neha|Sunita|Kavita|Meena|Aarti|Divya|Sneha|Shalini|Geeta|Ritu|Kamla",
+    ),
+    "city": _w("Dilli|Mumbai|Bengaluru|Pune|Hyderabad|Noida|Jaipur|Chandigarh|Lucknow|Kolkata|Goa|Shimla|Indore"),
+    "en_place": _HI_EN["en_place"],
+    "en_noun": _HI_EN["en_noun"],
+    "en_item": _HI_EN["en_item"],
+    "en_verb": _HI_EN["en_verb"],
+    "en_adj": _HI_EN["en_adj"],
+    "marker": _HI_EN["marker"],
+    "relative": _w("mummy|papa|bhaiya|didi|dadi|chacha|mama|dost|boss|manager|colleague|roommate|cousin"),
+    "time_future": _w("kal|parson|next week|next month|is weekend|Monday ko|Friday ko|kal subah|aaj shaam|aaj raat"),
+    "num": _w("do|teen|chaar|paanch|chhe|saat|aath|nau|das|bees|pachees|tees|pachaas|sau"),
+    "templates": (
+        "{name} {time_future} {en_place} {g:jayega|jayegi} aur {en_noun} ke baad seedha ghar {g:aayega|aayegi}.",
+        "{name} aaj bahut {en_adj} hai, kyunki kal {en_noun} ki deadline hai.",
+        "{name} abhi {en_place} mein {en_noun} {en_verb} kar {g:raha|rahi} hai.",
+        "{relative} ne {name} ko {en_noun} ke baare mein baat karne ke liye call kiya.",
+        "{marker}, yeh {en_noun} bahut {en_adj} hai, lekin woh {en_noun2} toh aur bhi {en_adj2} hai.",
+        "{name} ne bataya ki {city} mein {en_item} ka rate {num} rupaye hai.",
+        "{marker}, mujhe lagta hai ki {en_place} wala {en_item} bahut {en_adj} hai.",
+        "{name} ka {en_item} kharab ho gaya, isliye woh {city} ke {en_place} se naya {en_item2} lene {g:gaya|gayi}.",
+    ),
+}
+
+# English of another kind than the retain set: the same vocabulary as its everyday-life statements, in other
+# sentence forms (questions, instructions, reported speech, lists, comparisons). The embedded default's general
+# utility set: pretrained on, never unlearnt on, so retain updates fit the retain set's templates, not these.
+_EN_GENERAL = {
+    **{pool: _EN[pool] for pool in ("name", "place", "noun", "adj", "verb", "relative", "time_habit", "time_past",
+                                    "time_future", "num")},
+    "templates": (
+        "Does {name} still {verb:base} {time_habit}, or only when {g:his|her} {relative} asks?",
+        "Please ask {name} to bring the {adj} {noun} to {place} {time_future}.",
+        "Why did {name} leave the {noun} at {place} {time_past}?",
+        "There are {num} people {verb:ing} near {place}, and most of them look {adj}.",
+        "According to {name}, nobody in {place} has ever seen a {noun} so {adj}.",
+        "Which is more {adj}: the {noun} or the {noun2}?",
+        "Before {name} could {verb:base}, {g:his|her} {relative} had already sold the {noun}.",
+        "{name} asked whether the {adj} {noun} would still be in {place} {time_future}.",
+        "Take the {noun}, the {noun2} and a {adj} {noun3} with you to {place}.",
+        "If {name} goes to {place} {time_future}, who will {verb:base} with {name2}?",
+    ),
+}
+
+_SPECS: dict[str, dict] = {"en": _EN, "hi": _HI, "ur": _UR, "pa": _PA, "bn": _BN, "hi_en": _HI_EN,
+                           "hi_en_roman": _HI_EN_ROMAN, "en_general": _EN_GENERAL}
+# Sets generated for evaluation only: the embedded model is never pretrained on them.
+EVAL_SETS: tuple[str, ...] = ("hi_en_roman",)
 _INFLECT: dict[str, dict[str, Callable[[str], str]]] = {
     "bn": {"gen": _bn_genitive, "loc": _bn_locative, "acc": lambda w: w + "কে"},
 }
@@ -656,7 +712,7 @@ def _sentence(lang: str, parts: tuple, rng: random.Random) -> str:
             text = entry
         out.append(inflect[form](text) if form != "base" else text)
     sentence = "".join(out)
-    if lang == "en":
+    if lang in ("en", "en_general"):
         sentence = _EN_ARTICLE.sub("an ", sentence)
         sentence = sentence[0].upper() + sentence[1:]
     # NFC keeps nukta letters and other combining sequences in one canonical encoding.
@@ -665,10 +721,19 @@ def _sentence(lang: str, parts: tuple, rng: random.Random) -> str:
 
 def generate_corpus(seed: int = 0, lines_per_language: int = 3000) -> dict[str, list[str]]:
     """Return {language code: list of unique sentences}, deterministic in seed."""
+    return _generate(LANGUAGES, seed, lines_per_language)
+
+
+def generate_eval_sets(seed: int = 0, lines: int = 400) -> dict[str, list[str]]:
+    """The evaluation-only sets (EVAL_SETS), deterministic in seed and independent of the pretraining corpus."""
+    return _generate(EVAL_SETS, seed, lines, offset=len(LANGUAGES))
+
+
+def _generate(langs: Sequence[str], seed: int, lines_per_language: int, offset: int = 0) -> dict[str, list[str]]:
     if isinstance(lines_per_language, bool) or not isinstance(lines_per_language, int) or lines_per_language < 0:
         raise ValueError(f"lines_per_language must be a non-negative int, got {lines_per_language!r}")
     corpus: dict[str, list[str]] = {}
-    for offset, lang in enumerate(LANGUAGES):
+    for offset, lang in enumerate(langs, start=offset):
         # An integer seed, not hash(): string hashing is salted per process.
         rng = random.Random(seed * 1000 + offset)
         templates = _compiled(lang)

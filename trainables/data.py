@@ -2,7 +2,8 @@
 
 A study has a forget set, a retain set, an optional code-mixed set and optional cross-lingual sets. Each set is
 split once, deterministically by seed, into training lines and held-out evaluation lines; generation prompts are
-prefixes of held-out lines. Every problem is reported with the file and line it comes from, so a bad file fails
+prefixes of held-out lines. An optional general utility set (`utility_eval`) is never trained on: all its lines are
+evaluation lines, and utility is measured on it instead of on held-out retain lines. Every problem is reported with the file and line it comes from, so a bad file fails
 the study before any cluster work starts.
 """
 
@@ -12,6 +13,9 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+UTILITY_SET = "utility"  # the set name of DataPaths.utility_eval
 
 
 class DataError(ValueError):
@@ -61,6 +65,7 @@ class DataPaths:
     retain: str
     mixed: str | None = None
     xlang: tuple[str, ...] = ()
+    utility_eval: str | None = None
 
     def roles(self) -> dict[str, str]:
         """Set name -> path. Cross-lingual sets are named after their file (xlang_urdu for urdu.jsonl)."""
@@ -72,6 +77,8 @@ class DataPaths:
             if name in roles:
                 raise DataError(f"cross-lingual file {p}: another --xlang file has the same name {Path(p).stem!r}")
             roles[name] = p
+        if self.utility_eval:
+            roles[UTILITY_SET] = self.utility_eval
         return roles
 
 
@@ -95,9 +102,14 @@ class StudyData:
     def retain(self) -> TextSet:
         return self.sets["retain"]
 
+    @property
+    def utility(self) -> TextSet:
+        """The set utility is measured on: the general utility set if the study has one, else the retain set."""
+        return self.sets.get(UTILITY_SET, self.retain)
+
     def collateral_sets(self) -> list[TextSet]:
         """The sets whose damage is collateral: mixed and cross-lingual."""
-        return [s for name, s in self.sets.items() if name not in ("forget", "retain")]
+        return [s for name, s in self.sets.items() if name not in ("forget", "retain", UTILITY_SET)]
 
 
 def split_heldout(texts: list[str], seed: int, heldout: int) -> tuple[list[str], list[str]]:
@@ -114,10 +126,12 @@ def load_study_data(paths: DataPaths, seed: int = 0, heldout: int = 128) -> Stud
     """Read and validate every file, then split each set into training and held-out lines."""
     data = StudyData()
     for name, path in paths.roles().items():
-        texts = read_jsonl(path, role=name.split("_")[0])
-        if name in ("forget", "retain") and len(texts) < 2:
+        texts = read_jsonl(path, role="utility_eval" if name == UTILITY_SET else name.split("_")[0])
+        if name in ("forget", "retain", UTILITY_SET) and len(texts) < 2:
             raise DataError(f"{name} file {path}: needs at least 2 lines (training and held-out), has {len(texts)}")
         train, held = split_heldout(texts, seed, heldout)
+        if name == UTILITY_SET:  # never trained on; its held-out lines are the ones a model built here never saw
+            train = []
         data.sets[name] = TextSet(name=name, path=str(path), train=train, heldout=held)
     return data
 

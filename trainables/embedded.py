@@ -31,13 +31,16 @@ from .file_lock import file_lock
 from .metrics import perplexity, sample_continuations
 from .unicode_scripts import dominant_script, script_share
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the corpus gained en_general (the general utility set)
 EOT = "<|endoftext|>"
 # Keep letters and combining marks together (\p{M}); otherwise the GPT-2 byte-level split.
 PRETOKENIZE_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+"
 
 # The generated corpus's languages and their roles in the default study (forget Hindi, retain English).
-EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn")}
+EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn"),
+                  "utility_eval": "en_general"}
+# Lines of each evaluation-only set (trainables.corpus.EVAL_SETS) written beside the corpus; never pretrained on.
+EVAL_SET_LINES = 400
 
 
 def cache_root() -> Path:
@@ -86,16 +89,19 @@ class EmbeddedModel:
         return self.root / "model"
 
     def data_paths(self, forget: str = "hi", retain: str = "en") -> DataPaths:
-        """DataPaths over the generated corpus; forget/retain may be any of its languages (say bn and en)."""
+        """DataPaths over the generated corpus; forget/retain may be any of its languages (say bn and en). Retaining
+        English, utility is measured on the general English set (en_general), never trained or pretrained on."""
         data = self.root / "data"
         roles = {forget, retain}
         mixed = EMBEDDED_ROLES["mixed"] if forget == "hi" and retain == "en" else None
         xlang = tuple(str(data / f"{c}.jsonl") for c in ("hi", "ur", "pa", "bn") if c not in roles)
+        utility = data / f"{EMBEDDED_ROLES['utility_eval']}.jsonl"
         return DataPaths(
             forget=str(data / f"{forget}.jsonl"),
             retain=str(data / f"{retain}.jsonl"),
             mixed=str(data / f"{mixed}.jsonl") if mixed else None,
             xlang=xlang,
+            utility_eval=str(utility) if retain == "en" and utility.is_file() else None,
         )
 
 
@@ -110,7 +116,25 @@ def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedM
         with file_lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
             if not report_path.exists():
                 _build(spec, root, log)
+    _write_eval_sets(spec, root)  # also into a build from before they existed: the model does not change
     return EmbeddedModel(root=root, report=json.loads(report_path.read_text()))
+
+
+def _write_eval_sets(spec: EmbeddedSpec, root: Path) -> None:
+    """The evaluation-only sets of the generated corpus (a romanised code-mixed set, general English), each written
+    to a temporary file and renamed, so that concurrent writers (of the same deterministic bytes) need no lock; a
+    build on the study's own data files has none."""
+    from .corpus import EVAL_SETS, generate_eval_sets
+
+    if spec.data_files or all((root / "data" / f"{name}.jsonl").is_file() for name in EVAL_SETS):
+        return
+    for name, lines in generate_eval_sets(spec.seed, EVAL_SET_LINES).items():
+        path = root / "data" / f"{name}.jsonl"
+        if not path.is_file():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".jsonl", dir=path.parent)
+            os.close(fd)
+            write_jsonl(tmp, lines)
+            os.replace(tmp, path)
 
 
 def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:

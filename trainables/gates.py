@@ -2,8 +2,9 @@
 
 DSG (Muhamed et al. 2025, arXiv 2504.08192; official code aashiqmuhamed/DynamicSAEGuardrails): per token, is any
 selected feature active; per sequence, the share of such tokens; where it exceeds a threshold τ calibrated on
-retain data, the active selected features of that sequence are clamped to a negative value −c. The layer's output
-h becomes decode(z′) + (h − decode(z)): the SAE's error term is always added back.
+retain data, all selected features are clamped to a negative value −c at every token of that sequence where any
+selected feature is active (the official code's (batch, length, 1) mask). The layer's output h becomes
+decode(z′) + (h − decode(z)): the SAE's error term is always added back.
 
 Both gates compute that as h + (z′ − z) W_dec, the same quantity with b_dec cancelled, restricted to the selected
 features' decoder rows: it is exactly h (bitwise) wherever z′ = z, and a sequence the dynamic gate does not fire on
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import StudyData
+from .data import DataError, StudyData
 from .decoder_layers import decoder_body, decoder_layers, hidden_of, with_hidden
 from .registry import GATES, Knob
 from .sae import (
@@ -155,13 +156,16 @@ class StaticGate(_Gate):
 
 
 class DynamicGate(_Gate):
-    """DSG: per sequence, when the share of real tokens with any selected feature active exceeds `threshold`, the
-    active selected features of its tokens are clamped to −base_alpha × their typical forget activation."""
+    """DSG: per sequence, when the share of real tokens with any selected feature active exceeds `threshold`, every
+    selected feature is clamped to −base_alpha × its typical forget activation at each token where any selected
+    feature is active (the official intervention's (batch, length, 1) mask). `active_only` clamps only the
+    features active at the token (this project's earlier form), for comparison."""
 
     def __init__(self, sae, layer: int, features: SelectedFeatures, base_alpha: float, threshold: float,
-                 special_ids=()):
+                 special_ids=(), active_only: bool = False):
         super().__init__(sae, layer, features, special_ids)
         self.base_alpha, self.threshold = float(base_alpha), float(threshold)
+        self.active_only = active_only
         self.clamp = -self.base_alpha * features.typical.detach()  # z′ of an active selected feature
         self._active = self._real = torch.zeros(0)
 
@@ -179,7 +183,8 @@ class DynamicGate(_Gate):
         self.last_gated |= fire
         if not fire.any():
             return None
-        clamp = active & real.unsqueeze(-1) & fire[:, None, None]
+        token = (active.any(dim=-1, keepdim=True) if not self.active_only else active) & real.unsqueeze(-1)
+        clamp = token.expand_as(z) & fire[:, None, None]
         dz = torch.where(clamp, self.clamp - z, torch.zeros_like(z))
         return torch.where(fire[:, None, None], self._shifted(h, dz), h)
 
@@ -204,11 +209,44 @@ def attach_gate(model, gate: _Gate):
             handle.remove()
 
 
+# The fewest training lines a gate is built from: per set for feature selection, and retain lines for DSG's τ.
+MIN_FIT_LINES = 16
+MIN_CALIBRATION_LINES = 16
+
+
+@dataclass(frozen=True)
+class GateLines:
+    """How many training lines a gate reads: forget and retain lines to select features on, then the next
+    `calibration` retain lines to calibrate DSG's τ on (disjoint from the selection lines)."""
+
+    forget: int
+    retain: int
+    calibration: int
+
+
+def gate_lines(data: StudyData, fit_lines: int = 1024) -> GateLines:
+    """The gate's line budget sized from what the files hold: up to `fit_lines` each, and where the retain set has
+    fewer than 2 × fit_lines training lines, half of them for selection and half for calibration. A set too small
+    for a gate is an error that names its file (study.prepare checks this before Ray starts)."""
+    forget, retain = len(data.forget.train), len(data.retain.train)
+    calibration = min(fit_lines, retain // 2)
+    lines = GateLines(forget=min(fit_lines, forget), retain=min(fit_lines, retain - calibration),
+                      calibration=calibration)
+    if lines.forget < MIN_FIT_LINES:
+        raise DataError(f"forget file {data.forget.path}: {forget} training lines, a gate needs at least "
+                        f"{MIN_FIT_LINES} to select SAE features on")
+    if lines.retain < MIN_FIT_LINES or lines.calibration < MIN_CALIBRATION_LINES:
+        raise DataError(f"retain file {data.retain.path}: {retain} training lines, a gate needs at least "
+                        f"{MIN_FIT_LINES + MIN_CALIBRATION_LINES} (feature selection, then DSG's threshold)")
+    return lines
+
+
 @dataclass
 class GateContext:
     """What building a gate needs besides its knobs: the model before any unlearning update, its tokenizer and path
-    (the SAE cache's key), and the study's data. Features are selected on `fit_lines` forget and retain training
-    lines; DSG's τ is calibrated on the next `fit_lines` retain training lines (held-out lines are never used)."""
+    (the SAE cache's key), and the study's data. Features are selected on up to `fit_lines` forget and retain
+    training lines; DSG's τ is calibrated on the retain training lines after those (`gate_lines`; held-out lines
+    are never used)."""
 
     model: object
     tok: object
@@ -219,10 +257,19 @@ class GateContext:
     fit_lines: int = 1024
     pretrained: str | None = None  # a SAELens folder read instead of training one (for the layer it was trained on)
 
+    @property
+    def lines(self) -> GateLines:
+        return gate_lines(self.data, self.fit_lines)
+
+    def calibration_lines(self) -> list[str]:
+        lines = self.lines
+        return self.data.retain.train[lines.retain : lines.retain + lines.calibration]
+
     def fit(self, layer: int, n_features: int):
         """The cached SAE (trained on a miss), the selected features, and figures to log once."""
-        forget, _ = self.activations(self.data.forget.train[: self.fit_lines], layer)
-        retain, _ = self.activations(self.data.retain.train[: self.fit_lines], layer)
+        lines = self.lines
+        forget, _ = self.activations(self.data.forget.train[: lines.forget], layer)
+        retain, _ = self.activations(self.data.retain.train[: lines.retain], layer)
         if self.pretrained:
             sae, hit = load_saelens(self.pretrained, self.model.device), True
             report = evaluate_sae(sae, torch.cat([forget, retain]))
@@ -256,8 +303,7 @@ def dynamic_gate(base_alpha: float, n_features: int, trigger_percentile: float, 
                  context: GateContext):
     layer = int(sae_layer)
     sae, features, info = context.fit(layer, int(n_features))
-    retain = context.data.retain.train[context.fit_lines : 2 * context.fit_lines]
-    calib, lengths = context.activations(retain, layer)
+    calib, lengths = context.activations(context.calibration_lines(), layer)
     threshold = calibrate_threshold(sae, features, per_sequence(calib, lengths), trigger_percentile)
     info["gate_threshold"] = threshold
     return DynamicGate(sae, layer, features, base_alpha, threshold, context.tok.all_special_ids), info

@@ -1,10 +1,14 @@
 """Every metric of a study, defined once and used by training, evaluation and the embedded model's report.
 
 Definitions follow DESIGN.md: forget_efficacy = 1 - m_t/m_0 with m the forget-language token mass on a fixed
-held-out forget batch; utility = ppl_0/ppl_t on a fixed held-out retain batch; collateral utilities are the same
-ratio on the mixed set and the geometric mean of it over the cross-lingual sets; extraction strength (ES) is the
-share of *sampled* continuations of forget prompts that language ID labels as the forget language (greedy
-continuations of a broken model copy the prompt and overstate ES).
+held-out forget batch; utility = min(1, ppl_0/ppl_t) on a fixed batch of the utility set (held-out retain lines,
+or a general utility set never trained on): an unlearning run is not better than its base because retain updates
+fitted the retain distribution, so the ratio is capped at 1 (the raw ratio is logged as `utility_raw`); collateral
+utilities are the same capped ratio on the mixed set and the geometric mean of it over the cross-lingual sets;
+extraction strength (ES) is the share of *sampled* continuations of forget prompts that language ID labels as the
+forget language (greedy continuations of a broken model copy the prompt and overstate ES). What those
+continuations are (no language, the retain language, fluent or not, repetitive or not) is measured beside ES: see
+trainables.degenerate.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .batching import encode, to_device
+from .batching import _prefix_ids as _prefix, encode, pad_rows, to_device
 
 
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,10 +90,53 @@ def extraction_strength(continuations: list[str], language_id, forget_code: str)
 
 
 def ratio_utility(ppl_before: float, ppl_now: float) -> float:
-    """ppl_0 / ppl_t: 1.0 means unchanged, below 1 means damaged; 0 for a non-finite perplexity."""
+    """ppl_0 / ppl_t, uncapped: 1.0 means unchanged, below 1 means damaged; 0 for a non-finite perplexity."""
     if not math.isfinite(ppl_now) or ppl_now <= 0:
         return 0.0
     return ppl_before / ppl_now
+
+
+def capped_utility(raw: float) -> float:
+    """What the study ranks on: min(1, ppl_0/ppl_t). Above 1 the run only fitted the utility set's distribution."""
+    return min(1.0, raw)
+
+
+def next_token_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean entropy (nats) of the next-token distribution over real positions; near 0 for a collapsed model."""
+    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+    entropy = -(logp.exp() * logp).sum(dim=-1)
+    return float(entropy[labels[:, 1:] != -100].mean())
+
+
+@torch.no_grad()
+def continuation_nll(model, tok, prompts: list[str], continuations: list[str], max_len: int = 256) -> float:
+    """Per-token NLL of the continuations given their prompts under `model` (the frozen base: a fluency score),
+    over every continuation token; nan when every continuation is empty."""
+    rows, starts = [], []
+    for prompt, cont in zip(prompts, continuations):
+        p = tok.encode(prompt, add_special_tokens=False)
+        c = tok.encode(cont, add_special_tokens=False)
+        rows.append(p + c)
+        starts.append(len(p))
+    batch = pad_rows(tok, rows, max_len)
+    offset = len(_prefix(tok))  # pad_rows starts every row with the BOS token, if the tokenizer has one
+    labels = batch["labels"].clone()
+    for i, start in enumerate(starts):  # score only the continuation's tokens
+        labels[i, : offset + start] = -100
+    batch = to_device(batch, model.device)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+    total, count = token_nll(logits, labels.to(logits.device))
+    return float(total.sum() / count.sum()) if int(count.sum()) else float("nan")
+
+
+def distinct_share(tok, texts: list[str]) -> float:
+    """Mean over non-empty texts of distinct tokens / tokens (1 = no repetition); 0 when every text is empty."""
+    shares = []
+    for text in texts:
+        ids = tok.encode(text, add_special_tokens=False)
+        if ids:
+            shares.append(len(set(ids)) / len(ids))
+    return sum(shares) / len(shares) if shares else 0.0
 
 
 def geometric_mean(values: list[float]) -> float:

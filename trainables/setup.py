@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .data import DataPaths
+from .degenerate import DegenerateRule
 from .embedded import EmbeddedSpec, ensure_embedded
 from .sae import SAEConfig
 
@@ -45,6 +46,10 @@ class TrialSetup:
     sae_pretrained: str = ""
     max_grad_norm: float = 1.0
     max_adapter_norm: float = 1e3
+    # When a trial's forget continuations count as degenerate (trainables.degenerate), and whether romanised
+    # forget-language text counts as the forget language in extraction strength (mmie.py's --es_romanized).
+    degenerate: DegenerateRule = field(default_factory=DegenerateRule)
+    es_romanized: bool = False
     seed: int = 0
     cpus_per_trial: int = 1
     # Tracking (absolute URI; trials run in their own working directories).

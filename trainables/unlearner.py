@@ -25,10 +25,14 @@ from .data import DataPaths, StudyData, load_study_data, prompt_prefix
 from .gates import attach_gate, build_gate
 from .language_id import LanguageIdentifier, detect_language
 from .metrics import (
+    capped_utility,
+    continuation_nll,
+    distinct_share,
     extraction_strength,
     forget_token_mass,
     geometric_mean,
     gradient_norm,
+    next_token_entropy,
     parameter_norm,
     perplexity,
     perplexity_from,
@@ -66,8 +70,8 @@ def _cached_forget_mask(model_path: str, trust: bool, paths: DataPaths, seed: in
 
 
 @lru_cache(maxsize=4)
-def _language_id(codes: tuple[str, ...]) -> LanguageIdentifier:
-    return LanguageIdentifier(codes)
+def _language_id(codes: tuple[str, ...], romanized: str | None = None) -> LanguageIdentifier:
+    return LanguageIdentifier(codes, romanized)
 
 
 class Unlearner:
@@ -113,19 +117,27 @@ class Unlearner:
             mask = _cached_forget_mask(path, setup.trust_remote_code, paths, setup.seed, setup.heldout, script, vocab)
         self.forget_mask = mask.to(self.model.device)
         n = setup.eval_batch
-        self.n_eval_forget = len(self.data.forget.heldout[:n])
-        self.eval_batch = encode(
-            self.tok, self.data.forget.heldout[:n] + self.data.retain.heldout[:n], setup.eval_max_len
-        )
+        # One per-step forward pass: held-out forget lines, then the utility set's lines, then (when utility has a
+        # set of its own) held-out retain lines, so retain_ppl is always the retain set's.
+        self.eval_slices = {}
+        lines: list[str] = []
+        for name, s in (("forget", self.data.forget), ("utility", self.data.utility), ("retain", self.data.retain)):
+            if name == "retain" and s is self.data.utility:
+                continue
+            self.eval_slices[name] = slice(len(lines), len(lines) + len(s.heldout[:n]))
+            lines += s.heldout[:n]
+        self.eval_batch = encode(self.tok, lines, setup.eval_max_len)
         self.collateral_batches = {
             s.name: encode(self.tok, s.heldout[:n], setup.eval_max_len) for s in self.data.collateral_sets()
         }
         languages = dict(setup.languages)
         if "forget" not in languages:  # outside a study (the mmie entry points): find them here
-            languages = {name: detect_language(s.train) for name, s in self.data.sets.items()}
+            languages = {name: detect_language(s.train or s.heldout) for name, s in self.data.sets.items()}
         self.forget_language = languages["forget"]
+        self.retain_language = languages["retain"]
         codes = tuple(sorted({c for c in languages.values() if c}))
-        self.language_id = _language_id(codes) if len(codes) >= 2 else None
+        romanized = self.forget_language if setup.es_romanized else None
+        self.language_id = _language_id(codes, romanized) if len(codes) >= 2 else None
 
         self.step = 0
         self.tokens_seen = 0
@@ -228,35 +240,55 @@ class Unlearner:
             return pass_(), self.gate.firing_rate
 
     @torch.no_grad()
-    def _mass_and_retain_ppl(self) -> tuple[float, float]:
+    def _eval_pass(self) -> dict[str, float]:
+        """The per-step forward pass: forget token mass and next-token entropy, utility and retain perplexity."""
         self.model.eval()
         batch = to_device(self.eval_batch, self.model.device)
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-        nf = self.n_eval_forget
-        mass = forget_token_mass(logits[:nf], batch["labels"][:nf], self.forget_mask)
-        return mass, perplexity_from(*token_nll(logits[nf:], batch["labels"][nf:]))
+        labels = batch["labels"]
+        f, u = self.eval_slices["forget"], self.eval_slices["utility"]
+        r = self.eval_slices.get("retain", u)
+        return {
+            "token_mass": forget_token_mass(logits[f], labels[f], self.forget_mask),
+            "forget_entropy": next_token_entropy(logits[f], labels[f]),
+            "utility_ppl": perplexity_from(*token_nll(logits[u], labels[u])),
+            "retain_ppl": perplexity_from(*token_nll(logits[r], labels[r])),
+        }
 
     def _collateral_ppl(self) -> dict[str, float]:
         return {name: perplexity(self.model, b) for name, b in self.collateral_batches.items()}
 
     def _measure_baseline(self) -> dict[str, float]:
         with self.adapter.disabled():
-            mass, ppl = self._mass_and_retain_ppl()
+            step = self._eval_pass()
             collateral = self._collateral_ppl()
-        return {"token_mass": mass, "retain_ppl": ppl} | {f"ppl_{k}": v for k, v in collateral.items()}
+            base = {k: step[k] for k in ("token_mass", "retain_ppl", "utility_ppl")}
+            if self.language_id is not None:  # the fluency rule's unit: the base's NLL of its own continuations
+                prompts = self._prompts(self.data.forget, self.setup.es_prompts)
+                base["forget_cont_nll"] = continuation_nll(
+                    self.model, self.tok, prompts, self._continuations(prompts, seed=self.setup.seed * 100_003 - 1))
+        return base | {f"ppl_{k}": v for k, v in collateral.items()}
 
     def evaluate_step(self) -> dict[str, float]:
-        """The cheap per-step metrics: forget_efficacy, utility and the adapter's weight norm."""
+        """The cheap per-step metrics: forget_efficacy, utility (capped at 1; the ratio itself as utility_raw),
+        next-token entropy on forget lines and the adapter's weight norm."""
         with self._gated():
-            mass, ppl = self._mass_and_retain_ppl()
+            step = self._eval_pass()
         m0 = self.baseline["token_mass"]
-        return {
-            "token_mass": mass,
-            "forget_efficacy": 1.0 - mass / m0 if m0 > 0 else 0.0,
-            "retain_ppl": ppl,
-            "utility": ratio_utility(self.baseline["retain_ppl"], ppl),
+        raw = ratio_utility(self.baseline.get("utility_ppl", self.baseline["retain_ppl"]), step["utility_ppl"])
+        out = {
+            "token_mass": step["token_mass"],
+            "forget_efficacy": 1.0 - step["token_mass"] / m0 if m0 > 0 else 0.0,
+            "forget_entropy": step["forget_entropy"],
+            "retain_ppl": step["retain_ppl"],
+            "utility": capped_utility(raw),
+            "utility_raw": raw,
             "adapter_norm": parameter_norm(self.adapter.parameters()),
         }
+        if "retain" in self.eval_slices:  # utility is on a general set: the retain set's own ratio beside it
+            out["utility_ppl"] = step["utility_ppl"]
+            out["retain_utility_raw"] = ratio_utility(self.baseline["retain_ppl"], step["retain_ppl"])
+        return out
 
     def evaluate_collateral(self) -> dict[str, float]:
         """Utility on the mixed set and on each cross-lingual set, and their summary xlang_utility."""
@@ -267,14 +299,16 @@ class Unlearner:
             ppl, fired = self._gate_fired(lambda: perplexity(self.model, batch))
             if self.gate is not None:
                 out[f"gate_fire_{name}"] = fired
-            u = ratio_utility(self.baseline[f"ppl_{name}"], ppl)
-            out[f"utility_{name}"] = u
+            raw = ratio_utility(self.baseline[f"ppl_{name}"], ppl)
+            out[f"utility_{name}"], out[f"utility_{name}_raw"] = capped_utility(raw), raw
             if name.startswith("xlang_"):
-                xlang.append(u)
-        if xlang:
-            out["xlang_utility"] = geometric_mean(xlang)
+                xlang.append(raw)
+        if xlang:  # the geometric mean of the capped ratios: a set that improved cannot make up for one damaged
+            out["xlang_utility"] = geometric_mean([capped_utility(u) for u in xlang])
+            out["xlang_utility_raw"] = geometric_mean(xlang)
         if "utility_mixed" in out:
             out["mixed_utility"] = out.pop("utility_mixed")
+            out["mixed_utility_raw"] = out.pop("utility_mixed_raw")
         return out
 
     def evaluate_full(self, prompts: int) -> dict[str, float]:
@@ -289,17 +323,38 @@ class Unlearner:
                 _, out[f"gate_fire_{s.name}"] = self._gate_fired(lambda: perplexity(self.model, batch))
         if self.language_id is not None:
             for s in [self.data.forget, *self.data.collateral_sets()]:
-                conts, fired = self._gate_fired(lambda: sample_continuations(
-                    self.model,
-                    self.tok,
-                    [prompt_prefix(t) for t in s.heldout[:prompts]],
-                    self.setup.max_new_tokens,
-                    seed=self.setup.seed * 100_003 + self.step,
-                ))
+                texts = self._prompts(s, prompts)
+                conts, fired = self._gate_fired(lambda: self._continuations(texts, self.setup.seed * 100_003 + self.step))
                 out[f"es_{s.name}"] = extraction_strength(conts, self.language_id, self.forget_language)
                 if self.gate is not None:
                     out[f"gate_fire_es_{s.name}"] = fired
+                if s is self.data.forget:
+                    out.update(self._describe_continuations(texts, conts))
+            with self._gated():
+                out["forget_entropy"] = self._eval_pass()["forget_entropy"]
+            out["degenerate"] = float(self.setup.degenerate.is_degenerate(out))
         return out
+
+    def _prompts(self, s, n: int) -> list[str]:
+        return [prompt_prefix(t) for t in s.heldout[:n]]
+
+    def _continuations(self, prompts: list[str], seed: int) -> list[str]:
+        return sample_continuations(self.model, self.tok, prompts, self.setup.max_new_tokens, seed=seed)
+
+    def _describe_continuations(self, prompts: list[str], conts: list[str]) -> dict[str, float]:
+        """What the forget continuations are (trainables.degenerate): no language, the retain language, fluent
+        (under the frozen base, never the gate), repetitive."""
+        labels = self.language_id.label(conts)
+        with self.adapter.disabled():
+            nll = continuation_nll(self.model, self.tok, prompts, conts)
+        base = self.baseline.get("forget_cont_nll", math.nan)
+        return {
+            "es_none": sum(label is None for label in labels) / len(labels),
+            "es_retain_language": sum(label == self.retain_language for label in labels) / len(labels),
+            "forget_cont_nll": nll,
+            "forget_cont_nll_ratio": nll / base if base > 0 else math.nan,
+            "forget_cont_distinct": distinct_share(self.tok, conts),
+        }
 
     # ---- checkpoints ----------------------------------------------------------------------------------------
 
