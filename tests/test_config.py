@@ -1,5 +1,7 @@
 """Study configs: defaults are valid; every bad key or value is an error naming the key and the YAML line."""
 
+from pathlib import Path
+
 import pytest
 
 from study.config import ConfigError, load_config
@@ -15,7 +17,11 @@ def write(tmp_path, text):
 def test_defaults_are_valid():
     cfg = load_config()
     assert cfg.model == "embedded" and cfg.variants[:2] == ["ga", "npo"] and "adaptive" in cfg.variants
-    assert cfg.search.objectives == ["forget_efficacy", "utility"]
+    # collateral damage is a default objective: a two-objective front rewards forgetting by wrecking the neighbours
+    assert cfg.search.objectives == ["forget_efficacy", "utility", "xlang_utility"]
+    default_yaml = Path(__file__).resolve().parent.parent / "studies" / "default.yaml"
+    assert load_config(default_yaml).search.objectives == cfg.search.objectives
+    assert not cfg.front.include_diverged and not cfg.front.include_degenerate and not cfg.es_romanized
 
 
 @pytest.mark.parametrize(
@@ -27,7 +33,11 @@ def test_defaults_are_valid():
         ("adapters: [lora, dora]\n", "adapters[1]: unknown adapter 'dora'"),
         ("variants: [ga]\nsearch:\n  space:\n    bound: {low: 1, high: 2}\n", "line 4: search.space.bound: unknown knob 'bound'"),
         ("scheduler:\n  grace_period: 100\n", "scheduler.grace_period: must be below train.steps (100)"),
-        ("scheduler:\n  weights: {xlang_utility: 1}\n", "scheduler.weights.xlang_utility: xlang_utility is not one of"),
+        ("search:\n  objectives: [forget_efficacy, utility]\nscheduler:\n  weights: {xlang_utility: 1}\n",
+         "scheduler.weights.xlang_utility: xlang_utility is not one of"),
+        ("degenerate:\n  max_no_language: 1.5\n", "line 2: degenerate.max_no_language: Input should be less than or equal to 1"),
+        ("degenerate:\n  min_entropy: -1\n", "degenerate.min_entropy: Input should be greater than or equal to 0"),
+        ("front:\n  include_degenrate: true\n", "front.include_degenrate: Extra inputs are not permitted"),
         ("search:\n  objectives: [utility]\n", "two or three different objectives"),
         ("search:\n  space:\n    lr: {low: 0.1, high: 0.01}\n", "line 3: search.space.lr: empty range: low 0.1 is not below high 0.01"),
         ("search:\n  space:\n    lr: {low: 0, high: 0.01, log: true}\n", "a log range must be positive"),

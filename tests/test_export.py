@@ -6,8 +6,8 @@ The trials, objectives (forget_efficacy, utility) final values:
     adaptive lora    completed      (0.75, 0.70)  front
     npo      lora    completed      (0.60, 0.80)  front, the knee
     bounded  lora    completed      (0.50, 0.60)  dominated
-    ga       loreft  diverged       (0.30, 0.95)  front
-    sine     (own)   completed      (0.20, 0.90)  dominated
+    ga       loreft  diverged       (0.30, 0.95)  off the front unless the study includes diverged trials
+    sine     (own)   completed      (0.20, 0.90)  front (dominated by loreft when diverged trials count)
     ga       lora    stopped_early  (0.99, 0.99)  partial values: must never count
     npo      lora    error          (0.95, 0.99)  must never count
 """
@@ -47,7 +47,7 @@ TRIALS = [  # trial id, status, params, final (forget_efficacy, utility)
     ("stopped", "stopped_early", {"variant": "ga", "lr": "0.003", **LORA}, (0.99, 0.99)),
     ("error", "error", {"variant": "npo", "beta": "0.2", "lr": "0.0001", **LORA}, (0.95, 0.99)),
 ]
-FRONT = ["ga", "adaptive", "npo", "loreft"]
+FRONT = ["ga", "adaptive", "npo", "sine"]
 
 
 def _log_trial(client, exp, parent, start, trial_id, status, params, final):
@@ -133,7 +133,7 @@ def test_load_study_errors_name_the_study_and_uri(store):
 
 
 def brute_force_front(record):
-    eligible = [t for t in record.trials if t.status in RANKED_STATUSES]
+    eligible = [t for t in record.trials if t.status == "completed"]
     point = {t.trial_id: [t.metrics[o] for o in record.objectives] for t in eligible}
     return {a for a in point if not any(dominates(point[b], point[a]) for b in point)}
 
@@ -144,20 +144,28 @@ def test_front_matches_brute_force_and_ignores_unfinished_trials(record):
     assert {r["trial_id"] for r in rows} == brute_force_front(record)
     assert rows[0] == {"trial_id": "ga", "status": "completed", "variant": "ga", "adapter": "lora",
                        "forget_efficacy": 0.9, "utility": 0.5, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj"}
+    assert rows[3]["adapter"] == "sine_lora" and "loreft" not in {r["trial_id"] for r in rows}
+    assert set(RANKED_STATUSES) == {"completed", "diverged"}  # final values; diverged ones still off by default
+
+
+def test_front_includes_diverged_trials_only_where_the_study_asks(record):
+    record.config["front.include_diverged"] = "True"
+    rows = front_table(record)
+    assert [r["trial_id"] for r in rows] == ["ga", "adaptive", "npo", "loreft"]
     assert rows[3]["adapter"] == "loreft" and rows[3]["layers"] == "0,1"
 
 
 def test_front_with_unfinished_trials_and_study_floor(record):
     assert [r["trial_id"] for r in front_table(record, completed_only=False)] == ["stopped"]
     record.config["utility_floor"] = "0.6"  # the study's own floor drops ga (utility 0.5)
-    assert [r["trial_id"] for r in front_table(record)] == ["adaptive", "npo", "loreft"]
+    assert [r["trial_id"] for r in front_table(record)] == ["adaptive", "npo", "sine"]
 
 
 def test_format_front_has_every_column(record):
     text = format_front(front_table(record))
     header, *lines = text.splitlines()
     assert header.split()[:6] == ["trial_id", "status", "variant", "adapter", "forget_efficacy", "utility"]
-    assert {"bound", "temperature", "layers", "beta"} <= set(header.split()) and len(lines) == len(FRONT)
+    assert {"bound", "temperature", "omega", "beta"} <= set(header.split()) and len(lines) == len(FRONT)
     assert format_front([]) == "(no trial on the front)"
 
 
@@ -167,9 +175,24 @@ def test_format_front_has_every_column(record):
 def test_pick_knee_and_max_forget(record):
     assert pick(record).trial_id == "npo"  # max-min of the normalised front: npo's worst is 0.5, the others' less
     assert pick(record, "max-forget", min_utility=0.75).trial_id == "npo"
-    assert pick(record, "max-forget", min_utility=0.92).trial_id == "loreft"  # stopped/error (0.99) ignored
-    assert pick(record, "max-forget", min_utility=0.6, variant="ga").trial_id == "loreft"
+    assert pick(record, "max-forget", min_utility=0.85).trial_id == "sine"  # stopped/error (0.99) ignored
     assert pick(record, "knee", variant="bounded").trial_id == "bounded"
+
+
+def test_pick_takes_a_diverged_trial_only_when_asked(record):
+    with pytest.raises(ValueError, match="best has 0.9"):
+        pick(record, "max-forget", min_utility=0.92)  # loreft (0.95) diverged
+    assert pick(record, "max-forget", min_utility=0.92, include_diverged=True).trial_id == "loreft"
+    assert pick(record, "max-forget", min_utility=0.6, variant="ga", include_diverged=True).trial_id == "loreft"
+
+
+def test_pick_never_takes_a_degenerate_trial(record):
+    trial(record, "npo").metrics["degenerate"] = 1.0
+    record.config["front.include_degenerate"] = "True"  # even where the study's front shows them
+    assert "npo" in {r["trial_id"] for r in front_table(record)}
+    assert pick(record).trial_id != "npo"
+    with pytest.raises(ValueError, match="no completed, non-degenerate trial of variant 'npo'"):
+        pick(record, variant="npo")
 
 
 @pytest.mark.parametrize("bad", [0, 1.5, -0.1, float("nan")])
@@ -181,7 +204,7 @@ def test_pick_rejects_min_utility_outside_unit_interval(record, bad):
 def test_pick_says_when_nothing_qualifies(record):
     with pytest.raises(ValueError, match="--min-utility is required"):
         pick(record, "max-forget")
-    with pytest.raises(ValueError, match="utility >= 0.99.*best has 0.95"):
+    with pytest.raises(ValueError, match="utility >= 0.99.*best has 0.9"):
         pick(record, "max-forget", min_utility=0.99)
     with pytest.raises(ValueError, match="variant 'dualoptim'.*variants with such trials: adaptive, bounded, ga"):
         pick(record, variant="dualoptim")
@@ -282,6 +305,15 @@ def test_export_loreft(record, tmp_path):
     assert config["provenance"]["trial_status"] == "diverged"
     f = flags(config["mmie_command"])
     assert f["--reft_steps"] == ["3"] and f["--lora_steps"] == ["0"] and f["--rank"] == ["4"]
+
+
+def test_export_of_a_diverged_trial_stops_where_it_was_measured(record, tmp_path):
+    trial(record, "loreft").metrics["step"] = 2.0  # diverged at step 2 of the study's 3
+    config = export(record, "loreft", tmp_path)
+    assert_runs_unchanged(config)
+    assert config["kwargs"]["steps"] == 3 and config["kwargs"]["stop_at_step"] == 2
+    assert "diverged at step 2 of 3" in config["note"] and "not this trial's run" in config["note"]
+    assert "stop_at_step" not in export(record, "ga", tmp_path)["kwargs"]
 
 
 def test_export_sine_runs_through_run_config(record, tmp_path):

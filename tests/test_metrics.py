@@ -77,3 +77,60 @@ def test_a_script_the_tokenizer_lacks_is_rejected(embedded, tmp_path):
     thai = ["สวัสดีครับ วันนี้อากาศดีมาก"] * 5  # bytes only: the embedded tokenizer has no Thai tokens
     with pytest.raises(DataError, match="forget file f.jsonl: its language .*THAI.* not in the tokenizer"):
         check_forget_language_in_vocabulary(tok, thai, "THAI", "f.jsonl")
+
+
+def test_utility_is_capped_at_one_and_the_raw_ratio_kept():
+    from trainables.metrics import capped_utility
+
+    raw = ratio_utility(3.0, 2.0)  # retain updates lowered perplexity: not better than the base model
+    assert raw == 1.5 and capped_utility(raw) == 1.0 and capped_utility(0.4) == 0.4
+
+
+def test_next_token_entropy_of_uniform_and_collapsed_distributions():
+    from trainables.metrics import next_token_entropy
+
+    labels = torch.tensor([[1, 2, 3, -100]])
+    assert next_token_entropy(torch.zeros(1, 4, 8), labels) == pytest.approx(math.log(8), rel=1e-5)
+    collapsed = torch.full((1, 4, 8), -1e4)
+    collapsed[..., 5] = 0
+    assert next_token_entropy(collapsed, labels) < 1e-3
+
+
+def test_distinct_share_scores_repetition(embedded):
+    from trainables.metrics import distinct_share
+
+    tok = load_tokenizer(str(embedded.model_dir))
+    assert distinct_share(tok, ["। । । । । । । ।"]) < 0.3
+    assert distinct_share(tok, ["Emma goes to the park with her aunt every Sunday."]) > 0.9
+    assert distinct_share(tok, ["", ""]) == 0.0
+
+
+def test_romanized_cues_find_hindi_in_the_romanised_code_mixed_set():
+    """lingua reads romanised Hindi-English as English; with es_romanized's cue words it counts as Hindi, and no
+    English line of the corpus (either English set) is taken for it."""
+    from trainables.corpus import generate_corpus, generate_eval_sets
+    from trainables.language_id import LanguageIdentifier
+
+    roman = generate_eval_sets(seed=0, lines=300)["hi_en_roman"]
+    english = generate_corpus(seed=0, lines_per_language=300)
+    codes = ["hi", "en", "ur", "pa", "bn"]
+    plain, romanized = LanguageIdentifier(codes), LanguageIdentifier(codes, romanized="hi")
+    assert plain.share(roman, "hi") == 0.0 and plain.share(roman, "en") > 0.9
+    assert romanized.share(roman, "hi") > 0.95
+    assert romanized.share(english["en"] + english["en_general"], "hi") == 0.0
+    assert romanized.share(english["hi"], "hi") == 1.0  # Devanagari Hindi is still Hindi
+    with pytest.raises(ValueError, match="no romanised cue words for language 'bn'"):
+        LanguageIdentifier(codes, romanized="bn")
+
+
+def test_degenerate_rule_names_each_threshold_crossed():
+    from trainables.degenerate import DegenerateRule
+
+    rule = DegenerateRule(max_no_language=0.5, max_nll_ratio=2.5, min_distinct=0.3, min_entropy=0.05)
+    healthy = {"es_none": 0.05, "forget_cont_nll_ratio": 1.3, "forget_cont_distinct": 0.9, "forget_entropy": 1.0}
+    assert rule.reasons(healthy) == [] and not rule.is_degenerate(healthy)
+    broken = {"es_none": 0.9, "forget_cont_nll_ratio": float("nan"), "forget_cont_distinct": 0.1,
+              "forget_entropy": 0.01}
+    assert rule.reasons(broken) == ["es_none 0.9 > 0.5", "forget_cont_distinct 0.1 < 0.3", "forget_entropy 0.01 < 0.05"]
+    assert rule.reasons({**healthy, "forget_cont_nll_ratio": 4.0}) == ["forget_cont_nll_ratio 4 > 2.5"]
+    assert not DegenerateRule(None, None, None, None).is_degenerate(broken)

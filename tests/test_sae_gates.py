@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from trainables.batching import encode
 from trainables.data import load_study_data, prompt_prefix
-from trainables.decoder_layers import decoder_layers
+from trainables.decoder_layers import decoder_layers, hidden_of
 from trainables.gates import (
     DSG_GATE_KNOBS,
     STATIC_GATE_KNOBS,
@@ -31,6 +31,7 @@ from trainables.sae import (
     load_or_train_sae,
     load_saelens,
     per_sequence,
+    real_positions,
     sae_cache_key,
     sae_texts,
     select_features,
@@ -243,3 +244,28 @@ def test_build_gate_from_knobs(env):
     gate, info = build_gate("dsg", {"base_alpha": 2.0}, *args, fit_lines=256)
     assert isinstance(gate, DynamicGate) and gate.threshold == info["gate_threshold"]
     assert info["gate_feature_rate_forget"] > info["gate_feature_rate_retain"]
+
+
+def test_dsg_clamps_every_selected_feature_where_any_fires(env):
+    """The official intervention: at each token of a gated sequence where any selected feature is active, ALL selected
+    features are set to -c (a (batch, length, 1) mask), not only the active ones (the earlier form, `active_only`)."""
+    model, tok, data = env["model"], env["tok"], env["data"]
+    batch = encode(tok, data.forget.heldout[:16], 32)
+    captured = []
+    handle = decoder_layers(model)[LAYER].register_forward_hook(lambda m, a, out: captured.append(hidden_of(out)))
+    logits(model, batch)
+    handle.remove()
+    h, mask = captured[0], batch["attention_mask"]
+    gates = {form: DynamicGate(env["sae"], LAYER, env["features"], 4.0, -1.0, tok.all_special_ids, active_only=form)
+             for form in (False, True)}  # τ = -1: every sequence fires
+    for gate in gates.values():
+        gate._ids = batch["input_ids"]
+        gate.last_gated = torch.zeros(len(h), dtype=torch.bool)
+    z = env["sae"].encode_features(h, env["features"].indices)
+    counted = real_positions(mask) & ~torch.isin(batch["input_ids"], torch.tensor(tok.all_special_ids))
+    token = (z > 0).any(dim=-1, keepdim=True) & counted.unsqueeze(-1)
+    expected = h + ((gates[False].clamp - z) * token) @ gates[False].rows
+    assert torch.allclose(gates[False].edit(h, mask, fresh=True), expected, atol=1e-5)
+    # on real forget lines some selected features are off where another fires, so the two forms differ
+    assert ((z <= 0) & token).any()
+    assert not torch.allclose(gates[True].edit(h, mask, fresh=True), expected, atol=1e-5)
