@@ -7,7 +7,8 @@ second call's cache hit and time; the selected features' activation rates on hel
 the gated forward pass's cost relative to the bare model (median of repeats, an eval batch of 16 held-out lines x
 32 tokens, one thread as in a 1-CPU trial; target <= 1.3x); DSG's firing rate on held-out retain and forget lines;
 then forget_efficacy (1 - forget-token-mass ratio) and utility (retain perplexity ratio), with the collateral
-utilities beside them, for the static gate and DSG at several base_alpha, all on the 128 held-out lines of each
+utilities beside them, for the static gate and DSG (the paper's clamp of every selected feature, and `dsg_act`, the
+earlier clamp of the active ones only) at several base_alpha, all on the 128 held-out lines of each
 set, and for each DSG point whether some static point reaches its efficacy at equal or better utility.
 Figures only; nothing is asserted.
 """
@@ -140,8 +141,8 @@ def main() -> None:
     special = tok.all_special_ids
     thresholds = {p: calibrate_threshold(sae, features, calib, p) for p in (90.0, 95.0, args.trigger_percentile)}
 
-    def dsg(alpha, p=args.trigger_percentile):
-        return DynamicGate(sae, LAYER, features, alpha, thresholds[p], special)
+    def dsg(alpha, p=args.trigger_percentile, active_only=False):
+        return DynamicGate(sae, LAYER, features, alpha, thresholds[p], special, active_only=active_only)
 
     torch.set_num_threads(1)
     eval_batch = encode(tok, data.forget.heldout[:8] + data.retain.heldout[:8], 32)
@@ -165,6 +166,8 @@ def main() -> None:
     rows = [("static", a, scores(measure(model, batches, mask, StaticGate(sae, LAYER, features, a)), base))
             for a in STATIC_ALPHAS]
     rows += [("dsg", a, scores(measure(model, batches, mask, dsg(a)), base)) for a in DSG_ALPHAS]
+    # the earlier form: only the selected features active at a token are clamped (the paper clamps all of them)
+    rows += [("dsg_act", a, scores(measure(model, batches, mask, dsg(a, active_only=True)), base)) for a in DSG_ALPHAS]
     print(f"\n128 held-out lines per set, {len(features)} features, DSG trigger percentile "
           f"{args.trigger_percentile:g}; utilities are ppl_bare / ppl_gated")
     print(f"{'gate':7} {'alpha':>6} {'forget_eff':>10} {'utility':>8} {'mixed_u':>8} {'xlang_u':>8} "
@@ -172,7 +175,7 @@ def main() -> None:
     statics = [r[2] for r in rows if r[0] == "static"]
     for kind, alpha, s in rows:
         verdict = ""
-        if kind == "dsg":
+        if kind.startswith("dsg"):
             rivals = [o["forget_efficacy"] for o in statics if o["utility"] >= s["utility"]]
             best = max(rivals, default=None)
             verdict = ("no static point at this utility or better" if best is None else

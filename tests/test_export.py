@@ -269,7 +269,7 @@ def test_export_lora_ga(record, tmp_path, store):
     assert not {"--adaptive_unlearning", "--bound", "--temperature"} & set(f)
     # the embedded default: placeholder paths, explained in the note
     assert f["--model"] == ["EMBEDDED_DIR/model"] and f["--forget"] == ["EMBEDDED_DIR/data/hi.jsonl"]
-    assert f["--retain"] == ["EMBEDDED_DIR/data/en.jsonl"] and f["--mixed"] == ["EMBEDDED_DIR/data/hi_en.jsonl"]
+    assert f["--retain"] == ["EMBEDDED_DIR/data/en_retain.jsonl"] and f["--mixed"] == ["EMBEDDED_DIR/data/hi_en.jsonl"]
     assert f["--xlang"] == [f"EMBEDDED_DIR/data/{c}.jsonl" for c in ("ur", "pa", "bn")]
     assert "unlearn-study build-default" in config["note"] and "target_modules" in config["note"]
 

@@ -21,9 +21,7 @@ from functools import lru_cache
 
 __all__ = ["EVAL_SETS", "LANGUAGES", "generate_corpus", "generate_eval_sets"]
 
-# hi_en = code-mixed Hindi-English; en_general = English in other sentence forms than en's (a general utility set:
-# pretrained on, as a real model has seen general text, but never used for unlearning).
-LANGUAGES: tuple[str, ...] = ("en", "hi", "ur", "pa", "bn", "hi_en", "en_general")
+LANGUAGES: tuple[str, ...] = ("en", "hi", "ur", "pa", "bn", "hi_en")  # hi_en = code-mixed Hindi-English
 
 
 def _w(text: str) -> tuple[str, ...]:
@@ -622,28 +620,12 @@ _HI_EN_ROMAN = {
     ),
 }
 
-# English of another kind than the retain set: the same vocabulary as its everyday-life statements, in other
-# sentence forms (questions, instructions, reported speech, lists, comparisons). The embedded default's general
-# utility set: pretrained on, never unlearnt on, so retain updates fit the retain set's templates, not these.
-_EN_GENERAL = {
-    **{pool: _EN[pool] for pool in ("name", "place", "noun", "adj", "verb", "relative", "time_habit", "time_past",
-                                    "time_future", "num")},
-    "templates": (
-        "Does {name} still {verb:base} {time_habit}, or only when {g:his|her} {relative} asks?",
-        "Please ask {name} to bring the {adj} {noun} to {place} {time_future}.",
-        "Why did {name} leave the {noun} at {place} {time_past}?",
-        "There are {num} people {verb:ing} near {place}, and most of them look {adj}.",
-        "According to {name}, nobody in {place} has ever seen a {noun} so {adj}.",
-        "Which is more {adj}: the {noun} or the {noun2}?",
-        "Before {name} could {verb:base}, {g:his|her} {relative} had already sold the {noun}.",
-        "{name} asked whether the {adj} {noun} would still be in {place} {time_future}.",
-        "Take the {noun}, the {noun2} and a {adj} {noun3} with you to {place}.",
-        "If {name} goes to {place} {time_future}, who will {verb:base} with {name2}?",
-    ),
-}
-
 _SPECS: dict[str, dict] = {"en": _EN, "hi": _HI, "ur": _UR, "pa": _PA, "bn": _BN, "hi_en": _HI_EN,
-                           "hi_en_roman": _HI_EN_ROMAN, "en_general": _EN_GENERAL}
+                           "hi_en_roman": _HI_EN_ROMAN}
+# English sentence forms kept out of the embedded default's retain set: the lines of these templates (indices into
+# _EN["templates"]: a wish and a preference, reported speech, a contrast, a joint activity) are its general utility
+# set, so that retain updates cannot raise utility by fitting the distribution utility is measured on.
+GENERAL_EN_TEMPLATES: frozenset[int] = frozenset({5, 8, 12, 13})
 # Sets generated for evaluation only: the embedded model is never pretrained on them.
 EVAL_SETS: tuple[str, ...] = ("hi_en_roman",)
 _INFLECT: dict[str, dict[str, Callable[[str], str]]] = {
@@ -712,7 +694,7 @@ def _sentence(lang: str, parts: tuple, rng: random.Random) -> str:
             text = entry
         out.append(inflect[form](text) if form != "base" else text)
     sentence = "".join(out)
-    if lang in ("en", "en_general"):
+    if lang == "en":
         sentence = _EN_ARTICLE.sub("an ", sentence)
         sentence = sentence[0].upper() + sentence[1:]
     # NFC keeps nukta letters and other combining sequences in one canonical encoding.
@@ -721,32 +703,40 @@ def _sentence(lang: str, parts: tuple, rng: random.Random) -> str:
 
 def generate_corpus(seed: int = 0, lines_per_language: int = 3000) -> dict[str, list[str]]:
     """Return {language code: list of unique sentences}, deterministic in seed."""
-    return _generate(LANGUAGES, seed, lines_per_language)
+    return {lang: [line for line, _ in lines] for lang, lines in _generate(LANGUAGES, seed, lines_per_language).items()}
+
+
+def english_templates(seed: int = 0, lines_per_language: int = 3000) -> list[int]:
+    """The template index of each English line of generate_corpus(seed, lines_per_language), in order."""
+    return [t for _, t in _generate(("en",), seed, lines_per_language)["en"]]
 
 
 def generate_eval_sets(seed: int = 0, lines: int = 400) -> dict[str, list[str]]:
     """The evaluation-only sets (EVAL_SETS), deterministic in seed and independent of the pretraining corpus."""
-    return _generate(EVAL_SETS, seed, lines, offset=len(LANGUAGES))
+    return {n: [line for line, _ in v] for n, v in _generate(EVAL_SETS, seed, lines, offset=len(LANGUAGES)).items()}
 
 
-def _generate(langs: Sequence[str], seed: int, lines_per_language: int, offset: int = 0) -> dict[str, list[str]]:
+def _generate(langs: Sequence[str], seed: int, lines_per_language: int,
+              offset: int = 0) -> dict[str, list[tuple[str, int]]]:
+    """{language: [(sentence, template index)]}; each language's stream depends only on (seed, its offset)."""
     if isinstance(lines_per_language, bool) or not isinstance(lines_per_language, int) or lines_per_language < 0:
         raise ValueError(f"lines_per_language must be a non-negative int, got {lines_per_language!r}")
-    corpus: dict[str, list[str]] = {}
+    corpus: dict[str, list[tuple[str, int]]] = {}
     for offset, lang in enumerate(langs, start=offset):
         # An integer seed, not hash(): string hashing is salted per process.
         rng = random.Random(seed * 1000 + offset)
         templates = _compiled(lang)
-        lines: list[str] = []
+        lines: list[tuple[str, int]] = []
         seen: set[str] = set()
         max_tries = 100 * lines_per_language + 1000
         for _ in range(max_tries):
             if len(lines) >= lines_per_language:
                 break
-            line = _sentence(lang, rng.choice(templates), rng)
+            t = rng.randrange(len(templates))  # the same draw as rng.choice(templates)
+            line = _sentence(lang, templates[t], rng)
             if line not in seen:
                 seen.add(line)
-                lines.append(line)
+                lines.append((line, t))
         if len(lines) < lines_per_language:
             raise ValueError(
                 f"could only generate {len(lines)} unique {lang} lines of the {lines_per_language} asked for"

@@ -129,9 +129,10 @@ def load_study_data(paths: DataPaths, seed: int = 0, heldout: int = 128) -> Stud
         texts = read_jsonl(path, role="utility_eval" if name == UTILITY_SET else name.split("_")[0])
         if name in ("forget", "retain", UTILITY_SET) and len(texts) < 2:
             raise DataError(f"{name} file {path}: needs at least 2 lines (training and held-out), has {len(texts)}")
-        train, held = split_heldout(texts, seed, heldout)
-        if name == UTILITY_SET:  # never trained on; its held-out lines are the ones a model built here never saw
-            train = []
+        if name == UTILITY_SET:  # never trained on: all its lines are evaluation lines (a fixed sample of them)
+            train, held = [], random.Random(seed).sample(texts, min(heldout, len(texts)))
+        else:
+            train, held = split_heldout(texts, seed, heldout)
         data.sets[name] = TextSet(name=name, path=str(path), train=train, heldout=held)
     return data
 

@@ -25,22 +25,24 @@ from pathlib import Path
 
 import torch
 
-from .data import DataPaths, load_study_data, prompt_prefix, write_jsonl
+from .data import DataPaths, load_study_data, prompt_prefix, read_jsonl, split_heldout, write_jsonl
 from .batching import encode
 from .file_lock import file_lock
 from .metrics import perplexity, sample_continuations
 from .unicode_scripts import dominant_script, script_share
 
-FORMAT_VERSION = 2  # 2: the corpus gained en_general (the general utility set)
+FORMAT_VERSION = 1
 EOT = "<|endoftext|>"
 # Keep letters and combining marks together (\p{M}); otherwise the GPT-2 byte-level split.
 PRETOKENIZE_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+"
 
 # The generated corpus's languages and their roles in the default study (forget Hindi, retain English).
-EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn"),
-                  "utility_eval": "en_general"}
+EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn")}
 # Lines of each evaluation-only set (trainables.corpus.EVAL_SETS) written beside the corpus; never pretrained on.
 EVAL_SET_LINES = 400
+# Retaining English, the retain set is en_retain (English without the general templates) and utility is measured on
+# en_general (lines of those templates that pretraining held out): a general utility set never trained on.
+RETAIN_EN, GENERAL_EN = "en_retain", "en_general"
 
 
 def cache_root() -> Path:
@@ -90,18 +92,19 @@ class EmbeddedModel:
 
     def data_paths(self, forget: str = "hi", retain: str = "en") -> DataPaths:
         """DataPaths over the generated corpus; forget/retain may be any of its languages (say bn and en). Retaining
-        English, utility is measured on the general English set (en_general), never trained or pretrained on."""
+        English, the retain set leaves out the general English templates and utility is measured on them
+        (trainables.corpus.GENERAL_EN_TEMPLATES)."""
         data = self.root / "data"
         roles = {forget, retain}
         mixed = EMBEDDED_ROLES["mixed"] if forget == "hi" and retain == "en" else None
         xlang = tuple(str(data / f"{c}.jsonl") for c in ("hi", "ur", "pa", "bn") if c not in roles)
-        utility = data / f"{EMBEDDED_ROLES['utility_eval']}.jsonl"
+        english = retain == "en"
         return DataPaths(
             forget=str(data / f"{forget}.jsonl"),
-            retain=str(data / f"{retain}.jsonl"),
+            retain=str(data / f"{RETAIN_EN if english else retain}.jsonl"),
             mixed=str(data / f"{mixed}.jsonl") if mixed else None,
             xlang=xlang,
-            utility_eval=str(utility) if retain == "en" and utility.is_file() else None,
+            utility_eval=str(data / f"{GENERAL_EN}.jsonl") if english else None,
         )
 
 
@@ -121,17 +124,27 @@ def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedM
 
 
 def _write_eval_sets(spec: EmbeddedSpec, root: Path) -> None:
-    """The evaluation-only sets of the generated corpus (a romanised code-mixed set, general English), each written
-    to a temporary file and renamed, so that concurrent writers (of the same deterministic bytes) need no lock; a
-    build on the study's own data files has none."""
-    from .corpus import EVAL_SETS, generate_eval_sets
+    """Derived data files beside the corpus: the evaluation-only sets (a romanised code-mixed set) and English split
+    into the retain set and the general utility set. Deterministic, each written to a temporary file and renamed, so
+    that concurrent writers need no lock; also added to a build from before they existed (the model is the same).
+    A build on the study's own data files has none."""
+    from .corpus import EVAL_SETS, GENERAL_EN_TEMPLATES, english_templates, generate_eval_sets
 
-    if spec.data_files or all((root / "data" / f"{name}.jsonl").is_file() for name in EVAL_SETS):
+    data = root / "data"
+    names = (*EVAL_SETS, RETAIN_EN, GENERAL_EN)
+    if spec.data_files or all((data / f"{name}.jsonl").is_file() for name in names):
         return
-    for name, lines in generate_eval_sets(spec.seed, EVAL_SET_LINES).items():
-        path = root / "data" / f"{name}.jsonl"
+    sets = generate_eval_sets(spec.seed, EVAL_SET_LINES)
+    english = read_jsonl(data / "en.jsonl")
+    general = {line for line, t in zip(english, english_templates(spec.seed, spec.lines_per_language))
+               if t in GENERAL_EN_TEMPLATES}
+    _, heldout = split_heldout(english, spec.seed, spec.heldout)  # as _build held them out of pretraining
+    sets[RETAIN_EN] = [line for line in english if line not in general]
+    sets[GENERAL_EN] = [line for line in heldout if line in general]
+    for name, lines in sets.items():
+        path = data / f"{name}.jsonl"
         if not path.is_file():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".jsonl", dir=path.parent)
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".jsonl", dir=data)
             os.close(fd)
             write_jsonl(tmp, lines)
             os.replace(tmp, path)
