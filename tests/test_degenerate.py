@@ -99,7 +99,9 @@ def test_models_made_degenerate_look_like_forgetting_but_are_flagged(runs):
     assert runs["one_token"]["es_none"] > 0.5  # language ID finds no language in a row of dandas
     assert runs["gibberish"]["es_retain_language"] > 0.5  # ... and reads Latin gibberish as English,
     assert runs["gibberish"]["forget_cont_nll_ratio"] > 2.5  # which the base model finds nothing like text
-    assert runs["base"]["degenerate"] == 0.0 and runs["ga"]["degenerate"] == 0.0
+    assert runs["base"]["degenerate"] == 0.0
+    assert runs["ga"]["degenerate"] == 0.0, {k: v for k, v in runs["ga"].items() if "cont" in k or k.startswith("es_")
+                                             or k in ("forget_entropy", "forget_efficacy", "utility")}
 
 
 @pytest.mark.slow

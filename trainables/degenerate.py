@@ -7,9 +7,10 @@ evaluation the sampled continuations of held-out forget prompts are described as
 
 - `es_none`: share in which language ID finds no language;
 - `es_retain_language`: share labelled as the retain language (a model that forgot should fall back to it);
-- `forget_cont_nll`: the frozen base model's per-token NLL of the continuations given their prompts (fluency), and
-  `forget_cont_nll_ratio`, that over the base model's NLL of its own continuations of the same prompts, measured
-  once per run (so the rule does not depend on the model's or the tokenizer's scale);
+- `forget_cont_nll`: the frozen base model's per-token NLL of the continuations as text on their own (fluency; given
+  the forget prompt, the base would penalise any switch of language, fluent or not), and `forget_cont_nll_ratio`,
+  that over the base model's NLL of its own continuations of the same prompts, measured once per run (so the rule
+  does not depend on the model's or the tokenizer's scale);
 - `forget_cont_distinct`: distinct tokens / tokens per continuation (repetition loops score low);
 - `forget_entropy`: mean next-token entropy (nats) on the held-out forget lines (a collapsed model is near 0).
 

@@ -265,8 +265,8 @@ class Unlearner:
             base = {k: step[k] for k in ("token_mass", "retain_ppl", "utility_ppl")}
             if self.language_id is not None:  # the fluency rule's unit: the base's NLL of its own continuations
                 prompts = self._prompts(self.data.forget, self.setup.es_prompts)
-                base["forget_cont_nll"] = continuation_nll(
-                    self.model, self.tok, prompts, self._continuations(prompts, seed=self.setup.seed * 100_003 - 1))
+                conts = self._continuations(prompts, seed=self.setup.seed * 100_003 - 1)
+                base["forget_cont_nll"] = continuation_nll(self.model, self.tok, [""] * len(conts), conts)
         return base | {f"ppl_{k}": v for k, v in collateral.items()}
 
     def evaluate_step(self) -> dict[str, float]:
@@ -343,10 +343,11 @@ class Unlearner:
 
     def _describe_continuations(self, prompts: list[str], conts: list[str]) -> dict[str, float]:
         """What the forget continuations are (trainables.degenerate): no language, the retain language, fluent
-        (under the frozen base, never the gate), repetitive."""
+        (under the frozen base, never the gate; scored as text on their own, since given a forget prompt the base
+        penalises any switch of language, fluent or not), repetitive."""
         labels = self.language_id.label(conts)
         with self.adapter.disabled():
-            nll = continuation_nll(self.model, self.tok, prompts, conts)
+            nll = continuation_nll(self.model, self.tok, [""] * len(conts), conts)
         base = self.baseline.get("forget_cont_nll", math.nan)
         return {
             "es_none": sum(label is None for label in labels) / len(labels),
