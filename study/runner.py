@@ -18,7 +18,7 @@ from .pareto_tracking import ParetoRecorder, trial_status
 from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, latest_parent_run, start_parent_run
 
-SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "step")
+SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "degenerate", "step")
 
 
 def trial_extras(cfg: StudyConfig) -> dict:

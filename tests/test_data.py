@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from trainables.data import DataError, DataPaths, load_study_data, prompt_prefix, read_jsonl
+from trainables.data import DataError, DataPaths, load_study_data, prompt_prefix, read_jsonl, write_jsonl
 
 
 def write(path, lines):
@@ -72,3 +72,29 @@ def test_prompt_prefix_is_a_strict_prefix():
     p = prompt_prefix(line)
     assert line.startswith(p) and 2 <= len(p.split()) < len(line.split())
     assert prompt_prefix("two words") == "two"
+
+
+def test_utility_eval_set_is_validated_and_never_trained_on(tmp_path):
+    forget, retain, general = tmp_path / "f.jsonl", tmp_path / "r.jsonl", tmp_path / "g.jsonl"
+    write_jsonl(forget, [f"हिंदी वाक्य {i}" for i in range(20)])
+    write_jsonl(retain, [f"retain line {i}" for i in range(20)])
+    general.write_text('{"text": "a general line"}\n{"text": \n')
+    with pytest.raises(DataError, match=rf"utility_eval file {general}, line 2: invalid JSON"):
+        load_study_data(DataPaths(str(forget), str(retain), utility_eval=str(general)))
+    write_jsonl(general, [f"general line {i}" for i in range(10)])
+    data = load_study_data(DataPaths(str(forget), str(retain), utility_eval=str(general)))
+    assert data.utility.train == [] and sorted(data.utility.heldout) == sorted(f"general line {i}" for i in range(10))
+    assert data.utility not in data.collateral_sets() and data.retain.name == "retain"
+    assert load_study_data(DataPaths(str(forget), str(retain))).utility is not None  # the retain set stands in
+
+
+def test_embedded_default_measures_utility_on_english_it_never_retains_on(embedded):
+    from trainables.corpus import GENERAL_EN_TEMPLATES, english_templates
+
+    paths = embedded.data_paths()
+    general, retain = set(read_jsonl(paths.utility_eval)), set(read_jsonl(paths.retain))
+    english = read_jsonl(embedded.root / "data" / "en.jsonl")
+    by_template = dict(zip(english, english_templates(0, len(english))))
+    assert general and not general & retain
+    assert {by_template[line] for line in general} <= GENERAL_EN_TEMPLATES
+    assert not {by_template[line] for line in retain} & GENERAL_EN_TEMPLATES

@@ -117,7 +117,7 @@ def test_romanized_cues_find_hindi_in_the_romanised_code_mixed_set():
     plain, romanized = LanguageIdentifier(codes), LanguageIdentifier(codes, romanized="hi")
     assert plain.share(roman, "hi") == 0.0 and plain.share(roman, "en") > 0.9
     assert romanized.share(roman, "hi") > 0.95
-    assert romanized.share(english["en"] + english["en_general"], "hi") == 0.0
+    assert romanized.share(english["en"], "hi") == 0.0  # every English template, the general ones included
     assert romanized.share(english["hi"], "hi") == 1.0  # Devanagari Hindi is still Hindi
     with pytest.raises(ValueError, match="no romanised cue words for language 'bn'"):
         LanguageIdentifier(codes, romanized="bn")

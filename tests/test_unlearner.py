@@ -54,5 +54,5 @@ def test_gradient_ascent_forgets_the_forget_language(embedded):
 def test_bengali_can_be_the_forget_language(embedded):
     u = Unlearner(TrialSetup(steps=5, batch_size=8, embedded_forget="bn"), {"variant": "ga", "lr": 3e-3})
     assert u.forget_language == "bn"
-    assert set(u.data.sets) == {"forget", "retain", "xlang_hi", "xlang_ur", "xlang_pa"}
+    assert set(u.data.sets) == {"forget", "retain", "xlang_hi", "xlang_ur", "xlang_pa", "utility"}
     assert u.baseline["token_mass"] > 0.5
