@@ -12,7 +12,7 @@ crowding distance; then the earlier trial id. NSGA-II's crowding distance alone 
 infinite at both extremes of every front: with two objectives both extremes tie at the top, so with three
 non-dominated trials and eta = 3 two would continue against a quota of one, and the trial that does nothing
 (forget_efficacy near 0, the highest utility) would always survive. Its hypervolume contribution is near 0, so it
-survives only when the quota reaches it. The last key, the trial id, makes the order strict, so at most
+ranks behind every trial of its front that adds more. The last key, the trial id, makes the order strict, so at most
 ceil(n/eta) of the n trials at a rung are ever judged to continue; Ray's trial ids sort in creation order.
 
 Each decision is taken on the records present when the trial reaches the rung, as in ASHA (Li et al. 2020): the
