@@ -59,3 +59,26 @@ def test_exclusion_names_the_reason():
     reasons = {tid: rule.exclusion(status, m) for tid, status, m in TRIALS}
     assert reasons == {"good": "utility below the floor 0.95", "mild": None, "broken": "degenerate",
                        "blew_up": "diverged", "partial": "status stopped_early", "nan": "no finite forget_efficacy"}
+
+
+def test_the_three_objective_front_keeps_the_trials_that_spare_the_neighbours():
+    """A trial that forgets most by wrecking the cross-lingual sets dominates, on two objectives, one that forgets
+    nearly as much and keeps them; on the default three objectives both are on the front."""
+    from study.pareto import hypervolume, reference_point
+
+    trials = [("wreck", {"forget_efficacy": 1.0, "utility": 0.98, "xlang_utility": 0.01}),
+              ("spare", {"forget_efficacy": 0.9, "utility": 0.97, "xlang_utility": 0.9}),
+              ("idle", {"forget_efficacy": 0.0, "utility": 1.0, "xlang_utility": 1.0})]
+
+    def front(objectives):
+        record = StudyRecord(study="s", tracking_uri="", parent_run_id="p", objectives=objectives, steps=10, seed=0,
+                             config={"utility_floor": "None"},
+                             trials=[TrialRecord(t, t, "completed", {"variant": "ga"}, m, False, None)
+                                     for t, m in trials])
+        return {r["trial_id"] for r in front_table(record)}
+
+    assert front(OBJECTIVES) == {"wreck", "idle"}
+    three = ["forget_efficacy", "utility", "xlang_utility"]
+    assert front(three) == {"wreck", "spare", "idle"}
+    points = [[m[o] for o in three] for _, m in trials]
+    assert hypervolume(points, reference_point(three)) > hypervolume(points[:1] + points[2:], reference_point(three))
