@@ -14,6 +14,7 @@ from trainables.setup import TrialSetup
 
 from .config import StudyConfig, parse_config
 from .prepare import prepare_study, storage_path, tracking_uri
+from .mlflow_ui import runs_page_url
 from .pareto_tracking import ParetoRecorder, trial_status
 from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, latest_parent_run, start_parent_run
@@ -122,6 +123,7 @@ def _finish(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> list[dict
     table = format_table(rows)
     client.log_text(setup.parent_run_id, table, "trials.txt")
     log(table)
+    log(f"the study in MLflow's UI (`mlflow ui`, see README): {runs_page_url(setup.experiment_id, setup.tracking_uri)}")
     return rows
 
 

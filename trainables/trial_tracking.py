@@ -15,6 +15,9 @@ import time
 import traceback
 
 STATUS_TAG = "trial_status"  # completed | stopped_early | diverged | error
+# The run's MLflow status from the trial's, as mlflow.optuna's storage maps Optuna's states (PRUNED -> KILLED, FAIL ->
+# FAILED, COMPLETE -> FINISHED): a diverged trial ended on its own, so it is FINISHED with its tag saying why.
+RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "stopped_early": "KILLED", "error": "FAILED"}
 
 
 class TrialRun:
@@ -98,7 +101,7 @@ class TrialRun:
             self.flush()
             if (not self._buffer and self.run_id is not None
                     and self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
-                    and self._call(self.client.set_terminated, self.run_id, "FAILED" if status == "error" else "FINISHED")):
+                    and self._call(self.client.set_terminated, self.run_id, RUN_STATUS[status])):
                 return
             if attempt < attempts - 1:
                 time.sleep(wait_s)
