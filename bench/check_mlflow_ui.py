@@ -145,6 +145,12 @@ def check(tracking_uri: str, study: str, out: Path, workdir: Path, log=print) ->
     """Every page screenshotted into `out`; returns the failures (empty: all shown)."""
     out.mkdir(parents=True, exist_ok=True)
     failures = []
+    client, exp_id, parent = latest_parent_run(tracking_uri, study)
+    counts: dict[str, int] = {}
+    for run in child_runs(client, exp_id, parent):
+        key = f"{run.data.tags.get('trial_status')} -> {run.info.status}"
+        counts[key] = counts.get(key, 0) + 1
+    log(f"trial runs (trial_status -> MLflow status): {', '.join(f'{k} x{n}' for k, n in sorted(counts.items()))}")
     with mlflow_server(tracking_uri, workdir) as base:
         for page in pages(tracking_uri, study, base):
             t0 = time.perf_counter()
@@ -176,7 +182,8 @@ def quick_store(root: Path, study: str = "ui-check") -> str:
     from trainables.trial_tracking import TrialRun
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    cfg = load_config(overrides={"study": study, "tracking_uri": uri, "search.objectives": ["forget_efficacy", "utility"]})
+    cfg = load_config(overrides={"study": study, "tracking_uri": uri,
+                                 "search.objectives": ["forget_efficacy", "utility"]})
     client, exp_id, parent = start_parent_run(uri, cfg, f"study: {study}\n")
     recorder = ParetoRecorder(uri, exp_id, parent, list(cfg.search.objectives), log=lambda *a: None)
     for i, (variant, status, forget, utility) in enumerate(QUICK_TRIALS):
@@ -212,6 +219,9 @@ def tiny_study(root: Path, study: str = "ui-check") -> str:
     try:
         run_study(cfg, log=lambda *a: None)
     finally:
+        import ray
+
+        ray.shutdown()
         os.chdir(cwd)
     return uri
 
