@@ -15,7 +15,7 @@ from study.config import load_config
 from study.export import MMIE_UPDATES_PER_STEP, mmie_command, mmie_problems
 from study.front import StudyRecord, TrialRecord
 from study.space import SearchSpace
-from tests.mmie_flags import ParseError, mmie_parser
+from mmie_flags import ParseError, mmie_parser
 from trainables.registry import ADAPTERS, GATES, VARIANTS, get_variant
 
 STEPS = 40
