@@ -76,3 +76,237 @@ def test_utf8_bom_is_accepted(tmp_path):
 def test_a_directory_is_not_reported_missing(tmp_path):
     with pytest.raises(DataError, match="is a directory"):
         read_jsonl(tmp_path, role="forget")
+
+
+# ---- 2. a failed or interrupted run never hides the finished study ---------------------------------------------
+
+TAGS = {"role": "study", "objectives": "forget_efficacy,utility", "study_steps": "3", "study_seed": "0"}
+PARAMS = {"study": "s", "model": "embedded", "data": "None", "embedded.forget": "hi", "embedded.retain": "en",
+          "train.steps": "3", "train.batch_size": "4", "train.max_len": "32", "train.seed": "0",
+          "train.max_grad_norm": "1.0", "utility_floor": "None", "code_version": "abc", "package_version": "0.1.0"}
+
+
+def _study_store(tmp_path):
+    """A store holding one finished study with two completed ga trials; returns (uri, client, exp, parent)."""
+    from mlflow.entities import Metric, Param
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("s", artifact_location=(tmp_path / "mlruns").as_uri())
+    parent = client.create_run(exp, start_time=1000, tags=TAGS).info.run_id
+    client.log_batch(parent, params=[Param(k, v) for k, v in PARAMS.items()])
+    for i, (fe, ut) in enumerate([(0.9, 0.5), (0.5, 0.9)]):
+        run = client.create_run(exp, start_time=1001 + i, tags={"mlflow.parentRunId": parent, "trial_id": f"t{i}",
+                                                                "trial_status": "completed"}).info.run_id
+        client.log_batch(run, params=[Param("variant", "ga"), Param("lr", "0.001"), Param("adapter", "lora")],
+                         metrics=[Metric("forget_efficacy", fe, 0, 3), Metric("utility", ut, 0, 3)])
+        client.set_terminated(run, "FINISHED")
+    client.set_terminated(parent, "FINISHED")
+    return uri, client, exp, parent
+
+
+def test_read_commands_take_the_latest_finished_parent_run_with_trials(tmp_path, monkeypatch, capsys):
+    from study.cli import main
+
+    uri, client, exp, finished = _study_store(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    # A later run that failed before its trials and one interrupted with a trial: neither hides the study.
+    failed = client.create_run(exp, start_time=5000, tags=TAGS).info.run_id
+    client.set_terminated(failed, "FAILED")
+    killed = client.create_run(exp, start_time=6000, tags=TAGS).info.run_id
+    client.create_run(exp, start_time=6001, tags={"mlflow.parentRunId": killed, "trial_id": "k"})
+    client.set_terminated(killed, "KILLED")
+    assert main(["front", "--study", "s"]) == 0
+    out = capsys.readouterr().out
+    assert f"parent run {finished} (FINISHED, 2 trials)" in out and "2 front members" in out
+    # With no finished run, a running one with trials is shown, with a warning.
+    client.set_terminated(finished, "RUNNING")
+    assert main(["front", "--study", "s"]) == 0
+    captured = capsys.readouterr()
+    assert "still RUNNING" in captured.err and f"parent run {finished} (RUNNING" in captured.out
+
+
+def test_unreachable_address_fails_fast_before_the_parent_run(tmp_path, monkeypatch, capsys):
+    import time
+
+    from study.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    start = time.monotonic()
+    assert main(["run", "--address", "127.0.0.1:9"]) == 2
+    assert "Ray cluster at 127.0.0.1:9 does not answer" in capsys.readouterr().err
+    assert time.monotonic() - start < 10
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "ray_results").exists()
+
+
+# ---- 4, 7, 8, 10, 15. config values that passed validation and failed later --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("search:\n  space:\n    lr: {low: 0, high: 0.01}\n", "line 3: search.space.lr: a log range must be positive, got low 0 (the knob is log-scale"),
+        ("search:\n  space:\n    lr: {low: -1, high: 1}\n", "a log range must be positive"),
+        ("search:\n  space:\n    lr: {value: fast}\n", "search.space.lr: value 'fast': must be a number"),
+        ("search:\n  space:\n    lr: {value: -0.1}\n", "must be positive (a log-scale knob)"),
+        ("search:\n  space:\n    rank: {low: 0.1, high: 0.9}\n", "search.space.rank: a low/high range on a knob with choices"),
+        ("search:\n  space:\n    rank: {value: 16.3}\n", "value 16.3: must be an integer"),
+        ("search:\n  space:\n    rank: {choices: [4, 0]}\n", "choice 0: must be positive"),
+        ("search:\n  space:\n    target_modules: {value: qkv}\n", "value 'qkv': not one of"),
+        ("search:\n  space:\n    retain_freq: {low: 1, high: 3}\n", "search.space.retain_freq: a low/high range"),
+        ("languages: {forget: xx}\n", "line 1: languages.forget: unknown ISO 639-1 language code 'xx'"),
+        ("languages: {hindi: hi}\n", "languages.hindi: unknown set 'hindi'"),
+        ("study: ''\n", "line 1: study: study name ''"),
+        ("study: a/b\n", "study name 'a/b'"),
+        ("study: ..\n", "study name '..'"),
+        ("study: \"a\\tb\"\n", "study name 'a\\tb'"),
+        ("trust_remote_code: 'yes'\n", "line 1: trust_remote_code: Input should be a valid boolean"),
+        ("trust_remote_code: 1\n", "trust_remote_code: Input should be a valid boolean"),
+        ("tracking_uri: ftp://host/x\n", "tracking_uri: tracking URI 'ftp://host/x': scheme 'ftp'"),
+    ],
+)
+def test_overrides_and_values_are_checked_against_what_they_set(tmp_path, text, expected):
+    from study.config import ConfigError, load_config
+
+    p = tmp_path / "study.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert expected in str(e.value), str(e.value)
+
+
+def test_valid_overrides_still_pass(tmp_path):
+    from study.config import load_config
+
+    cfg = load_config(overrides={"search.space": {"lr": {"low": 1e-4, "high": 1e-2}, "rank": {"choices": [4, 32]},
+                                                  "target_modules": {"value": "q_proj,v_proj"},
+                                                  "trigger_percentile": {"low": 50, "high": 99}},
+                                 "trust_remote_code": True, "tracking_uri": "https://mlflow.example:5000"})
+    assert cfg.search.space["rank"].choices == [4, 32] and cfg.trust_remote_code is True
+
+
+def test_empty_config_and_flag_errors_are_named(tmp_path, monkeypatch, capsys):
+    from study.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.yaml").write_text("# nothing\n\n")
+    assert main(["run", "--config", "empty.yaml"]) == 2
+    assert "empty.yaml: is empty" in capsys.readouterr().err
+    (tmp_path / "s.yaml").write_text("search:\n  num_samples: 24\n")
+    assert main(["run", "--config", "s.yaml", "--num-samples", "-3"]) == 2
+    err = capsys.readouterr().err
+    assert "command line, --num-samples: search.num_samples" in err and "line 2" not in err
+    assert main(["run", "--study", ""]) == 2
+    assert "command line, --study: study: study name ''" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--model", "./no-such-model"], "model './no-such-model': no such folder"),
+        (["--model", "a/b/c"], "no such folder"),
+    ],
+)
+def test_missing_model_is_one_line_before_ray(tmp_path, monkeypatch, capsys, args, expected):
+    from study.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *args]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_unreachable_hub_model_fails_in_seconds(tmp_path, monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    from study.config import ConfigError
+    from study.prepare import check_model
+
+    # An endpoint on a closed local port stands for a hub that cannot be reached (no internet here).
+    monkeypatch.setattr(constants, "ENDPOINT", "https://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"model 'org/not-cached': not in the local Hugging Face cache, and the hub"):
+        check_model("org/not-cached", timeout=2)
+    assert time.monotonic() - start < 5
+
+
+def test_gpus_on_a_machine_without_and_optuna_storage_in_a_missing_folder(tmp_path):
+    import torch
+
+    from study.config import ConfigError, load_config
+    from study.prepare import check_optuna_storage, check_resources
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="resources.gpus_per_trial: 1, but this machine has no GPU"):
+            check_resources(load_config(overrides={"resources.gpus_per_trial": 1}), address=None)
+    check_resources(load_config(overrides={"resources.gpus_per_trial": 1}), address="10.0.0.1:6379")  # a cluster
+    cfg = load_config(overrides={"search.optuna_storage": str(tmp_path / "missing" / "optuna.db")})
+    with pytest.raises(ConfigError, match="search.optuna_storage: .*missing/optuna.db: its folder does not exist"):
+        check_optuna_storage(cfg)
+
+
+# ---- 9, 11, 14. export overwrites, links, stores created by reading, credentials -------------------------------
+
+
+def test_export_refuses_to_overwrite_and_never_follows_links(tmp_path, monkeypatch, capsys):
+    from study.cli import main
+
+    _study_store(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "--study", "s", "--out", "out"]) == 0
+    assert main(["export", "--study", "s", "--out", "out"]) == 2
+    assert "config.json, mmie_command.sh already there; give --force" in capsys.readouterr().err
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    (tmp_path / "out" / "config.json").unlink()
+    (tmp_path / "out" / "config.json").symlink_to(outside)
+    assert main(["export", "--study", "s", "--out", "out", "--force"]) == 0
+    assert outside.read_text() == "keep me" and not (tmp_path / "out" / "config.json").is_symlink()
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["provenance"]["study"] == "s"
+    (tmp_path / "file").write_text("x")
+    assert main(["export", "--study", "s", "--out", "file"]) == 2
+    assert "--out file: is a file" in capsys.readouterr().err
+
+
+def test_read_commands_create_no_store_and_report_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    from study.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for command in (["front", "--study", "s"], ["export", "--study", "s", "--out", "o"], ["report", "--study", "s"]):
+        assert main(command) == 2
+        assert "no MLflow store at" in capsys.readouterr().err
+    _study_store(tmp_path)
+    assert main(["report", "--study", "nope", "--out", "rep"]) == 2
+    assert not (tmp_path / "rep").exists()
+
+
+def test_credentials_are_stripped_from_what_is_shown_and_written(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from study.export import export_config, pick
+    from study.front import load_study
+    from study.tracking import redact_uri
+
+    assert redact_uri("https://user:secret@mlflow.example:5000/x") == "https://***@mlflow.example:5000/x"
+    assert redact_uri("sqlite:////tmp/a@b/mlflow.db") == "sqlite:////tmp/a@b/mlflow.db"
+    uri, *_ = _study_store(tmp_path)
+    record = replace(load_study(uri, "s"), tracking_uri="https://user:secret@mlflow.example")
+    config = export_config(record, pick(record), tmp_path / "out")
+    written = (tmp_path / "out" / "config.json").read_text() + (tmp_path / "out" / "mmie_command.sh").read_text()
+    assert "secret" not in written and config["provenance"]["tracking_uri"] == "https://***@mlflow.example"
+    assert "secret" not in record.describe()
+
+
+def test_help_describes_study_and_tracking_uri(capsys):
+    from study.cli import main
+
+    for command in ("resume", "front", "export"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "MLflow experiment" in out and "MLflow tracking URI" in out
