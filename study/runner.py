@@ -241,24 +241,7 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     uri = tracking or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     check_tracking_server(uri)
     client, exp_id, runs = parent_runs(uri, study)
-    candidates = []
-    for run in runs:
-        with tempfile.TemporaryDirectory() as tmp:
-            text = Path(client.download_artifacts(run.info.run_id, "study.yaml", tmp)).read_text(encoding="utf-8")
-        stored = parse_config(yaml.safe_load(text), source=f"study.yaml of MLflow run {run.info.run_id}")
-        cfg = stored.model_copy(update={"storage_path": None, "trust_remote_code": trust_remote_code,
-                                        "tracking_uri": uri})
-        here = path or experiment_path(cfg, run.info.run_id)
-        if path is None or Path(path).name == experiment_name(cfg, run.info.run_id):
-            candidates.append((run.info.run_id, cfg, here, stored.trust_remote_code))
-    found = [c for c in candidates if tune.Tuner.can_restore(c[2])]
-    if not found:
-        where = path or str(Path.cwd() / "ray_results")
-        raise FileNotFoundError(f"no Ray state of study {study!r} at {where}: resume from the directory the study "
-                                "ran in, or give its folder with --path")
-    parent, cfg, here, stored_remote_code = found[0]
-    if stored_remote_code and not trust_remote_code:
-        log("the study ran with trust_remote_code; it stays off unless --trust-remote-code is given")
+    parent, cfg, here = resume_target(client, study, runs, uri, path, trust_remote_code, log)
     check_ray_address(ray_address(cfg))
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg))
@@ -273,6 +256,30 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
         return _finish(grid, cfg, setup, client, log)
 
     return _run_parent(client, exp_id, parent, log, body, cfg)
+
+
+def resume_target(client, study: str, runs: list, uri: str, path: str | None, trust_remote_code: bool,
+                  log=print) -> tuple[str, StudyConfig, str]:
+    """(parent run id, config, Ray folder) of the newest parent run whose Ray state is in the working directory's
+    ray_results (or is `path`). The stored config's storage_path and trust_remote_code are not used."""
+    from ray import tune
+
+    for run in runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            text = Path(client.download_artifacts(run.info.run_id, "study.yaml", tmp)).read_text(encoding="utf-8")
+        stored = parse_config(yaml.safe_load(text), source=f"study.yaml of MLflow run {run.info.run_id}")
+        cfg = stored.model_copy(update={"storage_path": None, "trust_remote_code": trust_remote_code,
+                                        "tracking_uri": uri})
+        here = path or experiment_path(cfg, run.info.run_id)
+        if path is not None and Path(path).name != experiment_name(cfg, run.info.run_id):
+            continue
+        if tune.Tuner.can_restore(here):
+            if stored.trust_remote_code and not trust_remote_code:
+                log("the study ran with trust_remote_code; it stays off unless --trust-remote-code is given")
+            return run.info.run_id, cfg, here
+    where = path or str(Path.cwd() / "ray_results")
+    raise FileNotFoundError(f"no Ray state of study {study!r} at {where}: resume from the directory the study ran "
+                            "in, or give its folder with --path")
 
 
 def ladder_study_configs(cfg: StudyConfig, quick: bool = False) -> list[StudyConfig]:

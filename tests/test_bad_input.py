@@ -2,6 +2,7 @@
 names the file, line, key or flag, before Ray starts where it can; nothing lost, nothing silent."""
 
 import json
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -310,3 +311,120 @@ def test_help_describes_study_and_tracking_uri(capsys):
             main([command, "--help"])
         out = capsys.readouterr().out
         assert "MLflow experiment" in out and "MLflow tracking URI" in out
+
+
+# ---- 12, 13. Ray on loopback; resume never takes its path or remote code from the store ------------------------
+
+LISTENING = """
+import json, os, psutil, ray
+from study.config import load_config
+from study.runner import _init_ray
+
+_init_ray(load_config())
+ray.get(ray.remote(lambda: 1).remote())  # a worker process up too
+procs = [psutil.Process()] + psutil.Process().children(recursive=True)
+addrs = set()
+for p in procs:
+    try:
+        addrs |= {c.laddr.ip for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN}
+    except psutil.Error:
+        pass
+print(json.dumps(sorted(addrs)))
+ray.shutdown()
+"""
+
+
+def test_a_local_study_s_ray_listens_on_loopback_only(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    short = tempfile.mkdtemp(prefix="rl", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    (Path(short) / "ray").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env |= {"HOME": str(tmp_path), "RAY_TMPDIR": short, "RAY_OBJECT_STORE_MEMORY": str(100 * 1024**2)}
+    try:
+        out = subprocess.run([sys.executable, "-c", LISTENING], env=env, capture_output=True, text=True,
+                             timeout=120, cwd=tmp_path)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    addrs = json.loads(out.stdout.strip().splitlines()[-1])
+    assert addrs and all(a in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for a in addrs), addrs
+
+
+def test_resume_takes_its_ray_folder_and_remote_code_from_the_command_line(tmp_path, monkeypatch):
+    import yaml
+
+    from study.config import load_config
+    from study.runner import experiment_name, resume_target
+    from study.tracking import parent_runs
+
+    monkeypatch.chdir(tmp_path)
+    uri, client, exp, parent = _study_store(tmp_path)
+    # Whoever can write to the store points storage_path at state of their choosing and turns remote code on.
+    planted = tmp_path / "planted"
+    stored = load_config(overrides={"study": "s", "storage_path": str(planted), "trust_remote_code": True})
+    client.log_text(parent, yaml.safe_dump(stored.model_dump(mode="json")), "study.yaml")
+    name = experiment_name(stored, parent)
+    (planted / name).mkdir(parents=True)
+    (planted / name / "tuner.pkl").write_bytes(b"not to be unpickled")
+    _, _, runs = parent_runs(uri, "s")
+    with pytest.raises(FileNotFoundError, match=f"no Ray state of study 's' at {tmp_path / 'ray_results'}"):
+        resume_target(client, "s", runs, uri, None, False)
+    (tmp_path / "ray_results" / name).mkdir(parents=True)
+    (tmp_path / "ray_results" / name / "tuner.pkl").write_bytes(b"")
+    said = []
+    got_parent, cfg, here = resume_target(client, "s", runs, uri, None, False, log=said.append)
+    assert got_parent == parent and here == str(tmp_path / "ray_results" / name)
+    assert cfg.trust_remote_code is False and cfg.storage_path is None and "trust_remote_code" in said[0]
+    assert resume_target(client, "s", runs, uri, str(planted / name), True)[1].trust_remote_code is True
+
+
+# ---- 3. Ctrl-C stops a study cleanly -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_study_and_marks_its_runs(ray_local, embedded, tmp_path, monkeypatch):
+    import os
+    import signal
+    import threading
+    import time
+
+    from study.config import load_config
+    from study.runner import run_study
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    steps = 400
+    cfg = load_config(overrides={"study": "ctrlc", "tracking_uri": uri, "variants": ["ga"], "scheduler.type": "fifo",
+                                 "search.num_samples": 2, "search.max_concurrent": 2, "train.steps": steps,
+                                 "train.eval_every": 100, "train.checkpoint_every": 5, "train.batch_size": 8,
+                                 "train.es_prompts": 4, "train.final_es_prompts": 4})
+    client = MlflowClient(uri)
+
+    def press_ctrl_c_once_a_trial_runs():
+        while True:
+            time.sleep(0.5)
+            try:
+                runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+            except Exception:  # noqa: BLE001 - the store is being created
+                continue
+            if any("trial_id" in r.data.tags for r in runs):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+    threading.Thread(target=press_ctrl_c_once_a_trial_runs, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, log=lambda *a: None)
+    exp = client.get_experiment_by_name("ctrlc")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("role") == "study")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert parent.info.status == "KILLED"
+    assert children and all(r.info.status != "RUNNING" for r in children)
+    assert all(r.data.metrics.get("step", 0) < steps for r in children)
+    assert {r.data.tags["trial_status"] for r in children} <= {"interrupted", "stopped_early"}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # no handler of Ray Tune left behind
