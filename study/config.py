@@ -207,7 +207,8 @@ class StudyConfig(_Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     embedded: EmbeddedConfig = EmbeddedConfig()
     data: DataConfig | None = None
-    # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>"); found from the data if absent.
+    # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>", the stem in the letters MLflow
+    # takes: see trainables.data.xlang_set_name); found from the data if absent.
     languages: dict[str, str] = Field(default_factory=dict)
     # The guide's whole ladder, each step on its own over GA, ending in adaptive+dsg; the paper-faithful sine-bounded
     # adapter; and DSG alone on the base model (no training).

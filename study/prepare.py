@@ -158,6 +158,10 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
     paths = setup.data_paths()
     data = load_study_data(paths, seed=setup.seed, heldout=setup.heldout)
 
+    renamed = [f"{name} = {Path(s.path).name}" for name, s in data.sets.items()
+               if name.startswith("xlang_") and name != f"xlang_{Path(s.path).stem}"]
+    if renamed:
+        log(f"cross-lingual sets named for MLflow: {', '.join(renamed)}")
     for name in cfg.languages:
         if name not in data.sets:
             raise ConfigError(f"languages.{name}: this study has no set {name!r}; its sets: {', '.join(data.sets)}")

@@ -31,6 +31,19 @@ def test_xlang_set_names_are_valid_mlflow_keys_and_unique(tmp_path):
         _validate_metric_name(f"es_{name}")
 
 
+def test_parent_run_keeps_each_set_s_file(tmp_path):
+    from study.config import load_config
+    from study.tracking import start_parent_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = load_config(overrides={"data": {"forget": "hi.jsonl", "retain": "en.jsonl", "xlang": ["data/उर्दू.jsonl"]},
+                                 "tracking_uri": "https://user:secret@mlflow.example"})
+    client, _, parent = start_parent_run(uri, cfg, "study: default\n")
+    params = client.get_run(parent).data.params
+    assert params["set.xlang_1"] == "data/उर्दू.jsonl" and params["set.forget"] == "hi.jsonl"
+    assert params["tracking_uri"] == "https://***@mlflow.example"
+
+
 def test_a_batch_mlflow_rejects_keeps_its_valid_metrics(tmp_path, capsys):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
@@ -362,7 +375,11 @@ def test_resume_takes_its_ray_folder_and_remote_code_from_the_command_line(tmp_p
     from study.runner import experiment_name, resume_target
     from study.tracking import parent_runs
 
+    import tempfile
+
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     uri, client, exp, parent = _study_store(tmp_path)
     # Whoever can write to the store points storage_path at state of their choosing and turns remote code on.
     planted = tmp_path / "planted"
@@ -381,6 +398,7 @@ def test_resume_takes_its_ray_folder_and_remote_code_from_the_command_line(tmp_p
     assert got_parent == parent and here == str(tmp_path / "ray_results" / name)
     assert cfg.trust_remote_code is False and cfg.storage_path is None and "trust_remote_code" in said[0]
     assert resume_target(client, "s", runs, uri, str(planted / name), True)[1].trust_remote_code is True
+    assert not any((tmp_path / "tmp").iterdir())  # no temporary folder left behind
 
 
 # ---- 3. Ctrl-C stops a study cleanly -------------------------------------------------------------------------
