@@ -65,7 +65,9 @@ def _fit(tuner):
     def interrupted(signum, frame):
         raise StudyInterrupted()
 
-    in_main = _main_thread()
+    # Without Tune's handler (TUNE_DISABLE_SIGINT_HANDLER), ours raises at the first Ctrl-C and there is nothing
+    # to tell apart afterwards.
+    in_main = _main_thread() and os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") == "0"
     if in_main:
         signal.signal(signal.SIGINT, interrupted)
     try:
