@@ -153,7 +153,7 @@ class LadderConfig(_Strict):
 
 
 # A study name becomes an MLflow experiment and a folder under Ray's storage path: no separators, no "..".
-STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,149}")
 # Tracking URIs MLflow can open: a local path, sqlite or another database, a server, a folder of files.
 TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "databricks", "postgresql", "mysql", "mssql")
 
@@ -231,8 +231,8 @@ class StudyConfig(_Strict):
     @classmethod
     def _safe_name(cls, value):
         if not STUDY_NAME.fullmatch(value) or ".." in value:
-            raise ValueError(f"study name {value!r}: use letters, digits, '_', '-' and '.' (no '/', '..', spaces "
-                             "or control characters), starting with a letter or digit, at most 100 characters")
+            raise ValueError(f"study name {value!r}: use letters, digits, '_', '-', '+' and '.' (no '/', '..', "
+                             "spaces or control characters), starting with a letter or digit, at most 150 characters")
         return value
 
     @field_validator("tracking_uri")
