@@ -142,6 +142,8 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
         steps=cfg.train.steps,
         batch_size=cfg.train.batch_size,
         max_len=cfg.train.max_len,
+        lr_schedule=cfg.train.lr_schedule,
+        warmup_ratio=cfg.train.warmup_ratio,
         eval_every=cfg.train.eval_every,
         checkpoint_every=cfg.train.checkpoint_every,
         es_prompts=cfg.train.es_prompts,
