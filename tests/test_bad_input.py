@@ -31,11 +31,11 @@ def test_xlang_set_names_are_valid_mlflow_keys_and_unique(tmp_path):
         _validate_metric_name(f"es_{name}")
 
 
-def test_parent_run_keeps_each_set_s_file(tmp_path):
+def test_parent_run_keeps_each_set_s_file(tmp_path, empty_store):
     from study.config import load_config
     from study.tracking import start_parent_run
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = _new_store(tmp_path, empty_store)
     cfg = load_config(overrides={"data": {"forget": "hi.jsonl", "retain": "en.jsonl", "xlang": ["data/उर्दू.jsonl"]},
                                  "tracking_uri": "https://user:secret@mlflow.example"})
     client, _, parent = start_parent_run(uri, cfg, "study: default\n")
@@ -44,8 +44,8 @@ def test_parent_run_keeps_each_set_s_file(tmp_path):
     assert params["tracking_uri"] == "https://***@mlflow.example"
 
 
-def test_a_batch_mlflow_rejects_keeps_its_valid_metrics(tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_a_batch_mlflow_rejects_keeps_its_valid_metrics(tmp_path, empty_store, capsys):
+    uri = _new_store(tmp_path, empty_store)
     client = MlflowClient(uri)
     exp = client.create_experiment("s", artifact_location=(tmp_path / "mlruns").as_uri())
     parent = client.create_run(exp).info.run_id
@@ -100,11 +100,27 @@ PARAMS = {"study": "s", "model": "embedded", "data": "None", "embedded.forget": 
           "train.max_grad_norm": "1.0", "utility_floor": "None", "code_version": "abc", "package_version": "0.1.0"}
 
 
-def _study_store(tmp_path):
-    """A store holding one finished study with two completed ga trials; returns (uri, client, exp, parent)."""
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory):
+    """An MLflow database with its tables made (the slow part of a new store), copied by each test."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def _new_store(tmp_path, empty_store):
+    import shutil
+
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def study_store(tmp_path, empty_store):
+    """A store holding one finished study with two completed ga trials: (uri, client, exp, parent)."""
     from mlflow.entities import Metric, Param
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = _new_store(tmp_path, empty_store)
     client = MlflowClient(uri)
     exp = client.create_experiment("s", artifact_location=(tmp_path / "mlruns").as_uri())
     parent = client.create_run(exp, start_time=1000, tags=TAGS).info.run_id
@@ -119,10 +135,10 @@ def _study_store(tmp_path):
     return uri, client, exp, parent
 
 
-def test_read_commands_take_the_latest_finished_parent_run_with_trials(tmp_path, monkeypatch, capsys):
+def test_read_commands_take_the_latest_finished_parent_run_with_trials(study_store, tmp_path, monkeypatch, capsys):
     from study.cli import main
 
-    uri, client, exp, finished = _study_store(tmp_path)
+    uri, client, exp, finished = study_store
     monkeypatch.chdir(tmp_path)
     # A later run that failed before its trials and one interrupted with a trial: neither hides the study.
     failed = client.create_run(exp, start_time=5000, tags=TAGS).info.run_id
@@ -267,10 +283,9 @@ def test_gpus_on_a_machine_without_and_optuna_storage_in_a_missing_folder(tmp_pa
 # ---- 9, 11, 14. export overwrites, links, stores created by reading, credentials -------------------------------
 
 
-def test_export_refuses_to_overwrite_and_never_follows_links(tmp_path, monkeypatch, capsys):
+def test_export_refuses_to_overwrite_and_never_follows_links(study_store, tmp_path, monkeypatch, capsys):
     from study.cli import main
 
-    _study_store(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert main(["export", "--study", "s", "--out", "out"]) == 0
     assert main(["export", "--study", "s", "--out", "out"]) == 2
@@ -287,19 +302,20 @@ def test_export_refuses_to_overwrite_and_never_follows_links(tmp_path, monkeypat
     assert "--out file: is a file" in capsys.readouterr().err
 
 
-def test_read_commands_create_no_store_and_report_leaves_no_folder(tmp_path, monkeypatch, capsys):
+def test_read_commands_create_no_store_and_report_leaves_no_folder(tmp_path, empty_store, monkeypatch, capsys):
     from study.cli import main
 
     monkeypatch.chdir(tmp_path)
     for command in (["front", "--study", "s"], ["export", "--study", "s", "--out", "o"], ["report", "--study", "s"]):
         assert main(command) == 2
         assert "no MLflow store at" in capsys.readouterr().err
-    _study_store(tmp_path)
+    assert not (tmp_path / "mlflow.db").exists()
+    _new_store(tmp_path, empty_store)
     assert main(["report", "--study", "nope", "--out", "rep"]) == 2
     assert not (tmp_path / "rep").exists()
 
 
-def test_credentials_are_stripped_from_what_is_shown_and_written(tmp_path, monkeypatch):
+def test_credentials_are_stripped_from_what_is_shown_and_written(study_store, tmp_path):
     from dataclasses import replace
 
     from study.export import export_config, pick
@@ -308,7 +324,7 @@ def test_credentials_are_stripped_from_what_is_shown_and_written(tmp_path, monke
 
     assert redact_uri("https://user:secret@mlflow.example:5000/x") == "https://***@mlflow.example:5000/x"
     assert redact_uri("sqlite:////tmp/a@b/mlflow.db") == "sqlite:////tmp/a@b/mlflow.db"
-    uri, *_ = _study_store(tmp_path)
+    uri, *_ = study_store
     record = replace(load_study(uri, "s"), tracking_uri="https://user:secret@mlflow.example")
     config = export_config(record, pick(record), tmp_path / "out")
     written = (tmp_path / "out" / "config.json").read_text() + (tmp_path / "out" / "mmie_command.sh").read_text()
@@ -347,6 +363,7 @@ ray.shutdown()
 """
 
 
+@pytest.mark.slow
 def test_a_local_study_s_ray_listens_on_loopback_only(tmp_path):
     import os
     import shutil
@@ -368,7 +385,7 @@ def test_a_local_study_s_ray_listens_on_loopback_only(tmp_path):
     assert addrs and all(a in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for a in addrs), addrs
 
 
-def test_resume_takes_its_ray_folder_and_remote_code_from_the_command_line(tmp_path, monkeypatch):
+def test_resume_takes_its_ray_folder_and_remote_code_from_the_command_line(study_store, tmp_path, monkeypatch):
     import yaml
 
     from study.config import load_config
@@ -380,7 +397,7 @@ def test_resume_takes_its_ray_folder_and_remote_code_from_the_command_line(tmp_p
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    uri, client, exp, parent = _study_store(tmp_path)
+    uri, client, exp, parent = study_store
     # Whoever can write to the store points storage_path at state of their choosing and turns remote code on.
     planted = tmp_path / "planted"
     stored = load_config(overrides={"study": "s", "storage_path": str(planted), "trust_remote_code": True})
