@@ -82,7 +82,7 @@ def check_model(model: str, timeout: float = 5.0) -> None:
     transformers retries for about a minute and ends in a long traceback)."""
     if model == "embedded" or Path(model).expanduser().is_dir():
         return
-    if model.startswith(("/", ".", "~")) or model.count("/") != 1 or os.sep != "/" and os.sep in model:
+    if model.startswith(("/", ".", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model:
         raise ConfigError(f"model {model!r}: no such folder (a local model is a folder with config.json; a hub "
                           "model is named org/name)")
     from huggingface_hub import constants, try_to_load_from_cache
@@ -91,9 +91,12 @@ def check_model(model: str, timeout: float = 5.0) -> None:
         return
     if constants.HF_HUB_OFFLINE:
         raise ConfigError(f"model {model!r}: not in the local Hugging Face cache, and HF_HUB_OFFLINE is set")
-    host = urlsplit(constants.ENDPOINT).hostname or "huggingface.co"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # the hub is reached through a proxy: no direct connection to try
+    endpoint = urlsplit(constants.ENDPOINT)
+    host = endpoint.hostname or "huggingface.co"
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
+        socket.create_connection((host, endpoint.port or 443), timeout=timeout).close()
     except OSError as e:
         raise ConfigError(f"model {model!r}: not in the local Hugging Face cache, and the hub ({host}) does not "
                           f"answer ({e.strerror or e}) within {timeout:g} s; download it where there is a network "

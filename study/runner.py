@@ -190,8 +190,11 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg),
                     **setup_overrides)
     log(f"study {cfg.study!r}: MLflow run {parent} at {redact_uri(uri)}; Ray state in {experiment_path(cfg, parent)}")
-    return _run_parent(client, exp_id, parent, log, lambda: _finish(run_trials(cfg, setup, log=log), cfg, setup,
-                                                                     client, log), cfg)
+
+    def trials():
+        return _finish(run_trials(cfg, setup, log=log), cfg, setup, client, log)
+
+    return _run_parent(cfg, client, exp_id, parent, trials, log)
 
 
 def _config_text(cfg: StudyConfig) -> str:
@@ -200,7 +203,7 @@ def _config_text(cfg: StudyConfig) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def _run_parent(client, exp_id: str, parent: str, log, body, cfg: StudyConfig):
+def _run_parent(cfg: StudyConfig, client, exp_id: str, parent: str, body, log):
     """Ray and the trials under an open parent run, which always ends marked: FINISHED, FAILED (an error, or a
     study that never started its trials) or KILLED (Ctrl-C, its open trial runs closed too)."""
     status = "FAILED"
@@ -257,7 +260,7 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
         _mark_lost_trials(client, exp_id, parent, {(r.metrics or {}).get("trial_id") for r in grid}, log)
         return _finish(grid, cfg, setup, client, log)
 
-    return _run_parent(client, exp_id, parent, log, body, cfg)
+    return _run_parent(cfg, client, exp_id, parent, body, log)
 
 
 def resume_target(client, study: str, runs: list, uri: str, path: str | None, trust_remote_code: bool,
