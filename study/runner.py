@@ -88,10 +88,13 @@ def _main_thread() -> bool:
 
 def _close_interrupted(client, experiment_id: str, parent: str, log) -> None:
     """After Ctrl-C: the trials' runs still open are marked interrupted and closed (KILLED)."""
-    for run in child_runs(client, experiment_id, parent):
-        if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, "trial_status", "interrupted")
-            client.set_terminated(run.info.run_id, "KILLED")
+    try:
+        for run in child_runs(client, experiment_id, parent):
+            if run.info.status == "RUNNING":
+                client.set_tag(run.info.run_id, "trial_status", "interrupted")
+                client.set_terminated(run.info.run_id, "KILLED")
+    except Exception as e:  # noqa: BLE001 - the interrupt, not a tracking error, is what the user must see
+        log(f"could not close the trials' MLflow runs ({e})")
     log(f"study interrupted: parent run {parent} marked KILLED; `unlearn-study resume` continues it")
 
 

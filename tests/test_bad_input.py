@@ -435,7 +435,7 @@ def test_ctrl_c_stops_the_study_and_marks_its_runs(ray_local, embedded, tmp_path
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     steps = 400
     cfg = load_config(overrides={"study": "ctrlc", "tracking_uri": uri, "variants": ["ga"], "scheduler.type": "fifo",
-                                 "search.num_samples": 2, "search.max_concurrent": 2, "train.steps": steps,
+                                 "search.num_samples": 1, "train.steps": steps,
                                  "train.eval_every": 100, "train.checkpoint_every": 5, "train.batch_size": 8,
                                  "train.es_prompts": 4, "train.final_es_prompts": 4})
     client = MlflowClient(uri)
