@@ -68,7 +68,8 @@ def cmd_run(args) -> int:
     from .config import load_config
     from .runner import run_study
 
-    cfg = load_config(args.config, _overrides(args), flags=FLAGS)
+    overrides = _overrides(args)
+    cfg = load_config(args.config, overrides, flags={key: FLAGS[key] for key in overrides})
     run_study(cfg)
     return 0
 

@@ -228,6 +228,9 @@ def test_empty_config_and_flag_errors_are_named(tmp_path, monkeypatch, capsys):
     assert "command line, --num-samples: search.num_samples" in err and "line 2" not in err
     assert main(["run", "--study", ""]) == 2
     assert "command line, --study: study: study name ''" in capsys.readouterr().err
+    (tmp_path / "n.yaml").write_text("study: ../outside\n")
+    assert main(["run", "--config", "n.yaml"]) == 2  # a key from the file is blamed on the file
+    assert "n.yaml, line 1: study: study name '../outside'" in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists()
 
 
