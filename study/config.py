@@ -309,7 +309,7 @@ class StudyConfig(_Strict):
 
                 _language(code)
             except ValueError as e:
-                raise _KeyedError(("languages", name), f"{e} (ISO 639-1, such as hi, en, ur)") from None
+                raise _KeyedError(("languages", name), f"{e} (such as hi, en, ur)") from None
         if self.embedded.forget == self.embedded.retain:
             raise _KeyedError(("embedded", "forget"), "forget and retain must be different languages")
         for name in self.scheduler.weights:
