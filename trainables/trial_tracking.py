@@ -5,7 +5,8 @@ survive a restore. Metrics are buffered and flushed when the trial checkpoints; 
 last checkpoint are recomputed and logged then. A trial restarted from a checkpoint, or whose first attempt died
 before one, finds its run by the trial id tag instead of creating a second one, and skips the steps the run
 already holds. A tracking failure never kills the trial: it is printed (the worker log) and counted in
-`tracking_errors`.
+`tracking_errors`. A metric MLflow rejects (an invalid name) is dropped alone, named, and tagged on the run
+(`tracking_dropped_metrics`); the rest of its batch is logged.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ class TrialRun:
         if step <= self.logged_through:
             return
         ts = int(time.time() * 1000)
-        self._buffer.extend(Metric(k, float(v), ts, step) for k, v in metrics.items())
+        # A name MLflow rejected once is not sent again (it would cost a one-by-one resend at every flush).
+        self._buffer.extend(Metric(k, float(v), ts, step) for k, v in metrics.items() if k not in self.dropped)
 
     def flush(self) -> None:
         """Send buffered metrics; what fails stays buffered for the next flush (a server that blinks loses
