@@ -46,7 +46,8 @@ class GradientAscent(ForgetObjective):
     "npo",
     knobs=(Knob("beta", 0.1, 0.01, 1.0, log=True, help="NPO inverse temperature; beta -> 0 approaches GA"),),
     help="Negative Preference Optimisation (Zhang et al. 2024), reference = the model with its adapter disabled",
-    mmie=MmieForm(missing="mmie.py's npo takes the batch's mean token NLL with beta fixed at 0.1 (variant mmie_npo); "
+    mmie=MmieForm(flags=lambda v: ["--forget_obj", "npo"],
+                  missing="mmie.py's npo takes the batch's mean token NLL with beta fixed at 0.1 (variant mmie_npo); "
                           "the paper's per-sequence log-likelihoods and a searched beta have no flag"),
 )
 class NegativePreference(ForgetObjective):
