@@ -19,6 +19,8 @@ from .pareto_tracking import ParetoRecorder, trial_status
 from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
 
+# Ray's switch for its single-machine mode (the default on Windows and macOS), in which it stays on 127.0.0.1.
+SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "step")
 
 
@@ -38,17 +40,27 @@ def _init_ray(cfg: StudyConfig) -> None:
     if ray.is_initialized():
         return
     address = ray_address(cfg)
-    local = {}
-    if address is None:
-        # A local study listens on loopback only. Ray binds its servers (GCS, raylet, workers) to 127.0.0.1 only
-        # when the node's IP is exactly that, and on Linux it replaces 127.0.0.1 by the machine's address unless
-        # its Windows/macOS single-machine mode is on; the variable reaches Ray's own processes too.
-        import ray._private.ray_constants as ray_constants
+    options = dict(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    if address is not None:
+        ray.init(**options)
+        return
+    # A local study listens on loopback only. Ray binds its servers (GCS, raylet, workers) to 127.0.0.1 only when
+    # the node's IP is exactly that, and on Linux it replaces 127.0.0.1 by the machine's address unless its
+    # Windows/macOS single-machine mode is on: on while Ray starts (its processes inherit the variable), then put
+    # back, so that nothing else in this process (a multi-node test cluster) sees it.
+    import ray._private.ray_constants as ray_constants
 
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        ray_constants.ENABLE_RAY_CLUSTER = False
-        local = {"_node_ip_address": "127.0.0.1"}
-    ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False, **local)
+    saved = os.environ.get(SINGLE_MACHINE), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[SINGLE_MACHINE] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(_node_ip_address="127.0.0.1", **options)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+        if saved[0] is None:
+            os.environ.pop(SINGLE_MACHINE, None)
+        else:
+            os.environ[SINGLE_MACHINE] = saved[0]
 
 
 class StudyInterrupted(KeyboardInterrupt):
