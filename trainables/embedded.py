@@ -123,6 +123,18 @@ def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedM
     return EmbeddedModel(root=root, report=json.loads(report_path.read_text()))
 
 
+def _heldout_first(lines: list[str], unseen: set[str], spec: EmbeddedSpec) -> list[str]:
+    """`lines` ordered so that a study's held-out split (split_heldout with the spec's seed) takes the lines
+    pretraining never saw first, as it does on the corpus's own files."""
+    positions = list(range(len(lines)))
+    random.Random(spec.seed).shuffle(positions)  # split_heldout's order
+    ranked = sorted(lines, key=lambda line: line not in unseen)  # stable: unseen lines first, in corpus order
+    out = [""] * len(lines)
+    for position, line in zip(positions, ranked):
+        out[position] = line
+    return out
+
+
 def _write_eval_sets(spec: EmbeddedSpec, root: Path) -> None:
     """Derived data files beside the corpus: the evaluation-only sets (a romanised code-mixed set) and English split
     into the retain set and the general utility set. Deterministic, each written to a temporary file and renamed, so
@@ -139,7 +151,7 @@ def _write_eval_sets(spec: EmbeddedSpec, root: Path) -> None:
     general = {line for line, t in zip(english, english_templates(spec.seed, spec.lines_per_language))
                if t in GENERAL_EN_TEMPLATES}
     _, heldout = split_heldout(english, spec.seed, spec.heldout)  # as _build held them out of pretraining
-    sets[RETAIN_EN] = [line for line in english if line not in general]
+    sets[RETAIN_EN] = _heldout_first([line for line in english if line not in general], set(heldout), spec)
     sets[GENERAL_EN] = [line for line in heldout if line in general]
     for name, lines in sets.items():
         path = data / f"{name}.jsonl"
