@@ -18,6 +18,8 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from trainables.mmie_metrics import gates_verdict
+
 from .pareto import hypervolume, knee_point, nondominated_ranks, reference_point
 
 RANKED_STATUSES = ("completed", "diverged")
@@ -159,6 +161,7 @@ class ParetoRecorder(tune.Callback):
             row = {"trial_id": ids[i], "run_id": self._run_id(ids[i]) or "", "knee": i == knee,
                    "variant": t["config"].get("variant"), "adapter": t["config"].get("adapter", "")}
             row.update({m: float(points[i, j]) for j, m in enumerate(self.objectives)})
+            row["mmie_gates"] = gates_verdict(t["result"])
             row.update({k: v for k, v in t["config"].items() if k not in row})
             rows.append(row)
         return sorted(rows, key=lambda r: -r[self.objectives[0]])

@@ -13,6 +13,7 @@ from pathlib import Path
 from trainables.data import DataError, DataPaths, load_study_data
 from trainables.embedded import EmbeddedSpec, ensure_embedded
 from trainables.language_id import detect_language
+from trainables.mmie_metrics import MmieEvalConfig
 from trainables.modeling import load_tokenizer
 from trainables.sae import SAEConfig
 from trainables.setup import TrialSetup
@@ -58,6 +59,7 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
             retain=str(Path(d.retain).resolve()),
             mixed=str(Path(d.mixed).resolve()) if d.mixed else None,
             xlang=tuple(str(Path(p).resolve()) for p in d.xlang),
+            adversarial=str(Path(d.adversarial).resolve()) if d.adversarial else None,
         )
         data = load_study_data(paths, seed=cfg.train.seed)  # validates every line before anything is built
     setup = TrialSetup(
@@ -78,6 +80,7 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
         final_es_prompts=cfg.train.final_es_prompts,
         sae=SAEConfig(**cfg.sae.model_dump(exclude={"pretrained"})),
         sae_pretrained=str(Path(cfg.sae.pretrained).resolve()) if cfg.sae.pretrained else "",
+        mmie_eval=MmieEvalConfig(**cfg.mmie_eval.model_dump(exclude={"constrain_search"})),
         max_grad_norm=cfg.train.max_grad_norm,
         max_adapter_norm=cfg.train.max_adapter_norm,
         seed=cfg.train.seed,

@@ -14,6 +14,7 @@ from trainables.setup import TrialSetup
 
 from .config import StudyConfig, parse_config
 from .prepare import prepare_study, storage_path, tracking_uri
+from .mmie_tracking import MmieGatesRecorder
 from .pareto_tracking import ParetoRecorder, trial_status
 from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, latest_parent_run, start_parent_run
@@ -80,7 +81,8 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
             storage_path=storage_path(cfg),
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[_recorder(cfg, setup, log)],
+            callbacks=[_recorder(cfg, setup, log),
+                       MmieGatesRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id)],
             verbose=0,
         ),
     )

@@ -91,11 +91,13 @@ class EmbeddedModel:
         roles = {forget, retain}
         mixed = EMBEDDED_ROLES["mixed"] if forget == "hi" and retain == "en" else None
         xlang = tuple(str(data / f"{c}.jsonl") for c in ("hi", "ur", "pa", "bn") if c not in roles)
+        adversarial = data / f"adversarial_{forget}.jsonl"
         return DataPaths(
             forget=str(data / f"{forget}.jsonl"),
             retain=str(data / f"{retain}.jsonl"),
             mixed=str(data / f"{mixed}.jsonl") if mixed else None,
             xlang=xlang,
+            adversarial=str(adversarial) if adversarial.exists() else None,
         )
 
 
@@ -110,7 +112,21 @@ def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedM
         with file_lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
             if not report_path.exists():
                 _build(spec, root, log)
+    if not spec.data_files:
+        _write_adversarial(root / "data", spec.seed)
     return EmbeddedModel(root=root, report=json.loads(report_path.read_text()))
+
+
+def _write_adversarial(data: Path, seed: int) -> None:
+    """The adversarial prompt sets (never pretrained on, so a cache built before them gains them unchanged)."""
+    from .corpus import adversarial_prompts
+
+    for language in ("hi", "ur", "pa", "bn"):
+        path = data / f"adversarial_{language}.jsonl"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            write_jsonl(tmp, adversarial_prompts(language, seed))
+            tmp.rename(path)  # atomic: concurrent writers write the same bytes
 
 
 def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:
