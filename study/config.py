@@ -147,6 +147,7 @@ class MmieEvalSettings(_Strict):
     final_items: int = Field(MmieEvalConfig.final_items, ge=1)  # at the end of a trial, and for the base model
     max_new_tokens: int = Field(MmieEvalConfig.max_new_tokens, ge=1)
     through_eos: bool | None = None  # None: generation runs through end-of-text when there is no chat template
+    teacher_forced_items: int | None = Field(None, ge=1)  # None: mmie.py's (ppl 200, token KL 120, MIA 120)
     min_k: float = Field(MmieEvalConfig.min_k, gt=0, le=1)
     gate_es_forget_ratio: float = Field(MmieEvalConfig.gate_es_forget_ratio, ge=0)
     gate_es_mixed_ratio: float = Field(MmieEvalConfig.gate_es_mixed_ratio, ge=0)

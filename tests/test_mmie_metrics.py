@@ -122,6 +122,7 @@ def test_pick_mmie_gates_is_the_most_forgetting_feasible_trial():
         pick(record, "mmie-gates")
 
 
+@pytest.mark.slow
 def test_mia_auc_points_towards_the_set_the_adapter_learnt(embedded):
     """Loss-based MIA on the embedded model: an adapter trained towards the forget lines makes them look like
     members (AUC near 1); one trained away from them (gradient ascent) makes them look like non-members (near 0).
@@ -162,7 +163,7 @@ def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(em
     from trainables.setup import TrialSetup
     from trainables.unlearner import Unlearner
 
-    small = mm.MmieEvalConfig(items=2, final_items=2, max_new_tokens=6)
+    small = mm.MmieEvalConfig(items=2, final_items=2, max_new_tokens=6, teacher_forced_items=8)
     setup = TrialSetup(steps=2, batch_size=4, languages=(("forget", "hi"), ("retain", "en")), mmie_eval=small)
     hp = {"variant": "ga", "lr": 1e-3, "rank": 8, "target_modules": "q_proj,v_proj"}
     with_eval, without = Unlearner(setup, hp), Unlearner(setup, hp)

@@ -21,6 +21,8 @@ SMALL = {
     "train.batch_size": 8,
     "train.es_prompts": 4,
     "train.final_es_prompts": 8,
+    # mmie.py's measurements, small (their definitions are tested in test_mmie_metrics.py).
+    "mmie_eval": {"items": 2, "final_items": 2, "max_new_tokens": 8, "teacher_forced_items": 8},
 }
 
 
@@ -144,6 +146,12 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_
     assert len(pruned) == list(status.values()).count("stopped_early")
     assert all(t.values is None and t.user_attrs["stopped_at_step"] < 8 for t in pruned)
     assert not {t.number for t in study.best_trials} & {t.number for t in pruned}
+    # mmie.py's measurements in each finished trial's run, its gates as a tag and as Optuna constraints, the base
+    # model's on the parent run.
+    assert all({"mmie/es_forget", "mmie/ppl_retain", "mmie/mia_auc", "mia_min_k_auc"} <= set(c.data.metrics)
+               and c.data.tags["mmie_gates"] == ("feasible" if c.data.metrics["mmie/gates_feasible"] else "infeasible")
+               for c in finished) and "mmie/base/es_forget" in parent.data.metrics
+    assert all(t.constraints for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
 
     # The knee, exported, runs through the mmie.py entry point with the same seed to the same metrics.
     from study.export import export_config, pick

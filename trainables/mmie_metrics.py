@@ -56,6 +56,9 @@ class MmieEvalConfig:
     # The embedded model (no template) ends every line with end-of-text and would reply with nothing; with this,
     # its continuation is the lines it writes next. mmie.py always stops there (set False to match it exactly).
     through_eos: bool | None = None
+    # Lines for perplexity, token KL and membership inference; None: mmie.py's 200, 120 and 120 (each capped by
+    # what the study holds out or trains on).
+    teacher_forced_items: int | None = None
     min_k: float = 0.2  # Min-K% Prob: the share of lowest-probability tokens averaged
     gate_es_forget_ratio: float = 0.5
     gate_es_mixed_ratio: float = 0.7
@@ -323,11 +326,14 @@ def measure(model, tok, data, *, target: str, script: str | None, items: int, cf
         with edited():
             gens = generate(model, tok, prompts[:items], cfg.max_new_tokens, seed * 1000 + i, cfg.through_eos)
         out[prefix + name] = word_prefix_es(gens, lid, target, script)
+    ppl_n, kl_n, mia_n = (PPL_ITEMS, KL_ITEMS, MIA_ITEMS) if cfg.teacher_forced_items is None else \
+        (cfg.teacher_forced_items,) * 3
     retain = data.retain.heldout
-    out[prefix + "ppl_retain"] = perplexity(model, tok, retain[:PPL_ITEMS], edited)
-    members, nonmembers = data.forget.train[:MIA_ITEMS], data.retain.train[:MIA_ITEMS]
+    out[prefix + "ppl_retain"] = perplexity(model, tok, retain[:ppl_n], edited)
+    # mmie.py's members and non-members are lines it trained on (forget[:120], retain[:120]): training lines here.
+    members, nonmembers = data.forget.train[:mia_n], data.retain.train[:mia_n]
     if base is not None:
-        out[prefix + "token_kl_retain"] = token_kl(model, tok, retain[:KL_ITEMS], base, edited)
+        out[prefix + "token_kl_retain"] = token_kl(model, tok, retain[:kl_n], base, edited)
         out[prefix + "mia_auc"], out[prefix + "mia_acc"] = loss_mia(model, tok, members, nonmembers, base, edited)
     min_k = "mia_min_k_auc" + ("" if base is not None else "_base")
     out[min_k] = min_k_mia(model, tok, members, nonmembers, cfg.min_k, edited)
