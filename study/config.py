@@ -145,6 +145,8 @@ class MmieEvalSettings(_Strict):
     enabled: bool = True
     items: int = Field(MmieEvalConfig.items, ge=1)  # generation prompts per set at evaluation checkpoints
     final_items: int = Field(MmieEvalConfig.final_items, ge=1)  # at the end of a trial, and for the base model
+    # ES sets at checkpoints: forget only (generation is most of the cost) or all; the end measures every set.
+    checkpoint_sets: Literal["forget", "all"] = "forget"
     max_new_tokens: int = Field(MmieEvalConfig.max_new_tokens, ge=1)
     through_eos: bool | None = None  # None: generation runs through end-of-text when there is no chat template
     teacher_forced_items: int | None = Field(None, ge=1)  # None: mmie.py's (ppl 200, token KL 120, MIA 120)

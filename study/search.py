@@ -53,11 +53,16 @@ class PartialAwareOptunaSearch(OptunaSearch):
 
 def mmie_gate_constraints(result: dict) -> dict[str, float]:
     """mmie.py's gates as Optuna constraints (<= 0 feasible) from a trial's result (`mmie/gate_<gate>`, computed
-    by the trial); a trial whose result has none (it ended before its first full evaluation) counts infeasible."""
+    by the trial); a gate missing from the result (it ended before its first full evaluation) counts infeasible."""
     from trainables.mmie_metrics import GATES
 
-    values = {g: result[f"mmie/gate_{g}"] for g in GATES if result.get(f"mmie/gate_{g}") is not None}
-    return {g: (v if v == v else 1.0) for g, v in values.items()} or {g: 1.0 for g in GATES[:2]}
+    out = {}
+    for gate in GATES:
+        value = result.get(f"mmie/gate_{gate}")
+        if value is None and gate == "G3_es_mixed":
+            continue  # a study without a mixed set
+        out[gate] = 1.0 if value is None or value != value else float(value)
+    return out
 
 
 def make_searcher(cfg: StudyConfig) -> PartialAwareOptunaSearch:

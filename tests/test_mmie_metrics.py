@@ -2,6 +2,7 @@
 constraints: on hand-made texts, the real LID packages, a real Optuna study and the embedded model."""
 
 import math
+from contextlib import nullcontext
 
 import optuna
 import pytest
@@ -74,6 +75,8 @@ def test_gates_follow_mmie_fallback_rule():
     assert gates["G3_es_mixed"] == pytest.approx(0.6 - 0.63)
     zero_base = mm.gate_constraints({"mmie/es_forget": 0.05, "mmie/base/es_forget": 0.0}, cfg)
     assert zero_base == {"G1_es_forget": pytest.approx(0.05 - 0.1)}  # 0.1 when the base is 0; no mixed: no G3
+    diverged = mm.gate_constraints({"mmie/es_forget": math.nan, "mmie/base/es_forget": 0.5}, cfg)
+    assert diverged == {"G1_es_forget": math.inf}
     assert mm.gates_verdict({"mmie/gates_feasible": 1.0}) == "feasible"
     assert mm.gates_verdict({"mmie/gates_feasible": 0.0}) == "infeasible" and mm.gates_verdict({}) == "unknown"
 
@@ -148,14 +151,14 @@ def test_mia_auc_points_towards_the_set_the_adapter_learnt(embedded):
             opt.step()
             opt.zero_grad()
         model.eval()
-        base, edited = model.disable_adapter, __import__("contextlib").nullcontext
-        out[direction] = (mm.loss_mia(model, tok, members, nonmembers, base, edited),
-                          mm.min_k_mia(model, tok, members, nonmembers, 0.2, edited),
-                          mm.min_k_mia(model, tok, members, nonmembers, 0.2, base))
-    (auc_towards, acc_towards), mink_towards, mink_base = out[1.0]
-    (auc_away, acc_away), mink_away, _ = out[-1.0]
-    assert auc_towards == 1.0 and acc_towards == 1.0
-    assert auc_away == 0.0 and acc_away <= 0.5  # ascent on Hindi raises English loss too: those count right
+        base, edited = model.disable_adapter, nullcontext
+        out[direction] = (mm.membership(model, tok, members, nonmembers, 0.2, edited, base),
+                          mm.membership(model, tok, members, nonmembers, 0.2, base)["mia_min_k_auc"])
+    towards, mink_base = out[1.0]
+    away, _ = out[-1.0]
+    assert towards["mia_auc"] == 1.0 and towards["mia_acc"] == 1.0
+    assert away["mia_auc"] == 0.0 and away["mia_acc"] <= 0.5  # ascent on Hindi raises English loss too
+    mink_towards, mink_away = towards["mia_min_k_auc"], away["mia_min_k_auc"]
     assert mink_towards > mink_base > mink_away
 
 
@@ -179,3 +182,6 @@ def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(em
     assert out["mmie/token_kl_retain"] > 0 and 0 <= out["mia_min_k_auc"] <= 1
     assert {"mmie/gate_G1_es_forget", "mmie/gate_G2_ppl", "mmie/gate_G3_es_mixed"} <= set(out)
     assert out["mmie/gates_feasible"] == float(all(out[f"mmie/gate_{g}"] <= 0 for g in mm.GATES))
+    assert not mm.gates_pass({"G2_ppl": -1.0})  # G1 not measured: not a pass
+    checkpoint = with_eval.evaluate_mmie(final=False)  # ES of the forget set only, by default
+    assert "mmie/es_forget" in checkpoint and "mmie/es_mixed" not in checkpoint and "mmie/mia_auc" in checkpoint

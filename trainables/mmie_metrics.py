@@ -51,6 +51,9 @@ class MmieEvalConfig:
     enabled: bool = True
     items: int = 8  # generation prompts per set at evaluation checkpoints
     final_items: int = 16  # at the end of a trial, and for the base model
+    # ES sets at evaluation checkpoints: "forget" (es_forget only: generation is most of the cost) or "all"; the
+    # end of a trial and the base model always measure every set.
+    checkpoint_sets: str = "forget"
     max_new_tokens: int = 64
     # Whether generation runs through end-of-text to max_new_tokens. None: when the tokenizer has no chat template.
     # The embedded model (no template) ends every line with end-of-text and would reply with nothing; with this,
@@ -139,7 +142,7 @@ def generate(model, tok, prompts: Sequence[str], max_new_tokens: int, seed: int,
             new = generated[:, width:]
             if through_eos:  # end-of-text separates lines: decode it as a line break
                 texts = tok.batch_decode(new, skip_special_tokens=False)
-                out.extend(t.replace(tok.eos_token, "\n").strip() for t in texts)
+                out.extend(t.replace(tok.eos_token or "\0", "\n").strip() for t in texts)
             else:
                 out.extend(tok.batch_decode(new, skip_special_tokens=True))
     return out
@@ -210,43 +213,50 @@ def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
     return wins / (len(positives) * len(negatives))
 
 
+def _min_k_scores(logp: torch.Tensor, mask: torch.Tensor, k: float) -> list[float]:
+    """Min-K% Prob per line: the mean of its lowest k share of token log-probs."""
+    out = []
+    for row, m in zip(logp, mask):
+        real = row[m]
+        if len(real):
+            out.append(float(torch.sort(real).values[: max(1, math.ceil(k * len(real)))].mean()))
+    return out
+
+
 @torch.no_grad()
-def loss_mia(model, tok, members: Sequence[str], nonmembers: Sequence[str], base: Callable[[], AbstractContextManager],
-             edited: Callable[[], AbstractContextManager]) -> tuple[float, float]:
-    """mmie.py's loss-based membership inference: (AUC, ACC) of per-batch base_loss - edited_loss."""
-    def scores(texts):
-        out = []
-        for batch in _batches(tok, texts, model.device):
-            with base():
-                base_loss = _mean_loss(_logits(model, batch), batch["labels"])
+def membership(model, tok, members: Sequence[str], nonmembers: Sequence[str], k: float,
+               edited: Callable[[], AbstractContextManager], base: Callable[[], AbstractContextManager] | None = None,
+               base_losses: dict | None = None) -> dict[str, float]:
+    """Membership inference, members = forget lines, non-members = retain lines.
+
+    mmie.py's loss-based attack (with `base`): the score of a batch of 8 is base_loss - edited_loss; `mia_acc` calls
+    a batch a member when its score is >= 0, `mia_auc` ranks the same scores. Min-K% Prob (Shi et al. 2023), which
+    needs no reference: a line's score is the mean of its lowest k share of token log-probs, `mia_min_k_auc` the
+    AUC of members against non-members. `base_losses` keeps the base model's batch losses between calls.
+    """
+    scores: dict[bool, list[float]] = {True: [], False: []}
+    min_k: dict[bool, list[float]] = {True: [], False: []}
+    for is_member, texts in ((True, members), (False, nonmembers)):
+        for i, batch in enumerate(_batches(tok, texts, model.device)):
             with edited():
-                edited_loss = _mean_loss(_logits(model, batch), batch["labels"])
-            out.append(base_loss - edited_loss)
-        return out
-
-    pos, neg = scores(members), scores(nonmembers)
-    correct = sum(s >= 0 for s in pos) + sum(s < 0 for s in neg)
-    return auc(pos, neg), correct / max(len(pos) + len(neg), 1)
-
-
-@torch.no_grad()
-def min_k_mia(model, tok, members: Sequence[str], nonmembers: Sequence[str], k: float,
-              edited: Callable[[], AbstractContextManager]) -> float:
-    """Min-K% Prob (Shi et al. 2023): a line's score is the mean of its lowest k share of token log-probs; AUC of
-    members (forget lines) against non-members (retain lines). Needs no reference model."""
-    def scores(texts):
-        out = []
-        with edited():
-            for batch in _batches(tok, texts, model.device):
                 logp, mask = _token_logprobs(_logits(model, batch), batch["labels"])
-                for row, m in zip(logp, mask):
-                    real = row[m]
-                    if len(real):
-                        lowest = torch.sort(real).values[: max(1, math.ceil(k * len(real)))]
-                        out.append(float(lowest.mean()))
-        return out
-
-    return auc(scores(members), scores(nonmembers))
+            min_k[is_member] += _min_k_scores(logp, mask, k)
+            if base is None:
+                continue
+            key = (is_member, i)
+            if base_losses is None or key not in base_losses:
+                with base():
+                    loss = _mean_loss(_logits(model, batch), batch["labels"])
+                if base_losses is not None:
+                    base_losses[key] = loss
+            base_loss = loss if base_losses is None else base_losses[key]
+            scores[is_member].append(base_loss - float(-logp.sum() / mask.sum().clamp_min(1)))
+    out = {"mia_min_k_auc": auc(min_k[True], min_k[False])}
+    if base is not None:
+        pos, neg = scores[True], scores[False]
+        out["mia_auc"] = auc(pos, neg)
+        out["mia_acc"] = (sum(s >= 0 for s in pos) + sum(s < 0 for s in neg)) / max(len(pos) + len(neg), 1)
+    return out
 
 
 # ---- acceptance gates ------------------------------------------------------------------------------------------
@@ -258,19 +268,26 @@ def gate_constraints(metrics: dict[str, float], cfg: MmieEvalConfig) -> dict[str
     """mmie.py's fallback gates as constraint values (<= 0 passes), from `mmie/<name>` and `mmie/base/<name>`:
     G1 ES_f <= ratio * base (0.1 when the base is 0), G2 PPL / base <= ratio, G3 ES_mix <= ratio * base.
     A gate whose metrics are missing (no mixed set) is left out."""
-    def pair(name):
-        value, base = metrics.get(f"mmie/{name}"), metrics.get(f"mmie/base/{name}")
-        ok = value is not None and base is not None and math.isfinite(value) and math.isfinite(base)
-        return (value, base) if ok else None
-
+    rules = {
+        "G1_es_forget": ("es_forget", lambda v, b: v - (cfg.gate_es_forget_ratio * b if b > 0 else 0.1)),
+        "G2_ppl": ("ppl_retain", lambda v, b: (v / b if b > 0 else math.inf) - cfg.gate_ppl_ratio),
+        "G3_es_mixed": ("es_mixed", lambda v, b: v - cfg.gate_es_mixed_ratio * b),
+    }
     out = {}
-    if (es := pair("es_forget")) is not None:
-        out["G1_es_forget"] = es[0] - (cfg.gate_es_forget_ratio * es[1] if es[1] > 0 else 0.1)
-    if (ppl := pair("ppl_retain")) is not None:
-        out["G2_ppl"] = (ppl[0] / ppl[1] if ppl[1] > 0 else math.inf) - cfg.gate_ppl_ratio
-    if (mix := pair("es_mixed")) is not None:
-        out["G3_es_mixed"] = mix[0] - cfg.gate_es_mixed_ratio * mix[1]
+    for gate, (name, rule) in rules.items():
+        value, base = metrics.get(f"mmie/{name}"), metrics.get(f"mmie/base/{name}")
+        if value is None or base is None:
+            continue
+        # A value that could not be measured (a diverged model's) fails its gate.
+        out[gate] = rule(value, base) if math.isfinite(value) and math.isfinite(base) else math.inf
+        if math.isnan(out[gate]):
+            out[gate] = math.inf
     return out
+
+
+def gates_pass(gates: dict[str, float]) -> bool:
+    """Every gate passes, and G1 and G2 (which every study has) were measured."""
+    return {"G1_es_forget", "G2_ppl"} <= set(gates) and all(v <= 0 for v in gates.values())
 
 
 def gates_verdict(metrics: dict[str, float]) -> str:
@@ -317,14 +334,21 @@ def base_measurements(key, owner, compute: Callable[[], dict[str, float]]) -> di
 
 def measure(model, tok, data, *, target: str, script: str | None, items: int, cfg: MmieEvalConfig, seed: int, lid,
             edited: Callable[[], AbstractContextManager], base: Callable[[], AbstractContextManager] | None = None,
-            prefix: str = "mmie/") -> dict[str, float]:
-    """mmie.py's measurements of the model as `edited` runs it, `items` prompts per ES set. Without `base` (the
-    base model measured on its own) only what needs no reference: ES, perplexity and the Min-K% score."""
+            prefix: str = "mmie/", only_forget: bool = False, base_losses: dict | None = None) -> dict[str, float]:
+    """mmie.py's measurements of the model as `edited` runs it, `items` prompts per ES set (`only_forget`: ES of
+    the forget set only). Without `base` (the base model measured on its own) only what needs no reference: ES,
+    perplexity and the Min-K% score. `base_losses` keeps the base model's MIA losses between calls."""
     model.eval()
     out: dict[str, float] = {}
     for i, (name, prompts) in enumerate(es_prompt_sets(data).items()):
-        with edited():
-            gens = generate(model, tok, prompts[:items], cfg.max_new_tokens, seed * 1000 + i, cfg.through_eos)
+        if only_forget and name != "es_forget":
+            continue
+        try:
+            with edited():
+                gens = generate(model, tok, prompts[:items], cfg.max_new_tokens, seed * 1000 + i, cfg.through_eos)
+        except RuntimeError:  # a diverged model's logits are not a distribution to sample from
+            out[prefix + name] = math.nan
+            continue
         out[prefix + name] = word_prefix_es(gens, lid, target, script)
     ppl_n, kl_n, mia_n = (PPL_ITEMS, KL_ITEMS, MIA_ITEMS) if cfg.teacher_forced_items is None else \
         (cfg.teacher_forced_items,) * 3
@@ -334,7 +358,7 @@ def measure(model, tok, data, *, target: str, script: str | None, items: int, cf
     members, nonmembers = data.forget.train[:mia_n], data.retain.train[:mia_n]
     if base is not None:
         out[prefix + "token_kl_retain"] = token_kl(model, tok, retain[:kl_n], base, edited)
-        out[prefix + "mia_auc"], out[prefix + "mia_acc"] = loss_mia(model, tok, members, nonmembers, base, edited)
-    min_k = "mia_min_k_auc" + ("" if base is not None else "_base")
-    out[min_k] = min_k_mia(model, tok, members, nonmembers, cfg.min_k, edited)
+    mia = membership(model, tok, members, nonmembers, cfg.min_k, edited, base, base_losses)
+    out["mia_min_k_auc" + ("" if base is not None else "_base")] = mia.pop("mia_min_k_auc")
+    out.update({prefix + k: v for k, v in mia.items()})
     return out

@@ -320,12 +320,16 @@ class Unlearner:
         base = mmie_metrics.base_measurements(key, self, lambda: mmie_metrics.measure(
             self.model, self.tok, self.data, items=cfg.final_items, edited=self.adapter.disabled,
             prefix="mmie/base/", **common))
+        if getattr(self, "_mmie_base_losses", None) is None:
+            self._mmie_base_losses = {}
         out = mmie_metrics.measure(self.model, self.tok, self.data, items=cfg.final_items if final else cfg.items,
-                                   edited=self._gated, base=self.adapter.disabled, **common)
+                                   edited=self._gated, base=self.adapter.disabled,
+                                   only_forget=not final and cfg.checkpoint_sets == "forget",
+                                   base_losses=self._mmie_base_losses, **common)
         out.update(base)
         gates = mmie_metrics.gate_constraints(out, cfg)
         out.update({f"mmie/gate_{name}": value for name, value in gates.items()})
-        out["mmie/gates_feasible"] = float(all(value <= 0 for value in gates.values()))
+        out["mmie/gates_feasible"] = float(mmie_metrics.gates_pass(gates))
         return out
 
     # ---- checkpoints ----------------------------------------------------------------------------------------
