@@ -83,8 +83,9 @@ def test_dual_optim_keeps_separate_states():
     dual.optimizer("retain").step()
     assert all(torch.equal(dual.forget.state[p][k], v) for k, v in forget_state.items())
     assert dual.forget.state[p]["step"].item() == 1 and dual.retain.state[p]["step"].item() == 2
-    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(0) == ["forget", "retain"]
-    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(3) == ["retain"]
+    # Budgets count forget updates: every step is one forget update and its retain_freq retain updates.
+    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(0) == ["forget"] + ["retain"] * 5
+    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(3) == ["forget"] + ["retain"] * 5
 
 
 def test_bounded_loss_and_its_gradient_are_bounded():

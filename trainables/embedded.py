@@ -38,6 +38,8 @@ PRETOKENIZE_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L
 
 # The generated corpus's languages and their roles in the default study (forget Hindi, retain English).
 EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn")}
+# Forget languages with a generated adversarial prompt set (English instructions to write in them).
+ADVERSARIAL_LANGUAGES = ("hi", "ur", "pa", "bn")
 
 
 def cache_root() -> Path:
@@ -91,13 +93,12 @@ class EmbeddedModel:
         roles = {forget, retain}
         mixed = EMBEDDED_ROLES["mixed"] if forget == "hi" and retain == "en" else None
         xlang = tuple(str(data / f"{c}.jsonl") for c in ("hi", "ur", "pa", "bn") if c not in roles)
-        adversarial = data / f"adversarial_{forget}.jsonl"
         return DataPaths(
             forget=str(data / f"{forget}.jsonl"),
             retain=str(data / f"{retain}.jsonl"),
             mixed=str(data / f"{mixed}.jsonl") if mixed else None,
             xlang=xlang,
-            adversarial=str(adversarial) if adversarial.exists() else None,
+            adversarial=str(data / f"adversarial_{forget}.jsonl") if forget in ADVERSARIAL_LANGUAGES else None,
         )
 
 
@@ -121,7 +122,7 @@ def _write_adversarial(data: Path, seed: int) -> None:
     """The adversarial prompt sets (never pretrained on, so a cache built before them gains them unchanged)."""
     from .corpus import adversarial_prompts
 
-    for language in ("hi", "ur", "pa", "bn"):
+    for language in ADVERSARIAL_LANGUAGES:
         path = data / f"adversarial_{language}.jsonl"
         if not path.exists():
             tmp = path.with_suffix(f".{os.getpid()}.tmp")

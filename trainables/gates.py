@@ -30,7 +30,7 @@ import torch
 
 from .data import StudyData
 from .decoder_layers import decoder_body, decoder_layers, hidden_of, with_hidden
-from .registry import GATES, Knob
+from .registry import GATES, Knob, MmieForm
 from .sae import (
     SAEConfig,
     SelectedFeatures,
@@ -243,7 +243,13 @@ class GateContext:
 
 
 @GATES.register("sae_gate", knobs=STATIC_GATE_KNOBS, help="mmie.py's static SAE gate: selected features scaled by "
-                "1 - base_alpha on every input")
+                "1 - base_alpha on every input",
+                mmie=MmieForm(flags=lambda v: ["--sae_gate", "--sae_gate_alpha", str(v["base_alpha"]),
+                                               "--sae_gate_topk", str(v["n_features"]),
+                                               "--sae_feature_picker", "activation"],
+                              missing="mmie.py trains its own SAE (on per-sequence mean states), encodes densely and "
+                                      "picks features by forget-minus-retain |z| (--sae_feature_picker activation is the "
+                                      "nearest of its pickers); this gate's SAE and DSG-style selection are not its"))
 def static_gate(base_alpha: float, n_features: int, sae_layer: str, *, context: GateContext):
     layer = int(sae_layer)
     sae, features, info = context.fit(layer, int(n_features))
@@ -251,7 +257,9 @@ def static_gate(base_alpha: float, n_features: int, sae_layer: str, *, context: 
 
 
 @GATES.register("dsg", knobs=DSG_GATE_KNOBS, help="Dynamic SAE Guardrails: selected features clamped negative on "
-                "sequences whose trigger share exceeds a retain-calibrated threshold")
+                "sequences whose trigger share exceeds a retain-calibrated threshold",
+                mmie=MmieForm(missing="mmie.py's dsg arm crashes as published (its call omits `lid`) and its --dsg "
+                                      "only sets a threshold on the static gate"))
 def dynamic_gate(base_alpha: float, n_features: int, trigger_percentile: float, sae_layer: str, *,
                  context: GateContext):
     layer = int(sae_layer)
