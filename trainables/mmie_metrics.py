@@ -10,7 +10,8 @@ A study predicts what the user's mmie.py will report, so these follow its defini
   the first prefix holding a character of the forget script's Unicode block; the text scores 1 - i*/n, 0 if no
   i* or no words. ES is the mean over texts: how early the forget language starts, not how often it appears.
 - `ppl_retain`: exp of the mean of per-batch mean token losses over retain lines (batches of 8, 256 tokens).
-- `token_kl_retain`: KL(P_base || P_model) summed over a line's positions and the vocabulary, mean over lines.
+- `token_kl_retain`: KL(P_base || P_model), the retain step's: summed over positions and the vocabulary, divided
+  by the batch size; the mean over batches of 8 retain lines.
 - `mia_auc`, `mia_acc`: members are forget lines, non-members retain lines; the score of a batch of 8 is
   base_loss - edited_loss; ACC calls a batch a member when its score is >= 0; AUC ranks the same scores.
 - the acceptance gates G1-G3 with the ratios of mmie.py's fallback rule (§7).
@@ -26,9 +27,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from .batching import pad_rows, to_device
+from .retain_objectives import kl_to_base
 from .unicode_scripts import char_script
 
 # mmie.py's constants (§5); these are definitions, not settings.
@@ -184,25 +185,19 @@ def perplexity(model, tok, texts: Sequence[str], edited: Callable[[], AbstractCo
     return math.exp(min(sum(losses) / len(losses), 700.0)) if losses else float("nan")
 
 
-def sequence_kl(base_logits: torch.Tensor, logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """KL(P_base || P_model) per sequence: summed over its real positions and the vocabulary."""
-    base_logp = torch.log_softmax(base_logits.float(), dim=-1)
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    per_position = (base_logp.exp() * (base_logp - logp)).sum(-1)
-    return (per_position * attention_mask).sum(-1)
-
-
 @torch.no_grad()
 def token_kl(model, tok, texts: Sequence[str], base: Callable[[], AbstractContextManager],
              edited: Callable[[], AbstractContextManager]) -> float:
+    """The retain step's KL (trainables.retain_objectives.kl_to_base: batchmean over real positions), averaged
+    over batches of 8."""
     kls = []
     for batch in _batches(tok, texts, model.device):
         with base():
             base_logits = _logits(model, batch)
         with edited():
             logits = _logits(model, batch)
-        kls.append(sequence_kl(base_logits, logits, batch["attention_mask"]))
-    return float(torch.cat(kls).mean()) if kls else float("nan")
+        kls.append(float(kl_to_base(logits, base_logits, batch["labels"] != -100)))
+    return sum(kls) / len(kls) if kls else float("nan")
 
 
 def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
