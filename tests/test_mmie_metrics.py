@@ -185,3 +185,22 @@ def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(em
     assert not mm.gates_pass({"G2_ppl": -1.0})  # G1 not measured: not a pass
     checkpoint = with_eval.evaluate_mmie(final=False)  # ES of the forget set only, by default
     assert "mmie/es_forget" in checkpoint and "mmie/es_mixed" not in checkpoint and "mmie/mia_auc" in checkpoint
+
+
+def test_adversarial_set_is_generated_validated_and_never_collateral(embedded, tmp_path):
+    from trainables.corpus import adversarial_prompts
+    from trainables.data import DataError, DataPaths, load_study_data
+    from trainables.unicode_scripts import dominant_script
+
+    prompts = adversarial_prompts("hi")
+    assert len(set(prompts)) == 200 and prompts == adversarial_prompts("hi")
+    assert all("Hindi" in p for p in prompts) and dominant_script(prompts)[0] == "LATIN"
+    paths = embedded.data_paths()
+    assert paths.adversarial.endswith("adversarial_hi.jsonl")
+    data = load_study_data(paths)
+    assert "adversarial" in data.sets and "adversarial" not in {s.name for s in data.collateral_sets()}
+    assert len(mm.es_prompt_sets(data)["es_adversarial"]) == 200  # every line is a prompt: none is trained on
+    bad = tmp_path / "adv.jsonl"
+    bad.write_text('{"text": "Translate into Hindi: hello"}\n{"txt": 1}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"adversarial file .*adv.jsonl, line 2"):
+        load_study_data(DataPaths(forget=paths.forget, retain=paths.retain, adversarial=str(bad)))
