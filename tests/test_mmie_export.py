@@ -15,7 +15,7 @@ from study.config import load_config
 from study.export import MMIE_UPDATES_PER_STEP, mmie_command, mmie_problems
 from study.front import StudyRecord, TrialRecord
 from study.space import SearchSpace
-from tests.mmie_flags import ParseError, mmie_parser
+from mmie_flags import ParseError, mmie_parser
 from trainables.registry import ADAPTERS, GATES, VARIANTS, get_variant
 
 STEPS = 40
@@ -87,7 +87,7 @@ def test_every_variant_exports_to_a_command_the_parser_accepts(variant, adapter)
         assert args.force_layers == layers and args.select_top_k >= len(layers)
         assert args.reft_gated == (p["reft_gated"] == "on") and args.reft_negative == (p["reft_negative"] == "on")
     if v.gate == "sae_gate":
-        assert args.sae_gate and args.sae_gate_alpha == pytest.approx(p["base_alpha"])
+        assert args.sae_gate and args.sae_gate_alpha == pytest.approx(p["sae_gate_alpha"])
         assert args.sae_gate_topk == int(p["n_features"]) and args.sae_feature_picker == "activation"
 
 

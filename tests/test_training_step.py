@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from tests.conftest import run_steps
+from conftest import run_steps
 from trainables.objectives import GradientAscent, MmieTanhBounded
 from trainables.optimizers import DualOptim, SingleAdamW
 from trainables.retain_objectives import kl_to_base

@@ -104,3 +104,17 @@ def test_sine_adapter_delta_stays_within_one_over_gain(embedded):
     deltas = [layer.delta_weight() for layer in u.adapter.layers.values()]
     assert max(d.abs().max().item() for d in deltas) <= 1 / 20.0 + 1e-7
     assert max(d.abs().max().item() for d in deltas) > 1e-4  # and it did train
+
+
+def test_same_named_searched_knobs_are_one_parameter():
+    # Optuna knows a parameter by its name: two pieces' searched knobs of one name must mean the same thing (the
+    # static gate's attenuation and DSG's clamp strength were both base_alpha, so TPE learnt one from the other).
+    from trainables.registry import ADAPTERS, GATES, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS
+
+    definitions: dict[str, set] = {}
+    for registry in (OBJECTIVES, RETAIN_OBJECTIVES, WEIGHTINGS, OPTIMIZERS, ADAPTERS, GATES):
+        for entry in registry:
+            for knob in entry.knobs:
+                if knob.searched:
+                    definitions.setdefault(knob.name, set()).add(knob)
+    assert {name: d for name, d in definitions.items() if len(d) > 1} == {}

@@ -52,7 +52,7 @@ def run_config(model, tok, forget: list[str], retain: list[str], device: str = "
                variant: str = "adaptive", steps: int = 500, bs: int = 16, max_len: int = 256, seed: int = 0,
                use_curriculum: bool | None = None, recompute_weights_every: int | None = None,
                max_grad_norm: float = 1.0, heldout: int = 128, lr_schedule: str = "warmup_cosine",
-               warmup_ratio: float = 0.1, **knobs) -> tuple[Unlearner, dict]:
+               warmup_ratio: float = 0.1, retain_objective: str = "kl", **knobs) -> tuple[Unlearner, dict]:
     """Unlearn with one configuration; returns the run (model, adapter) and its final per-step metrics.
     `retain_objective` names the retain step: kl (mmie.py's, the default) or nll."""
     for p in model.parameters():
@@ -63,7 +63,8 @@ def run_config(model, tok, forget: list[str], retain: list[str], device: str = "
     # A gate acts at evaluation, not in training: the entry points return the trained adapter without it (an
     # exported gated trial names its gate; trainables.gates.build_gate builds it from the model's path).
     chosen = replace(resolve_variant(variant, use_curriculum, recompute_weights_every), gate=None)
-    unlearner = Unlearner(setup, {"variant": chosen.name, "adapter": adapter, **knobs}, model=model.to(device),
+    hparams = {"variant": chosen.name, "adapter": adapter, "retain_objective": retain_objective, **knobs}
+    unlearner = Unlearner(setup, hparams, model=model.to(device),
                           tokenizer=tok, data=_data(forget, retain, seed, heldout), variant=chosen)
     metrics: dict = {}
     while unlearner.step < unlearner.steps:

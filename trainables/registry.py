@@ -50,7 +50,8 @@ class Knob:
 class MmieForm:
     """How the user's mmie.py expresses a piece (its flags), or why it cannot.
 
-    `flags(values)` turns the piece's knob values into mmie.py's flags (spelled in full). `fixed` holds the knob
+    `flags(values)` turns the piece's knob values into mmie.py's flags (spelled in full): its exact form, or where
+    `missing` says there is none, the nearest one (mmie_npo's flags for the paper's NPO). `fixed` holds the knob
     values mmie.py hard-codes (no flag sets them): a trial with other values is not what mmie.py runs, and
     `search.mmie_expressible` fixes them. `missing` non-empty: mmie.py has no form of this piece at all; it says
     why. Pieces in the same `exclusive` group cannot be combined on mmie.py's command line (it applies one).
