@@ -197,5 +197,8 @@ def test_gate_only_and_gated_trials_share_one_study_and_front(ray_local, embedde
         assert "gate_fire_retain" in t.metrics, (t.status, t.variant, sorted(t.metrics))
         assert 0 <= t.metrics["gate_fire_retain"] < t.metrics["gate_fire_forget"]
     config = export_config(record, gate_only[0], tmp_path / "export")
-    assert "--sae_gate" in config["mmie_command"] and "--lora_steps 0" in config["mmie_command"]
+    # mmie.py has no DSG (its dsg arm crashes as published) and no gate-only arm: the command carries no gate
+    # and no steps, and the note says both.
+    assert "--sae_gate" not in config["mmie_command"] and "_steps" not in config["mmie_command"]
+    assert config["mmie_exact"] is False and "dsg arm crashes" in config["note"] and "gate-only" in config["note"]
     assert "dsg gate acts at evaluation" in config["note"]
