@@ -130,7 +130,8 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_
             assert c.data.metrics["step"] < 8
 
     table = client.load_table(parent.info.experiment_id, "pareto_front.json", run_ids=[parent.info.run_id])
-    assert sorted(table["trial_id"]) == sorted(c.data.tags["trial_id"] for c in finished if c.data.tags["pareto"] == "true")
+    assert sorted(table["trial"]) == sorted(c.info.run_name for c in finished if c.data.tags["pareto"] == "true")
+    assert sorted(table["run_id"]) == sorted(c.info.run_id for c in finished if c.data.tags["pareto"] == "true")
     assert table["knee"].sum() == 1
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"pareto_front.png", "pareto_front.html", "pareto_front.json", "pareto_reference.json"} <= artifacts
