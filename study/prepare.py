@@ -18,6 +18,8 @@ from trainables.embedded import EmbeddedSpec, ensure_embedded
 from trainables.gates import gate_lines
 from trainables.language_id import RomanizedCues, detect_language
 from trainables.registry import get_variant
+from trainables.language_id import detect_language
+from trainables.mmie_metrics import MmieEvalConfig
 from trainables.modeling import load_tokenizer
 from trainables.sae import SAEConfig
 from trainables.setup import TrialSetup
@@ -135,6 +137,7 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
             mixed=str(Path(d.mixed).resolve()) if d.mixed else None,
             xlang=tuple(str(Path(p).resolve()) for p in d.xlang),
             utility_eval=str(Path(d.utility_eval).resolve()) if d.utility_eval else None,
+            adversarial=str(Path(d.adversarial).resolve()) if d.adversarial else None,
         )
         data = load_study_data(paths, seed=cfg.train.seed)  # validates every line before anything is built
     setup = TrialSetup(
@@ -157,6 +160,7 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
         final_es_prompts=cfg.train.final_es_prompts,
         sae=SAEConfig(**cfg.sae.model_dump(exclude={"pretrained"})),
         sae_pretrained=str(Path(cfg.sae.pretrained).resolve()) if cfg.sae.pretrained else "",
+        mmie_eval=MmieEvalConfig(**cfg.mmie_eval.model_dump(exclude={"constrain_search"})),
         max_grad_norm=cfg.train.max_grad_norm,
         max_adapter_norm=cfg.train.max_adapter_norm,
         degenerate=DegenerateRule(**cfg.degenerate.model_dump()),

@@ -43,6 +43,8 @@ EVAL_SET_LINES = 400
 # Retaining English, the retain set is en_retain (English without the general templates) and utility is measured on
 # en_general (lines of those templates that pretraining held out): a general utility set never trained on.
 RETAIN_EN, GENERAL_EN = "en_retain", "en_general"
+# Forget languages with a generated adversarial prompt set (English instructions to write in them).
+ADVERSARIAL_LANGUAGES = ("hi", "ur", "pa", "bn")
 
 
 def cache_root() -> Path:
@@ -105,6 +107,7 @@ class EmbeddedModel:
             mixed=str(data / f"{mixed}.jsonl") if mixed else None,
             xlang=xlang,
             utility_eval=str(data / f"{GENERAL_EN}.jsonl") if english else None,
+            adversarial=str(data / f"adversarial_{forget}.jsonl") if forget in ADVERSARIAL_LANGUAGES else None,
         )
 
 
@@ -120,6 +123,8 @@ def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedM
             if not report_path.exists():
                 _build(spec, root, log)
     _write_eval_sets(spec, root)  # also into a build from before they existed: the model does not change
+    if not spec.data_files:
+        _write_adversarial(root / "data", spec.seed)
     return EmbeddedModel(root=root, report=json.loads(report_path.read_text()))
 
 
@@ -160,6 +165,18 @@ def _write_eval_sets(spec: EmbeddedSpec, root: Path) -> None:
             os.close(fd)
             write_jsonl(tmp, lines)
             os.replace(tmp, path)
+
+
+def _write_adversarial(data: Path, seed: int) -> None:
+    """The adversarial prompt sets (never pretrained on, so a cache built before them gains them unchanged)."""
+    from .corpus import adversarial_prompts
+
+    for language in ADVERSARIAL_LANGUAGES:
+        path = data / f"adversarial_{language}.jsonl"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            write_jsonl(tmp, adversarial_prompts(language, seed))
+            tmp.rename(path)  # atomic: concurrent writers write the same bytes
 
 
 def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:
