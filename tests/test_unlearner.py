@@ -55,5 +55,5 @@ def test_gradient_ascent_forgets_the_forget_language(embedded):
 def test_bengali_can_be_the_forget_language(embedded):
     u = Unlearner(TrialSetup(steps=5, batch_size=8, embedded_forget="bn"), {"variant": "ga", "lr": 3e-3})
     assert u.forget_language == "bn"
-    assert set(u.data.sets) == {"forget", "retain", "xlang_hi", "xlang_ur", "xlang_pa", "utility"}
+    assert set(u.data.sets) == {"forget", "retain", "xlang_hi", "xlang_ur", "xlang_pa", "utility", "adversarial"}
     assert u.baseline["token_mass"] > 0.5
