@@ -71,7 +71,7 @@ class KnobRange(_Strict):
         return self
 
 
-Objective = Literal["forget_efficacy", "utility", "xlang_utility"]
+Objective = Literal["forget_efficacy", "utility", "xlang_utility", "relearn_forget_efficacy"]
 
 
 class SearchConfig(_Strict):
@@ -135,6 +135,33 @@ class SAESettings(_Strict):
         return value
 
 
+class RobustnessConfig(_Strict):
+    """Does the forgetting survive an attack (trainables.robustness)? A retain-only oracle measured on the parent run,
+    a relearning attack after each completed trial, and two optional checks."""
+
+    # The "retrain from scratch" reference: None = built and measured for the embedded model, none for another;
+    # false = none; true = the embedded model's; or the folder of a retain-only model with the study model's tokenizer.
+    oracle: bool | str | None = None
+    relearn: bool = True
+    relearn_steps: int = Field(50, ge=1)
+    relearn_lr: float = Field(5e-5, gt=0)
+    relearn_params: Literal["adapter", "all"] = "adapter"  # all: the attacker trains every parameter
+    relearn_batch_size: int = Field(8, ge=1)
+    relearn_eval_every: int = Field(10, ge=1)  # forget_efficacy along the attack
+    relearn_es_prompts: int = Field(32, ge=1)  # extraction strength at the attack's end
+    relearn_at: Literal["end", "eval"] = "end"  # eval: also after every eval_every steps
+    actpert_audit: bool = False  # mmie.py's --actpert_audit: noise at the edit layers, the change in ES
+    actpert_amp: float = Field(0.1, gt=0)
+    int8_check: bool = False  # forgetting after torch's int8 dynamic quantisation (CPU, float32 models)
+
+    @field_validator("oracle")
+    @classmethod
+    def _oracle_folder(cls, value):
+        if isinstance(value, str) and not (Path(value) / "config.json").is_file():
+            raise ValueError(f"{value}: not a model folder (no config.json)")
+        return value
+
+
 class ResourcesConfig(_Strict):
     cpus_per_trial: int = Field(1, ge=1)
     gpus_per_trial: float = Field(0, ge=0)
@@ -172,6 +199,7 @@ class StudyConfig(_Strict):
     train: TrainConfig = TrainConfig()
     sae: SAESettings = SAESettings()
     resources: ResourcesConfig = ResourcesConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
     tracking_uri: str | None = None
     address: str | None = None
     storage_path: str | None = None
@@ -209,6 +237,24 @@ class StudyConfig(_Strict):
             raise _KeyedError(("scheduler", "grace_period"), f"must be below train.steps ({self.train.steps})")
         if self.embedded.train_on_data and self.data is None:
             raise _KeyedError(("embedded", "train_on_data"), "needs data files (data: or --forget/--retain)")
+        return self
+
+
+    @model_validator(mode="after")
+    def _robustness(self):
+        r = self.robustness
+        if "relearn_forget_efficacy" in self.search.objectives and not r.relearn:
+            raise _KeyedError(("search", "objectives"), "relearn_forget_efficacy needs robustness.relearn: true")
+        if r.relearn_at == "eval" and not r.relearn:
+            raise _KeyedError(("robustness", "relearn_at"), "needs robustness.relearn: true")
+        if r.oracle is True and self.model != "embedded":
+            raise _KeyedError(("robustness", "oracle"), "only the embedded model's oracle is built here: give the "
+                                                        "folder of a retain-only model with this model's tokenizer")
+        if r.int8_check and self.resources.gpus_per_trial > 0:
+            raise _KeyedError(("robustness", "int8_check"), "torch's dynamic quantiser runs on CPU only; not "
+                                                            "available to trials on a GPU")
+        if r.int8_check and self.dtype != "float32":
+            raise _KeyedError(("robustness", "int8_check"), f"quantises float32 weights; the model is {self.dtype}")
         return self
 
 

@@ -20,6 +20,7 @@ import trainables.variants  # noqa: F401  (registers every variant and adapter)
 from trainables.registry import ADAPTERS, Knob, get_variant
 
 from .pareto import apply_floor, pareto_front_mask
+from .robustness import FRONT_METRICS
 from .tracking import child_runs, latest_parent_run
 
 # The statuses whose final values are final; as in study.pareto_tracking, which cannot be imported without Ray.
@@ -172,6 +173,7 @@ def _row(record: StudyRecord, trial: TrialRecord) -> dict:
         "variant": trial.variant,
         "adapter": trial.adapter,
         **{o: trial.metrics[o] for o in record.objectives},
+        **{m: trial.metrics[m] for m in FRONT_METRICS if m in trial.metrics and m not in record.objectives},
         **trial.knobs(),
     }
 

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from .pareto import hypervolume, knee_point, nondominated_ranks, reference_point
+from .robustness import FRONT_METRICS
 
 RANKED_STATUSES = ("completed", "diverged")
 
@@ -159,6 +160,7 @@ class ParetoRecorder(tune.Callback):
             row = {"trial_id": ids[i], "run_id": self._run_id(ids[i]) or "", "knee": i == knee,
                    "variant": t["config"].get("variant"), "adapter": t["config"].get("adapter", "")}
             row.update({m: float(points[i, j]) for j, m in enumerate(self.objectives)})
+            row.update({m: t["result"][m] for m in FRONT_METRICS if m in t["result"] and m not in row})
             row.update({k: v for k, v in t["config"].items() if k not in row})
             rows.append(row)
         return sorted(rows, key=lambda r: -r[self.objectives[0]])

@@ -15,16 +15,19 @@ from trainables.setup import TrialSetup
 from .config import StudyConfig, parse_config
 from .prepare import prepare_study, storage_path, tracking_uri
 from .pareto_tracking import ParetoRecorder, trial_status
+from .robustness import resumed_oracle_drop, robustness_settings, with_oracle, with_oracle_drop
 from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, latest_parent_run, start_parent_run
 
-SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "step")
+SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget",
+                   "relearn_forget_efficacy", "relearn_es_forget", "step")
 
 
 def trial_extras(cfg: StudyConfig) -> dict:
     """What trials must report for this study's searcher and scheduler."""
     weights = tuple(scalarization_weights(cfg).items()) if cfg.scheduler.type == "asha" else ()
-    return {"collateral_every_step": "xlang_utility" in cfg.search.objectives, "objective_weights": weights}
+    return {"collateral_every_step": "xlang_utility" in cfg.search.objectives, "objective_weights": weights,
+            "robustness": robustness_settings(cfg)}
 
 
 def _init_ray(cfg: StudyConfig) -> None:
@@ -136,6 +139,7 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
     log(f"study {cfg.study!r}: MLflow run {parent} at {uri}; Ray state in {experiment_path(cfg, parent)}")
     status = "FAILED"
     try:
+        setup = with_oracle(cfg, setup, client, parent, log)  # the retain-only reference, before any trial
         _init_ray(cfg)
         rows = _finish(run_trials(cfg, setup, log=log), cfg, setup, client, log)
         status = "FINISHED"
@@ -170,6 +174,7 @@ def resume_study(study: str, tracking: str | None = None, log=print) -> list[dic
     cfg = parse_config(yaml.safe_load(text), source=f"study.yaml of MLflow run {parent}")
     setup = prepare_study(cfg, log=log)
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg))
+    setup = with_oracle_drop(setup, resumed_oracle_drop(client, parent))
     path = experiment_path(cfg, parent)
     if not tune.Tuner.can_restore(path):
         raise FileNotFoundError(f"no Ray study state at {path}: resume from the directory the study ran in")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .data import DataPaths
 from .embedded import EmbeddedSpec, ensure_embedded
+from .robustness import RobustnessSettings
 from .sae import SAEConfig
 
 
@@ -43,6 +44,8 @@ class TrialSetup:
     # SAE gates: the SAE trained (once, cached) for a gate, or a pretrained one in SAELens's folder format.
     sae: SAEConfig = field(default_factory=SAEConfig)
     sae_pretrained: str = ""
+    # The relearning attack, activation perturbation and int8 checks (trainables.robustness).
+    robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
     max_grad_norm: float = 1.0
     max_adapter_norm: float = 1e3
     seed: int = 0

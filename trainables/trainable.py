@@ -19,6 +19,7 @@ import ray
 import torch
 from ray import tune
 
+from .robustness import robustness_metrics
 from .setup import TrialSetup
 from .trial_tracking import TrialRun
 from .unlearner import Unlearner
@@ -76,6 +77,8 @@ def _evaluate_and_report(unlearner: Unlearner, setup: TrialSetup, run: TrialRun,
         metrics.update(unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
     elif setup.collateral_every_step:  # a study objective (xlang_utility): schedulers need it at every rung
         metrics.update(unlearner.evaluate_collateral())
+    if not diverged:  # the relearning attack and the other checks, on a copy of the trial's state
+        metrics.update(robustness_metrics(unlearner, setup.robustness, final=last))
     if setup.objective_weights:
         metrics["objective_scalar"] = sum(w * metrics.get(m, math.nan) for m, w in setup.objective_weights)
     metrics["step"] = step
