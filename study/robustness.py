@@ -4,7 +4,8 @@ measured once per study on its parent run before any trial starts.
 The oracle is the "retrain from scratch" reference of TOFU and MUSE: the same model pretrained without the forget
 language. Its forget_efficacy (against the study model's own forget-language token mass), its ES and its relearning
 curve under the trials' attack are what an unlearned model is compared with: a model whose forgetting is real
-relearns no faster than one that never saw the language (`relearn_excess` <= 0 on a trial).
+relearns no faster than one that never saw the language: the attack brings back no larger a share of what it
+forgot than of what the oracle "forgot" (`relearn_excess` <= 0 on a trial).
 """
 
 from __future__ import annotations
@@ -91,13 +92,13 @@ def with_oracle(cfg: StudyConfig, setup: TrialSetup, client, parent_run_id: str,
     log(f"retain-only oracle: forget_efficacy {figures['oracle_forget_efficacy']:.3f}"
         + (f", after the relearning attack {figures['oracle_relearn_forget_efficacy']:.3f}"
            if "oracle_relearn_forget_efficacy" in figures else ""))
-    return with_oracle_drop(setup, figures.get("oracle_relearn_drop"))
+    return with_oracle_share(setup, figures.get("oracle_relearn_share_back"))
 
 
-def with_oracle_drop(setup: TrialSetup, drop: float | None) -> TrialSetup:
-    return replace(setup, robustness=replace(setup.robustness, oracle_relearn_drop=drop))
+def with_oracle_share(setup: TrialSetup, share: float | None) -> TrialSetup:
+    return replace(setup, robustness=replace(setup.robustness, oracle_share_back=share))
 
 
-def resumed_oracle_drop(client, parent_run_id: str) -> float | None:
+def resumed_oracle_share(client, parent_run_id: str) -> float | None:
     """A resumed study's trials compare with the oracle figure its first run logged."""
-    return client.get_run(parent_run_id).data.metrics.get("oracle_relearn_drop")
+    return client.get_run(parent_run_id).data.metrics.get("oracle_relearn_share_back")

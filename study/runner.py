@@ -15,7 +15,7 @@ from trainables.setup import TrialSetup
 from .config import StudyConfig, parse_config
 from .prepare import prepare_study, storage_path, tracking_uri
 from .pareto_tracking import ParetoRecorder, trial_status
-from .robustness import resumed_oracle_drop, robustness_settings, with_oracle, with_oracle_drop
+from .robustness import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
 from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, latest_parent_run, start_parent_run
 
@@ -174,7 +174,7 @@ def resume_study(study: str, tracking: str | None = None, log=print) -> list[dic
     cfg = parse_config(yaml.safe_load(text), source=f"study.yaml of MLflow run {parent}")
     setup = prepare_study(cfg, log=log)
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg))
-    setup = with_oracle_drop(setup, resumed_oracle_drop(client, parent))
+    setup = with_oracle_share(setup, resumed_oracle_share(client, parent))
     path = experiment_path(cfg, parent)
     if not tune.Tuner.can_restore(path):
         raise FileNotFoundError(f"no Ray study state at {path}: resume from the directory the study ran in")

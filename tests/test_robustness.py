@@ -83,6 +83,7 @@ def test_relearning_brings_forgotten_mass_back(embedded):
                                                      relearn_lr=1e-3))
     assert result["relearn_forget_efficacy"] < forgotten - 0.2
     assert result["relearn_drop"] == pytest.approx(forgotten - result["relearn_forget_efficacy"])
+    assert result["relearn_share_back"] == pytest.approx(result["relearn_drop"] / forgotten)
     assert result["relearn_half_steps"] in (5.0, 10.0, 15.0, 20.0)
     curve = [result[f"relearn_forget_efficacy_{k}"] for k in (5, 10, 15)] + [result["relearn_forget_efficacy"]]
     assert curve[0] < forgotten and curve[-1] <= curve[0]
@@ -200,7 +201,7 @@ def test_study_reports_the_oracle_and_attacks_at_rungs(ray_local, embedded, tmp_
     runs = client.search_runs([exp.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("role") == "study")
     assert parent.data.metrics["oracle_forget_efficacy"] > 0.9
-    assert {"oracle_relearn_forget_efficacy", "oracle_relearn_drop", "oracle_es_forget"} <= set(parent.data.metrics)
+    assert {"oracle_relearn_forget_efficacy", "oracle_relearn_share_back", "oracle_es_forget"} <= set(parent.data.metrics)
     for child in (r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id):
         # At the scheduler's rung (step 2: the attack's result is an objective) and at the end.
         steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, "relearn_forget_efficacy"))

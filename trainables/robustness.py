@@ -51,8 +51,8 @@ class RobustnessSettings:
     # Training steps (besides the last) after which the attack also runs: the scheduler's rungs when the attack's
     # result is a study objective, every eval checkpoint when the config asks.
     relearn_at_steps: tuple[int, ...] = ()
-    # The oracle's figure the trials compare with (set by the driver when the study has an oracle).
-    oracle_relearn_drop: float | None = None
+    # The oracle's share of its forgetting that the attack brings back (set by the driver when the study has one).
+    oracle_share_back: float | None = None
     actpert_audit: bool = False
     actpert_amp: float = 0.1
     int8_check: bool = False
@@ -144,9 +144,11 @@ def relearning_attack(unlearner, settings: RobustnessSettings) -> dict[str, floa
     forget_efficacy every `relearn_eval_every` steps and ES at the end, then restore the trial's state.
 
     Returns `relearn_forget_efficacy`, `relearn_utility`, `relearn_es_forget` (at the attack's end),
-    `relearn_forget_efficacy_<k>` along the way, `relearn_half_steps`, and `relearn_drop` (forget_efficacy before
-    minus after: how much came back); with the oracle's drop known, `relearn_excess` (ours minus the oracle's: at
-    most 0 when the model relearns no faster than a model that never saw the language).
+    `relearn_forget_efficacy_<k>` along the way, `relearn_half_steps`, `relearn_drop` (forget_efficacy before
+    minus after: the forget-language mass that came back, as a share of the base model's) and `relearn_share_back`
+    (the drop as a share of what was forgotten: NaN when nothing was); with the oracle's share known,
+    `relearn_excess` (ours minus the oracle's: at most 0 when the model relearns no faster than a model that never
+    saw the language).
     """
     lines = unlearner.data.forget.attack
     if not lines:
@@ -183,8 +185,9 @@ def relearning_attack(unlearner, settings: RobustnessSettings) -> dict[str, floa
             out["relearn_es_forget"] = es
     out["relearn_half_steps"] = half_steps(curve)
     out["relearn_drop"] = start - curve[-1][1]
-    if settings.oracle_relearn_drop is not None:
-        out["relearn_excess"] = out["relearn_drop"] - settings.oracle_relearn_drop
+    out["relearn_share_back"] = out["relearn_drop"] / start if start > 0 else math.nan
+    if settings.oracle_share_back is not None:
+        out["relearn_excess"] = out["relearn_share_back"] - settings.oracle_share_back
     return out
 
 
