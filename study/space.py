@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import trainables.variants  # noqa: F401  (registers every variant)
-from trainables.registry import ADAPTERS, Knob, get_variant
+from trainables.registry import ADAPTERS, RETAIN_OBJECTIVES, Knob, get_variant
 
+from . import mmie
 from .config import KnobRange, StudyConfig
 
 
@@ -45,7 +46,13 @@ class SearchSpace:
     def __init__(self, cfg: StudyConfig):
         self.variants = list(cfg.variants)
         self.adapters = list(cfg.adapters)
+        self.retains = list(cfg.retain_objectives)
         self.overrides = dict(cfg.search.space)
+        self.mmie_only = cfg.search.mmie_expressible
+        if self.mmie_only:  # the config's validation made sure something is left
+            self.variants = mmie.expressible_variants(self.variants)
+            self.adapters = mmie.expressible(ADAPTERS, self.adapters)
+            self.retains = mmie.expressible(RETAIN_OBJECTIVES, self.retains)
 
     def __call__(self, trial) -> dict[str, Any]:
         constants: dict[str, Any] = {}
@@ -55,7 +62,13 @@ class SearchSpace:
         if variant.trains and variant.adapter is None:
             adapter = self._choose(trial, "adapter", self.adapters, constants)
             knobs += ADAPTERS.get(adapter).knobs
+        if variant.trains and variant.retain is None:
+            self._choose(trial, "retain_objective", self.retains, constants)
+        fixed = mmie.fixed_knobs(mmie.trial_pieces(variant, constants | trial.params)) if self.mmie_only else {}
         for knob in knobs:
+            if knob.name in fixed:  # mmie.py hard-codes it
+                constants[knob.name] = fixed[knob.name]
+                continue
             resolved = resolve_knob(knob, self.overrides.get(knob.name))
             if isinstance(resolved, Knob):
                 _suggest(trial, resolved)
