@@ -23,7 +23,8 @@ from trainables.setup import TrialSetup
 from trainables.unlearner import Unlearner
 
 LANGUAGES = (("forget", "hi"), ("retain", "en"))
-SETUP = TrialSetup(steps=20, batch_size=8, es_prompts=8, languages=LANGUAGES)
+SETUP = TrialSetup(steps=20, batch_size=4, max_len=48, es_prompts=8, languages=LANGUAGES)
+FORGETTING = TrialSetup(steps=20, batch_size=8, max_len=48, es_prompts=8, languages=LANGUAGES)
 QUICK = RobustnessSettings(relearn_steps=4, relearn_eval_every=2, relearn_es_prompts=4, relearn_lr=1e-3)
 
 
@@ -75,7 +76,7 @@ def test_attack_lines_are_a_deterministic_slice_of_training_lines(embedded):
 
 
 def test_relearning_brings_forgotten_mass_back(embedded):
-    u = Unlearner(SETUP, {"variant": "ga", "lr": 1e-2})
+    u = Unlearner(FORGETTING, {"variant": "ga", "lr": 1e-2})
     run_steps(u, 6)
     forgotten = u.evaluate_step()["forget_efficacy"]
     assert forgotten > 0.3
