@@ -68,7 +68,8 @@ def main() -> None:
             except ValueError:
                 continue
         m = dict(trial.metrics)
-        m["share_back"] = share_back(m.get("forget_efficacy"), m.get("relearn_forget_efficacy"))
+        if m.get("forget_efficacy", 0.0) >= FORGOT_LITTLE:  # a share of next to nothing says nothing
+            m["share_back"] = share_back(m.get("forget_efficacy"), m.get("relearn_forget_efficacy"))
         lr = trial.params.get("lr", trial.params.get("lr_forget"))
         lr_cell = f"{lr:.2g}" if isinstance(lr, float) else "-"
         print(f"| {variant} | {trial.trial_id} | {lr_cell} | {cell(m.get('utility'))} | "

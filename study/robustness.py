@@ -35,7 +35,8 @@ def robustness_settings(cfg: StudyConfig) -> RobustnessSettings:
     if r.relearn and r.relearn_at == "eval":
         at |= set(range(cfg.train.eval_every, steps, cfg.train.eval_every))
     fields = r.model_dump(exclude={"oracle", "relearn_at"})
-    return RobustnessSettings(**fields, relearn_at_steps=tuple(sorted(at)))
+    return RobustnessSettings(**fields, relearn_at_steps=tuple(sorted(at)),
+                              relearn_is_objective="relearn_forget_efficacy" in cfg.search.objectives)
 
 
 def oracle_model_path(cfg: StudyConfig, setup: TrialSetup, log=print) -> str | None:

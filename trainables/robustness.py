@@ -51,6 +51,10 @@ class RobustnessSettings:
     # Training steps (besides the last) after which the attack also runs: the scheduler's rungs when the attack's
     # result is a study objective, every eval checkpoint when the config asks.
     relearn_at_steps: tuple[int, ...] = ()
+    # relearn_forget_efficacy is a study objective: Ray wants it in every result, so between attacks the trial
+    # reports it to Ray as NaN (never to MLflow); schedulers read it at their rungs and Optuna at the end, where
+    # the attack ran.
+    relearn_is_objective: bool = False
     # The oracle's share of its forgetting that the attack brings back (set by the driver when the study has one).
     oracle_share_back: float | None = None
     actpert_audit: bool = False
