@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shlex
 import textwrap
 from datetime import datetime, timezone
@@ -20,14 +21,16 @@ import numpy as np
 
 from trainables.data import DataPaths
 from trainables.embedded import EmbeddedModel
+from trainables.mmie_metrics import gates_verdict
 from trainables.registry import get_variant
 from trainables.unlearner import retain_objective_of
 
 from . import mmie
 from .front import StudyRecord, TrialRecord, metric_points, ranked_trials
 from .pareto import apply_floor, knee_point
+from .tracking import redact_uri
 
-PICKS = ("knee", "max-forget")
+PICKS = ("knee", "max-forget", "mmie-gates")
 # The adapters mmie.py has an entry point for; a trial on any other adapter (sine_lora) runs through run_config.
 ENTRY_POINTS = {"lora": "train_lora_adaptive", "loreft": "train_reft_adaptive"}
 # Stands for the embedded default's cache folder, which depends on the machine (and the study's `embedded:`).
@@ -46,7 +49,9 @@ def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = Non
     """One trial of the front's candidates (finished, finite objectives), optionally only of `variant`.
 
     "knee": the knee of their front (`study.pareto.knee_point`). "max-forget": the highest forget_efficacy among
-    those with utility >= `min_utility` (required). With "knee", `min_utility` drops trials below it first.
+    those with utility >= `min_utility` (required). "mmie-gates": the highest forget_efficacy among those that pass
+    mmie.py's acceptance gates (`mmie/gates_feasible`). With "knee" and "mmie-gates", `min_utility` drops trials
+    below it first.
     """
     _check_pick(how, min_utility)
     trials = ranked_trials(record)
@@ -63,6 +68,11 @@ def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = Non
         trials = [t for t, ok in zip(trials, keep) if ok]
     if how == "knee":
         return trials[knee_point(metric_points(trials, record.objectives))]
+    if how == "mmie-gates":
+        trials = [t for t in trials if gates_verdict(t.metrics) == "feasible"]
+        if not trials:
+            raise ValueError(f"no finished trial of study {record.study!r}{_of(variant)} passes mmie.py's acceptance "
+                             "gates (tag mmie_gates); `unlearn-study front` shows each front member's")
     return max(trials, key=lambda t: (t.metrics.get("forget_efficacy", float("-inf")), t.metrics["utility"]))
 
 
@@ -91,8 +101,17 @@ def _nothing_ranked(record: StudyRecord, variant: str | None) -> str:
 # ---- exporting it ----------------------------------------------------------------------------------------------
 
 
-def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path) -> dict:
-    """Write `out_dir/config.json` and `out_dir/mmie_command.sh` for this trial; return the JSON's dict."""
+def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path, force: bool = False) -> dict:
+    """Write `out_dir/config.json` and `out_dir/mmie_command.sh` for this trial; return the JSON's dict.
+
+    An existing file is replaced only with `force`, and then as a new file: a link in `out_dir` is replaced, never
+    followed to overwrite what it points at."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    existing = [name for name in ("config.json", "mmie_command.sh") if (out / name).is_symlink() or (out / name).exists()]
+    if existing and not force:
+        raise ValueError(f"--out {out}: {', '.join(existing)} already there; give --force to replace")
     args, kwargs = entry_arguments(record, trial)
     config: dict[str, Any] = {
         "entry_point": _entry(trial),
@@ -107,15 +126,21 @@ def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path) 
     notes = _notes(record, trial)
     if notes:
         config["note"] = " ".join(notes)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "config.json").open("w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-        f.write("\n")
-    script = out / "mmie_command.sh"
-    script.write_text(_script(config), encoding="utf-8")
-    script.chmod(0o755)
+    _write_new(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n", 0o644)
+    _write_new(out / "mmie_command.sh", _script(config), 0o755)
     return config
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    """Write a fresh file and move it onto `path`: a link there is replaced, its target left alone."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
 
 
 def entry_arguments(record: StudyRecord, trial: TrialRecord) -> tuple[dict, dict]:
@@ -214,10 +239,12 @@ def _mmie_inputs(record: StudyRecord) -> tuple[str, DataPaths]:
     if "data.forget" not in record.config:  # data: None, the embedded default's generated corpus
         return model, embedded.data_paths(_param(record, "embedded.forget"), _param(record, "embedded.retain"))
     mixed = record.config.get("data.mixed", "None")
+    adversarial = record.config.get("data.adversarial", "None")
     return model, DataPaths(
         forget=record.config["data.forget"],
         retain=_param(record, "data.retain"),
         mixed=None if mixed == "None" else mixed,
+        adversarial=None if adversarial == "None" else adversarial,
         xlang=tuple(ast.literal_eval(record.config.get("data.xlang", "[]"))),  # logged as a Python list's str()
     )
 
@@ -255,7 +282,7 @@ def _provenance(record: StudyRecord, trial: TrialRecord) -> dict:
         "run_id": trial.run_id,
         "trial_id": trial.trial_id,
         "trial_status": trial.status,
-        "tracking_uri": record.tracking_uri,
+        "tracking_uri": redact_uri(record.tracking_uri),
         "package_version": record.config.get("package_version"),
         "code_version": record.config.get("code_version"),
         "seed": record.seed,

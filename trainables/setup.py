@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .data import DataPaths
 from .embedded import EmbeddedSpec, ensure_embedded
+from .mmie_metrics import MmieEvalConfig
 from .robustness import RobustnessSettings
 from .sae import SAEConfig
 
@@ -49,6 +50,8 @@ class TrialSetup:
     sae_pretrained: str = ""
     # The relearning attack, activation perturbation and int8 checks (trainables.robustness).
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
+    # mmie.py's measurements and acceptance gates (trainables.mmie_metrics).
+    mmie_eval: MmieEvalConfig = field(default_factory=MmieEvalConfig)
     max_grad_norm: float = 1.0
     max_adapter_norm: float = 1e3
     seed: int = 0
