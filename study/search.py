@@ -42,7 +42,8 @@ class PartialAwareOptunaSearch(OptunaSearch):
         return bool(result.get("finished")) or bool(result.get("diverged"))
 
 
-def make_searcher(cfg: StudyConfig) -> PartialAwareOptunaSearch:
+def make_searcher(cfg: StudyConfig, shape=None) -> PartialAwareOptunaSearch:
+    """`shape`: the study model's ModelShape (layer knobs search its layers); read from its config if None."""
     import optuna
 
     if cfg.search.searcher == "random":
@@ -55,7 +56,7 @@ def make_searcher(cfg: StudyConfig) -> PartialAwareOptunaSearch:
     if cfg.search.optuna_storage:
         storage = optuna.storages.RDBStorage(f"sqlite:///{Path(cfg.search.optuna_storage).resolve()}")
     return PartialAwareOptunaSearch(
-        space=define_by_run(cfg),
+        space=define_by_run(cfg, shape),
         metric=list(cfg.search.objectives),
         mode=["max"] * len(cfg.search.objectives),
         sampler=sampler,
