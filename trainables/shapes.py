@@ -126,7 +126,9 @@ def ensure_shape(model: str, tokenizer_source: str, seed: int = 0, cache: Path |
 def _build(model: str, tokenizer_source: str, seed: int, root: Path, log) -> None:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers.utils import logging
 
+    logging.disable_progress_bar()
     started = time.perf_counter()
     shape = shape_named(model)
     tok = load_shape_tokenizer(tokenizer_source)
