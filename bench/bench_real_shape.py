@@ -41,6 +41,7 @@ def plain_loop(model, params, batches, lr: float) -> float:
     from trainables.metrics import token_nll
 
     opt = torch.optim.AdamW(params, lr=lr)
+    model.train()
     started = time.perf_counter()
     for forget, retain in batches:
         for sign, batch in ((-1.0, forget), (1.0, retain)):
@@ -80,17 +81,16 @@ def throughput(args) -> None:
     u.train_step()  # warm-up (allocations, autocast caches)
     sync()
     ours, plain, evals = [], [], []
-    for _ in range(args.rounds):
+
+    def trainable_round():
         sync()
         t = time.perf_counter()
         for _ in range(args.steps):
             u.train_step()
         sync()
         ours.append((time.perf_counter() - t) / args.steps)
-        t = time.perf_counter()
-        u.evaluate_step()
-        sync()
-        evals.append(time.perf_counter() - t)
+
+    def plain_round():
         # The next steps' batches exactly as the trainable draws them, built before the plain loop's clock starts.
         step0 = u.step
         batches = []
@@ -100,9 +100,19 @@ def throughput(args) -> None:
         u.step = step0
         plain.append(plain_loop(u.model, params, batches, 1e-4))
         sync()
+
+    for r in range(args.rounds):
+        # ABBA order, so a slow spell of the shared machine does not always fall on the same side.
+        for run in ((trainable_round, plain_round) if r % 2 == 0 else (plain_round, trainable_round)):
+            run()
+        t = time.perf_counter()
+        u.evaluate_step()
+        sync()
+        evals.append(time.perf_counter() - t)
     o, p, e = statistics.median(ours), statistics.median(plain), statistics.median(evals)
-    print(f"seconds per step (median of {args.rounds} rounds of {args.steps} steps, interleaved): trainable {o:.3f}, "
-          f"plain loop {p:.3f}; trainable throughput = {p / o:.2f}x the plain loop's (target >= 0.9)")
+    print(f"seconds per step (median of {args.rounds} rounds of {args.steps} steps, alternating): trainable {o:.3f} "
+          f"{[round(x, 2) for x in ours]}, plain loop {p:.3f} {[round(x, 2) for x in plain]}; trainable "
+          f"throughput = {p / o:.2f}x the plain loop's (target >= 0.9)")
     print(f"per-step evaluation (forget mass + retain perplexity, {2 * setup.eval_batch} lines x <= "
           f"{setup.eval_max_len}): {e:.3f} s = {e / (o + e):.0%} of a step with its evaluation")
     print(f"trial process PSS: {pss_mib():.0f} MiB (before the trial {before:.0f} MiB; the worker keeps the loaded "
