@@ -148,7 +148,7 @@ def smoke(args) -> None:
         "variants": ["ga+sae_gate", "ga+dsg"], "adapters": ["lora", "loreft"],
         "search": {"searcher": "random", "num_samples": 2, "max_concurrent": 2, "seed": args.seed, "space": {
             "target_modules": {"value": "q_proj,k_proj,v_proj,o_proj"},
-            "layers": {"searched": True}, "sae_layer": {"searched": True}}},
+            "layers": {"choices": ["16", "23", "12,18,23"]}, "sae_layer": {"searched": True}}},
         "scheduler": {"type": "fifo"},
         "train": {"steps": 3, "batch_size": 2, "max_len": 16, "eval_every": 3, "checkpoint_every": 1,
                   "es_prompts": 2, "final_es_prompts": 2},
