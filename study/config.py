@@ -104,6 +104,8 @@ class SearchConfig(_Strict):
     # An sqlite file for Optuna's study, so optuna-dashboard can open it (in memory if absent).
     optuna_storage: str | None = None
     space: dict[str, KnobRange] = Field(default_factory=dict)
+    # Only what mmie.py runs by its flags: variants whose every piece it expresses, knobs it hard-codes fixed.
+    mmie_expressible: bool = False
 
     @model_validator(mode="after")
     def _objectives(self):
@@ -124,9 +126,14 @@ class SchedulerConfig(_Strict):
 
 
 class TrainConfig(_Strict):
+    """mmie.py's training setup by default: batch 16, max_len 256, 10% warm-up then cosine, clip 1.0. A step is one
+    forget update plus the retain updates that go with it (mmie.py's --lora_steps counts both: 2 per step)."""
+
     steps: int = Field(100, ge=1)
-    batch_size: int = Field(32, ge=1)
-    max_len: int = Field(64, ge=8)
+    batch_size: int = Field(16, ge=1)
+    max_len: int = Field(256, ge=8)
+    lr_schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
     eval_every: int = Field(25, ge=1)
     checkpoint_every: int = Field(25, ge=1)
     es_prompts: int = Field(32, ge=1)
@@ -195,6 +202,8 @@ class StudyConfig(_Strict):
     variants: list[str] = ["ga", "npo", "bounded", "loreun", "dualoptim", "curriculum", "adaptive", "adaptive+dsg",
                            "sine_bounded", "dsg"]
     adapters: list[str] = ["lora"]
+    # The retain step of every training variant that does not name its own: kl (mmie.py's) and/or nll.
+    retain_objectives: list[str] = ["kl"]
     search: SearchConfig = SearchConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     # The Pareto front ignores trials below this utility (export's --min-utility does the same per pick).
@@ -209,7 +218,7 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _registered(self):
-        from trainables.registry import ADAPTERS, get_variant
+        from trainables.registry import ADAPTERS, RETAIN_OBJECTIVES, get_variant
         import trainables.variants  # noqa: F401
 
         if not self.variants:
@@ -223,6 +232,21 @@ class StudyConfig(_Strict):
         for i, name in enumerate(self.adapters):
             if name not in ADAPTERS:
                 raise _KeyedError(("adapters", i), f"unknown adapter {name!r}; known: {', '.join(ADAPTERS.names())}")
+        for i, name in enumerate(self.retain_objectives):
+            if name not in RETAIN_OBJECTIVES:
+                raise _KeyedError(("retain_objectives", i), f"unknown retain objective {name!r}; known: "
+                                  f"{', '.join(RETAIN_OBJECTIVES.names())}")
+        if not self.retain_objectives:
+            raise _KeyedError(("retain_objectives",), "at least one retain objective")
+        if self.search.mmie_expressible:
+            from . import mmie
+
+            for key, left in (("variants", mmie.expressible_variants(self.variants)),
+                              ("adapters", mmie.expressible(ADAPTERS, self.adapters)),
+                              ("retain_objectives", mmie.expressible(RETAIN_OBJECTIVES, self.retain_objectives))):
+                if not left:
+                    raise _KeyedError(("search", "mmie_expressible"),
+                                      f"none of the {key} is one mmie.py runs by its flags")
         knobs = {k.name for v in self.variants for k in get_variant(v).knobs()}  # an adapter variant's included
         knobs |= {k.name for a in self.adapters for k in ADAPTERS.get(a).knobs}
         for name in self.search.space:

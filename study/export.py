@@ -20,8 +20,10 @@ import numpy as np
 
 from trainables.data import DataPaths
 from trainables.embedded import EmbeddedModel
-from trainables.registry import Variant, get_variant
+from trainables.registry import get_variant
+from trainables.unlearner import retain_objective_of
 
+from . import mmie
 from .front import StudyRecord, TrialRecord, metric_points, ranked_trials
 from .pareto import apply_floor, knee_point
 
@@ -30,8 +32,9 @@ PICKS = ("knee", "max-forget")
 ENTRY_POINTS = {"lora": "train_lora_adaptive", "loreft": "train_reft_adaptive"}
 # Stands for the embedded default's cache folder, which depends on the machine (and the study's `embedded:`).
 EMBEDDED_DIR = "EMBEDDED_DIR"
-# Knobs the mmie.py command line carries; the others reach the run only through config.json's kwargs.
-MMIE_KNOBS = ("lr", "lr_forget", "lr_retain", "bound", "temperature", "rank", "base_alpha")
+# mmie.py's --lora_steps/--reft_steps count both updates of a step (a forget update, then a retain update).
+MMIE_UPDATES_PER_STEP = 2
+MIXED_PLACEHOLDER = "MIXED_FILE"
 REPORTED_METRICS = ("es_forget", "xlang_utility", "mixed_utility")
 
 
@@ -92,13 +95,14 @@ def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path) 
     """Write `out_dir/config.json` and `out_dir/mmie_command.sh` for this trial; return the JSON's dict."""
     args, kwargs = entry_arguments(record, trial)
     config: dict[str, Any] = {
-        "entry_point": ENTRY_POINTS.get(trial.adapter, "run_config"),
+        "entry_point": _entry(trial),
         "args": args,
         "kwargs": kwargs,
         "adapter": trial.adapter,
         "metrics": {m: trial.metrics[m] for m in (*record.objectives, *REPORTED_METRICS) if m in trial.metrics},
         "provenance": _provenance(record, trial),
         "mmie_command": mmie_command(record, trial),
+        "mmie_exact": not mmie_problems(record, trial),
     }
     notes = _notes(record, trial)
     if notes:
@@ -127,6 +131,10 @@ def entry_arguments(record: StudyRecord, trial: TrialRecord) -> tuple[dict, dict
         # train_*_adaptive default to use_curriculum=True, which would add the curriculum to every variant.
         "use_curriculum": "curriculum" in variant.weightings,
         "max_grad_norm": float(_param(record, "train.max_grad_norm")),
+        # A study from before the schedule existed trained at a constant learning rate.
+        "lr_schedule": record.config.get("train.lr_schedule", "constant"),
+        "warmup_ratio": float(record.config.get("train.warmup_ratio", 0.0)),
+        **({"retain_objective": retain_objective_of(variant, trial.params)} if variant.trains else {}),
         **trial.knobs(),
     }
     if trial.adapter != "loreft":
@@ -148,37 +156,50 @@ def _param(record: StudyRecord, key: str) -> str:
 
 
 def mmie_command(record: StudyRecord, trial: TrialRecord) -> str:
-    """The trial as an mmie.py command line (quoted for a POSIX shell)."""
+    """The trial as an mmie.py command line (quoted for a POSIX shell): only flags mmie.py's parser has, spelled in
+    full, each piece's as the registry declares it (`study.mmie`); `mmie_problems` says where it is not exact."""
     variant = get_variant(trial.variant)
-    knobs = trial.knobs()
     model, data = _mmie_inputs(record)
-    reft = trial.adapter == "loreft"
-    flags = ["--model", model, "--forget", data.forget, "--retain", data.retain]
-    if data.mixed:
-        flags += ["--mixed", data.mixed]
+    flags = ["--model", model, "--forget", data.forget, "--retain", data.retain,
+             "--mixed", data.mixed or MIXED_PLACEHOLDER]
     if data.xlang:
         flags += ["--xlang", *data.xlang]
-    steps = record.steps if variant.trains else 0  # a gate-only trial trains nothing
-    flags += ["--seeds", str(record.seed), "--lora_steps", str(0 if reft else steps),
-              "--rank", str(knobs["rank"]), "--reft_steps", str(steps if reft else 0)]
-    if variant.trains:
-        flags += ["--forget_obj", "npo" if variant.objective == "npo" else "ga"]
-        if not _plain(variant):
-            flags.append("--adaptive_unlearning")
-        # A single-optimiser variant's one learning rate drives both of mmie.py's phases.
-        lr_forget, lr_retain = (knobs["lr"],) * 2 if "lr" in knobs else (knobs["lr_forget"], knobs["lr_retain"])
-        flags += ["--lr_forget", str(lr_forget), "--lr_retain", str(lr_retain)]
-        for name in ("bound", "temperature"):
-            if name in knobs:
-                flags += [f"--{name}", str(knobs[name])]
-    if variant.gate:
-        flags += ["--sae_gate", "--sae_gate_alpha", str(knobs["base_alpha"])]
+    adversarial = _adversarial(record, data)
+    if adversarial:
+        flags += ["--adversarial", adversarial]
+    flags += ["--seeds", str(record.seed)]
+    steps = mmie.steps_flag(variant, trial.params) if variant.trains else None
+    if steps:
+        # mmie.py's step counter counts forget and retain updates alike (even: forget, odd: retain).
+        flags += [steps, str(MMIE_UPDATES_PER_STEP * record.steps)]
+    flags += mmie.piece_flags(variant, trial.params)
     return shlex.join(["python", "mmie.py", *flags])
 
 
-def _plain(variant: Variant) -> bool:
-    """Plain GA or NPO, which mmie.py runs without its adaptive path (an adapter variant's adapter aside)."""
-    return variant.objective in ("ga", "npo") and variant.weightings == ("uniform",) and variant.optimizer == "adamw"
+def mmie_problems(record: StudyRecord, trial: TrialRecord) -> list[str]:
+    """Everything in which mmie_command's run differs from the trial (empty: it runs exactly the trial)."""
+    variant = get_variant(trial.variant)
+    out = mmie.problems(variant, trial.params)
+    if variant.trains:
+        settings = {k.removeprefix("train."): v for k, v in record.config.items() if k.startswith("train.")}
+        out += mmie.training_differences(settings)
+        if mmie.steps_flag(variant, trial.params) is None:
+            out.append(f"mmie.py has no {trial.adapter} adapter: the command has no step count for it")
+    else:
+        out.append("mmie.py has no gate-only arm: its lora and reft arms train (--lora_steps/--reft_steps, default "
+                   "500) and are evaluated through the gate")
+    _, data = _mmie_inputs(record)
+    if not data.mixed:
+        out.append(f"mmie.py requires --mixed and the study had no mixed set: replace {MIXED_PLACEHOLDER}")
+    if not _adversarial(record, data):
+        out.append("mmie.py requires an adversarial file (--adversarial, default adversarial.jsonl) and the study "
+                   "had none: give one")
+    return out
+
+
+def _adversarial(record: StudyRecord, data: DataPaths) -> str | None:
+    value = record.config.get("data.adversarial", "None")
+    return getattr(data, "adversarial", None) if value == "None" else value
 
 
 def _uses_embedded(record: StudyRecord) -> bool:
@@ -203,23 +224,17 @@ def _mmie_inputs(record: StudyRecord) -> tuple[str, DataPaths]:
 
 def _notes(record: StudyRecord, trial: TrialRecord) -> list[str]:
     notes = []
-    if trial.adapter not in ENTRY_POINTS:
-        notes.append(
-            f"mmie.py has no {trial.adapter} adapter: run_config(model, tok, forget, retain, "
-            f"adapter={trial.adapter!r}, **kwargs) reproduces this trial, while mmie_command runs plain LoRA with "
-            "the same objective, learning rate and rank, which is not the same method."
-        )
+    problems = mmie_problems(record, trial)
+    if problems:
+        notes.append("mmie_command is the nearest mmie.py run, not this trial: " + "; ".join(problems) + ". "
+                     f"config.json's kwargs run the trial itself through trainables.adaptive_unlearning.{_entry(trial)}.")
     gate = get_variant(trial.variant).gate
     if gate:
         notes.append(
             f"The {gate} gate acts at evaluation and is not trained: the entry point returns the trained adapter "
             f"without it; trainables.gates.build_gate({gate!r}, kwargs, model, tok, data, model_path) and "
-            "attach_gate reproduce it. mmie_command's --sae_gate runs mmie.py's own gate (static scaling by "
-            "1 - alpha), which is this trial's gate only for sae_gate."
+            "attach_gate reproduce it."
         )
-    unflagged = [k for k in trial.knobs() if k not in MMIE_KNOBS]
-    if unflagged:
-        notes.append(f"mmie.py has no flag for {', '.join(unflagged)}: only kwargs carry them.")
     if _uses_embedded(record):
         notes.append(
             f"{EMBEDDED_DIR} stands for the embedded default's cache folder, the path `unlearn-study build-default` "
@@ -227,6 +242,10 @@ def _notes(record: StudyRecord, trial: TrialRecord) -> list[str]:
             "and the data files the study used."
         )
     return notes
+
+
+def _entry(trial: TrialRecord) -> str:
+    return ENTRY_POINTS.get(trial.adapter, "run_config")
 
 
 def _provenance(record: StudyRecord, trial: TrialRecord) -> dict:

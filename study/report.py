@@ -1,12 +1,29 @@
 """The ladder report: does each adaptive step help? Read entirely from MLflow, so it regenerates without training.
 
 A ladder is one study per (rung, seed), named `<ladder>-<rung>-s<seed>`, every rung tuned on the same budget.
-Per rung, over seeds: the hypervolume of the rung's own front (mean and a 95% t-interval), the best forget
-efficacy at utility >= 0.95 and >= 0.9, extraction strength and leakage at the rung's knee, time per step. The
-verdict for each rung compares its hypervolume interval with the baseline rung's: higher, lower, or overlapping
-(no detectable difference). Metric validity: the rank correlation between per-step forget_efficacy (token mass)
-and 1 - ES over every evaluated checkpoint, and between utility and retain perplexity; if the token-mass proxy
-tracks ES poorly (Spearman below 0.8), the fronts use 1 - ES as the forget objective instead, and the report says so.
+Per rung and seed: the hypervolume of the study's front, the best forget efficacy at utility >= 0.95 and >= 0.9,
+extraction strength and leakage at the knee, time per step.
+
+The design is paired: a seed fixes the data split and the search seed for every rung, so each rung is compared
+with the baseline (static GA) seed by seed. The verdict reads the interval of the paired differences (rung minus
+baseline), never whether two rungs' own intervals overlap (two 95% intervals can overlap while the difference is
+significant). The interval is a paired t-interval: with three seeds a bootstrap has only ten distinct resamples
+and its percentile interval is far too narrow, while the t-interval is exact if the differences are normal (which
+three seeds cannot check). With a margin m, the smallest difference worth acting on:
+- "better than GA": the interval lies above 0; "worse than GA": below 0;
+- "no difference detected (interval [a, b] excludes differences beyond ±m)": it holds 0 and lies within ±m;
+- "underpowered": it holds 0 and reaches past +m or -m, so it neither shows a difference nor rules out one
+  worth acting on (also with fewer than two paired seeds).
+
+Values stay in their range: utility is capped at 1 (a retain perplexity below the base model's is retain
+fine-tuning, not utility), so hypervolumes lie in [0, 1]; a seed where no trial reaches a utility floor has best
+forget efficacy 0 there (the base model itself reaches any floor with nothing forgotten), and the report shows
+on how many seeds one did; intervals are clipped to the range.
+
+Metric validity: the rank correlation between per-step forget_efficacy (token mass) and 1 - ES over every
+evaluated checkpoint, and, where the runs log it, 1 - mmie.py's ES (`mmie/es_forget`). If the token-mass proxy
+tracks ES poorly (Spearman below 0.8), the fronts use 1 - ES as the forget objective instead, and the report
+says so.
 """
 
 from __future__ import annotations
@@ -25,10 +42,21 @@ from .pareto import hypervolume, knee_point, nondominated_ranks
 VALIDITY_THRESHOLD = 0.8
 UTILITY_FLOORS = (0.95, 0.9)
 ES_FORGET_OBJECTIVE = "1-es_forget"
+MMIE_ES_FORGET = "mmie/es_forget"
+# Hypervolume and forget efficacy both lie in [0, 1]; 0.05 is five points of forget efficacy at a utility floor,
+# or 5% of the unit square of hypervolume: smaller differences are not worth choosing a method by.
+MEANINGFUL_DIFFERENCE = 0.05
+UNIT_RANGE = (0.0, 1.0)
 
 
-def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and a two-sided t-interval; the interval is NaN with fewer than two values."""
+def _clip(x: float, value_range: tuple[float, float] | None) -> float:
+    return x if value_range is None or math.isnan(x) else min(max(x, value_range[0]), value_range[1])
+
+
+def mean_ci(values: list[float], level: float = 0.95,
+            value_range: tuple[float, float] | None = None) -> tuple[float, float, float]:
+    """Mean and a two-sided t-interval, clipped to `value_range` if given; the interval is NaN with fewer than
+    two values."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if len(x) == 0:
         return math.nan, math.nan, math.nan
@@ -36,20 +64,53 @@ def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float, flo
     if len(x) < 2:
         return mean, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return mean, mean - half, mean + half
+    return mean, _clip(mean - half, value_range), _clip(mean + half, value_range)
 
 
-def verdict(rung: tuple[float, float, float], base: tuple[float, float, float]) -> str:
-    """Higher / lower than the baseline when the 95% intervals do not overlap; otherwise overlap."""
-    _, lo, hi = rung
-    _, base_lo, base_hi = base
-    if any(math.isnan(v) for v in (lo, hi, base_lo, base_hi)):
-        return "too few seeds to tell"
-    if lo > base_hi:
-        return "helps (interval above the baseline's)"
-    if hi < base_lo:
-        return "hurts (interval below the baseline's)"
-    return "no detectable difference (intervals overlap)"
+@dataclass(frozen=True)
+class PairedDifference:
+    """A rung against the baseline on one metric, over the seeds both ran: per-seed differences (rung minus
+    baseline), their mean, its paired t-interval (clipped to what a difference of the metric can be) and the
+    paired t-test's two-sided p-value."""
+
+    seeds: tuple[int, ...]
+    differences: tuple[float, ...]
+    mean: float
+    low: float
+    high: float
+    p_value: float
+
+
+def paired_difference(values: dict[int, float], baseline: dict[int, float], level: float = 0.95,
+                      value_range: tuple[float, float] = UNIT_RANGE) -> PairedDifference:
+    """The paired comparison of `values` with `baseline` (each seed -> the metric's value) on their common seeds."""
+    seeds = tuple(sorted(set(values) & set(baseline)))
+    d = np.array([values[s] - baseline[s] for s in seeds], dtype=float)
+    if len(d) < 2:
+        mean = float(d.mean()) if len(d) else math.nan
+        return PairedDifference(seeds, tuple(d.tolist()), mean, math.nan, math.nan, math.nan)
+    mean, lo, hi = mean_ci(d.tolist(), level)
+    sd = float(d.std(ddof=1))
+    if sd > 0:
+        p = float(stats.ttest_rel([values[s] for s in seeds], [baseline[s] for s in seeds]).pvalue)
+    else:  # every seed moved by exactly the same amount: a certain difference, or none
+        p = 1.0 if mean == 0 else 0.0
+    span = value_range[1] - value_range[0]
+    return PairedDifference(seeds, tuple(d.tolist()), mean, _clip(lo, (-span, span)), _clip(hi, (-span, span)), p)
+
+
+def verdict(diff: PairedDifference, margin: float = MEANINGFUL_DIFFERENCE, baseline: str = "GA") -> str:
+    """The plain verdict of the module docstring for one paired difference."""
+    lo, hi = diff.low, diff.high
+    if math.isnan(lo) or math.isnan(hi):
+        return "underpowered (fewer than 2 paired seeds)"
+    if lo > 0:
+        return f"better than {baseline}"
+    if hi < 0:
+        return f"worse than {baseline}"
+    if -margin <= lo and hi <= margin:
+        return f"no difference detected (interval [{lo:+.3f}, {hi:+.3f}] excludes differences beyond ±{margin:g})"
+    return "underpowered"
 
 
 def forget_value(trial: TrialRecord, objective: str) -> float | None:
@@ -61,12 +122,14 @@ def forget_value(trial: TrialRecord, objective: str) -> float | None:
 
 @dataclass
 class SeedResult:
-    """One (rung, seed) study, summarised."""
+    """One (rung, seed) study, summarised. `best_forget[floor]` is 0 where no trial reached the floor
+    (`reached[floor]` False)."""
 
     rung: str
     seed: int
     hypervolume: float
-    best_forget: dict[float, float | None]
+    best_forget: dict[float, float]
+    reached: dict[float, bool]
     knee: dict[str, float]
     seconds_per_step: float
     statuses: dict[str, int]
@@ -76,24 +139,22 @@ class SeedResult:
 def summarise_study(record: StudyRecord, rung: str, seed: int, forget_objective: str) -> SeedResult:
     trials = [t for t in ranked_trials(record) if forget_value(t, forget_objective) is not None
               and t.metrics.get("utility") is not None]
-    points = np.array([[forget_value(t, forget_objective), t.metrics["utility"]] for t in trials], dtype=float)
-    points = points.reshape(len(trials), 2)
+    points = np.array([[forget_value(t, forget_objective), min(1.0, t.metrics["utility"])] for t in trials],
+                      dtype=float).reshape(len(trials), 2)
     statuses: dict[str, int] = {}
     for t in record.trials:
         statuses[t.status] = statuses.get(t.status, 0) + 1
+    reached = {f: bool(np.any(points[:, 1] >= f)) for f in UTILITY_FLOORS}
+    best = {f: max(0.0, float(points[points[:, 1] >= f, 0].max())) if reached[f] else 0.0 for f in UTILITY_FLOORS}
     if not trials:
-        return SeedResult(rung, seed, 0.0, {f: None for f in UTILITY_FLOORS}, {}, math.nan, statuses)
+        return SeedResult(rung, seed, 0.0, best, reached, {}, math.nan, statuses)
     front_idx = np.flatnonzero(nondominated_ranks(points) == 0)
     knee = trials[front_idx[knee_point(points[front_idx])]]
-    best = {}
-    for floor in UTILITY_FLOORS:
-        ok = points[points[:, 1] >= floor]
-        best[floor] = float(ok[:, 0].max()) if len(ok) else None
     knee_metrics = {k: v for k, v in knee.metrics.items() if k.startswith("es_") or k.endswith("utility")}
     knee_metrics[forget_objective] = forget_value(knee, forget_objective)
     return SeedResult(
-        rung=rung, seed=seed, hypervolume=hypervolume(points, np.zeros(2)), best_forget=best, knee=knee_metrics,
-        seconds_per_step=float(np.median([t.metrics.get("seconds_per_step", math.nan) for t in trials])),
+        rung=rung, seed=seed, hypervolume=hypervolume(points, np.zeros(2)), best_forget=best, reached=reached,
+        knee=knee_metrics, seconds_per_step=float(np.median([t.metrics.get("seconds_per_step", math.nan) for t in trials])),
         statuses=statuses, front=[tuple(p) for p in points[front_idx]],
     )
 
@@ -118,7 +179,8 @@ def checkpoint_pairs(client: MlflowClient, records: list[StudyRecord], x: str, y
     for record in records:
         for trial in record.trials:
             ys = {m.step: m.value for m in client.get_metric_history(trial.run_id, y)}
-            pairs += [(m.value, ys[m.step]) for m in client.get_metric_history(trial.run_id, x) if m.step in ys]
+            if ys:
+                pairs += [(m.value, ys[m.step]) for m in client.get_metric_history(trial.run_id, x) if m.step in ys]
     return pairs
 
 
@@ -131,69 +193,174 @@ def spearman(pairs: list[tuple[float, float]]) -> float:
     return float(stats.spearmanr(a, b).statistic)
 
 
+@dataclass(frozen=True)
+class ProxyCheck:
+    """How well per-step forget_efficacy ranks checkpoints like 1 - an ES metric does."""
+
+    es_metric: str
+    checkpoints: int
+    spearman: float
+
+
+def proxy_check(client: MlflowClient, records: list[StudyRecord], es_metric: str) -> ProxyCheck:
+    pairs = checkpoint_pairs(client, records, "forget_efficacy", es_metric)
+    return ProxyCheck(es_metric, len(pairs), spearman([(fe, 1.0 - es) for fe, es in pairs]))
+
+
 @dataclass
 class LadderReport:
     ladder: str
-    rungs: list[str]
+    rungs: list[str]  # the baseline first
     seeds: list[int]
     results: list[SeedResult]
-    es_correlation: float
-    utility_ppl_correlation: float
+    es_check: ProxyCheck
+    mmie_es_check: ProxyCheck  # 0 checkpoints where the runs do not log mmie.py's ES
     forget_objective: str
-    checkpoints: int
+    margin: float = MEANINGFUL_DIFFERENCE
+
+    @property
+    def baseline(self) -> str:
+        return self.rungs[0]
+
+    @property
+    def baseline_label(self) -> str:
+        return "GA" if self.baseline == "ga" else self.baseline
 
     def by_rung(self, rung: str) -> list[SeedResult]:
         return [r for r in self.results if r.rung == rung]
 
+    def values(self, rung: str, metric: str) -> dict[int, float]:
+        """seed -> the rung's value of one of `COMPARED_METRICS`."""
+        return {r.seed: COMPARED_METRICS[metric](r) for r in self.by_rung(rung)}
 
-def build_report(tracking_uri: str, ladder: str) -> LadderReport:
+    def against_baseline(self, rung: str, metric: str) -> PairedDifference:
+        return paired_difference(self.values(rung, metric), self.values(self.baseline, metric))
+
+    def verdict(self, rung: str, metric: str = "hypervolume") -> str:
+        return verdict(self.against_baseline(rung, metric), self.margin, self.baseline_label)
+
+
+def _best_forget(floor: float):
+    return lambda r: r.best_forget[floor]
+
+
+# Each metric compared seed by seed, all in [0, 1]; the headline verdict is the hypervolume's.
+COMPARED_METRICS = {"hypervolume": lambda r: r.hypervolume,
+                    **{f"best forget @ utility ≥ {f:g}": _best_forget(f) for f in UTILITY_FLOORS}}
+
+
+def build_report(tracking_uri: str, ladder: str, margin: float = MEANINGFUL_DIFFERENCE) -> LadderReport:
     client = MlflowClient(tracking_uri)
     studies = ladder_studies(client, ladder)
     if not studies:
         raise ValueError(f"no ladder studies named {ladder}-<rung>-s<seed> at {tracking_uri}")
     records = {key: load_study(tracking_uri, name) for key, name in studies.items()}
-    pairs = checkpoint_pairs(client, list(records.values()), "forget_efficacy", "es_forget")
-    es_rho = spearman([(fe, 1.0 - es) for fe, es in pairs])
-    # Within each study (each seed has its own held-out split, so its own baseline perplexity), then averaged.
-    ppl_rhos = [spearman(checkpoint_pairs(client, [rec], "utility", "retain_ppl")) for rec in records.values()]
-    ppl_rho = float(np.nanmean(ppl_rhos)) if any(not math.isnan(r) for r in ppl_rhos) else math.nan
-    forget_objective = "forget_efficacy" if not es_rho < VALIDITY_THRESHOLD else ES_FORGET_OBJECTIVE
+    es_check = proxy_check(client, list(records.values()), "es_forget")
+    mmie_check = proxy_check(client, list(records.values()), MMIE_ES_FORGET)
+    forget_objective = "forget_efficacy" if not es_check.spearman < VALIDITY_THRESHOLD else ES_FORGET_OBJECTIVE
     results = [summarise_study(rec, rung, seed, forget_objective) for (rung, seed), rec in records.items()]
     rungs = list(dict.fromkeys(rung for rung, _ in studies))
     if "ga" in rungs:  # static GA is the baseline every rung is compared with
         rungs.insert(0, rungs.pop(rungs.index("ga")))
     seeds = sorted({seed for _, seed in studies})
-    return LadderReport(ladder, rungs, seeds, results, es_rho, ppl_rho, forget_objective, len(pairs))
+    return LadderReport(ladder, rungs, seeds, results, es_check, mmie_check, forget_objective, margin)
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+def _fmt(x: float | None, digits: int = 3, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    x = round(x, digits) + 0.0  # no "-0.000"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
-def _ci(values: list[float]) -> str:
-    mean, lo, hi = mean_ci(values)
+def _ci(values: list[float], value_range: tuple[float, float] | None = UNIT_RANGE) -> str:
+    mean, lo, hi = mean_ci(values, value_range=value_range)
     return f"{_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}]" if not math.isnan(lo) else _fmt(mean)
 
 
-def headline_table(report: LadderReport, baseline: str | None = None) -> str:
-    baseline = baseline or report.rungs[0]
-    base = mean_ci([r.hypervolume for r in report.by_rung(baseline)])
-    lines = [f"| rung | hypervolume (mean [95% CI], n={len(report.seeds)}) | best forget @ utility ≥ 0.95 | "
-             f"best forget @ utility ≥ 0.9 | vs {baseline} |", "|---|---|---|---|---|"]
+def _diff(d: PairedDifference) -> str:
+    if math.isnan(d.low):
+        return _fmt(d.mean, sign=True)
+    return f"{_fmt(d.mean, sign=True)} [{_fmt(d.low, sign=True)}, {_fmt(d.high, sign=True)}]"
+
+
+def headline_table(report: LadderReport) -> str:
+    base = report.baseline_label
+    floors = " | ".join(f"best forget @ utility ≥ {f:g}: mean [95% CI] (seeds reaching it)" for f in UTILITY_FLOORS)
+    lines = [f"| rung | seeds | hypervolume: mean [95% CI] | {floors} | hypervolume − {base}, paired: "
+             f"mean [95% CI] | vs {base} |", "|---|---|---|" + "---|" * len(UTILITY_FLOORS) + "---|---|"]
     for rung in report.rungs:
         rs = report.by_rung(rung)
-        hv = mean_ci([r.hypervolume for r in rs])
-        best = [_ci([r.best_forget[f] for r in rs if r.best_forget[f] is not None]) for f in UTILITY_FLOORS]
-        note = "baseline" if rung == baseline else verdict(hv, base)
-        lines.append(f"| {rung} | {_ci([r.hypervolume for r in rs])} | {best[0]} | {best[1]} | {note} |")
+        best = [f"{_ci([r.best_forget[f] for r in rs])} ({sum(r.reached[f] for r in rs)}/{len(rs)})"
+                for f in UTILITY_FLOORS]
+        if rung == report.baseline:
+            diff, note = "–", "baseline"
+        else:
+            diff, note = _diff(report.against_baseline(rung, "hypervolume")), report.verdict(rung)
+        lines.append(f"| {rung} | {len(rs)} | {_ci([r.hypervolume for r in rs])} | {' | '.join(best)} | {diff} | "
+                     f"{note} |")
     return "\n".join(lines)
 
 
+def paired_table(report: LadderReport, metric: str) -> str:
+    lines = [f"| rung | {metric}: rung − {report.baseline_label} per seed | mean [95% CI] | p (paired t) | verdict |",
+             "|---|---|---|---|---|"]
+    for rung in report.rungs[1:]:
+        d = report.against_baseline(rung, metric)
+        per_seed = ", ".join(f"s{s} {_fmt(x, sign=True)}" for s, x in zip(d.seeds, d.differences)) or "–"
+        lines.append(f"| {rung} | {per_seed} | {_diff(d)} | {_fmt(d.p_value)} | {report.verdict(rung, metric)} |")
+    return "\n".join(lines)
+
+
+def reading_guide(report: LadderReport) -> list[str]:
+    base, m = report.baseline_label, report.margin
+    return [
+        f"Each rung is compared with {base} seed by seed (a seed fixes the data split and the search seed for "
+        f"every rung): the verdict reads the 95% paired t-interval of the per-seed differences (rung − {base}), "
+        "not whether the rungs' own intervals overlap. A paired t-interval rather than a bootstrap: with so few "
+        "seeds a bootstrap has only a handful of distinct resamples and its interval is far too narrow.",
+        "",
+        f"- **better than {base}** / **worse than {base}**: the interval lies above / below 0.",
+        f"- **no difference detected**: the interval holds 0 and lies within ±{m:g}, the smallest difference "
+        "worth acting on (five points of forget efficacy, or 5% of the unit square of hypervolume).",
+        f"- **underpowered**: the interval holds 0 and reaches past +{m:g} or −{m:g}: this many seeds can "
+        "neither show a difference nor rule out one worth acting on.",
+        "",
+        "Utility is capped at 1, so hypervolume and forget efficacy lie in [0, 1] and intervals are clipped to "
+        "it. A seed where no trial reaches a utility floor counts as 0 for that floor (the base model reaches any "
+        "floor with nothing forgotten); the count of seeds where a trial did is shown beside the mean.",
+    ]
+
+
+def validity_lines(report: LadderReport) -> list[str]:
+    es, mmie = report.es_check, report.mmie_es_check
+    lines = [f"- Spearman(forget_efficacy, 1 − ES) over {es.checkpoints} evaluated checkpoints: {_fmt(es.spearman)}."]
+    if mmie.checkpoints:
+        lines.append(f"- Spearman(forget_efficacy, 1 − mmie.py's ES `{MMIE_ES_FORGET}`) over {mmie.checkpoints} "
+                     f"evaluated checkpoints: {_fmt(mmie.spearman)}.")
+        if mmie.spearman < VALIDITY_THRESHOLD:
+            lines.append(f"- The token-mass proxy tracks mmie.py's ES poorly (below {VALIDITY_THRESHOLD}): what "
+                         "mmie.py reports may rank these trials differently.")
+    else:
+        lines.append(f"- mmie.py's ES (`{MMIE_ES_FORGET}`) is not logged in these runs: the proxy is not checked "
+                     "against it.")
+    if report.forget_objective == ES_FORGET_OBJECTIVE:
+        lines.append(f"- The token-mass proxy tracks ES poorly (below {VALIDITY_THRESHOLD}): the fronts above use "
+                     "1 − ES as the forget objective instead.")
+    else:
+        lines.append(f"- The token-mass proxy tracks ES (at least {VALIDITY_THRESHOLD}): the fronts use forget_efficacy.")
+    return lines
+
+
 def markdown(report: LadderReport) -> str:
+    base = report.baseline_label
     out = [f"# Ladder report: {report.ladder}", "",
            f"Rungs {', '.join(report.rungs)}; seeds {', '.join(map(str, report.seeds))}; "
-           f"front objectives ({report.forget_objective}, utility), reference point (0, 0).", "",
-           "## Does each step help?", "", headline_table(report), ""]
+           f"front objectives ({report.forget_objective}, utility capped at 1), reference point (0, 0).", "",
+           "## Does each step help?", "", headline_table(report), "", *reading_guide(report), "",
+           f"## Paired differences against {base}", ""]
+    for metric in COMPARED_METRICS:
+        out += [paired_table(report, metric), ""]
     out += ["## At each rung's knee (mean over seeds)", "",
             "| rung | ES forget | ES mixed | ES cross-lingual (mean) | xlang_utility | mixed_utility | s/step | "
             "trials (completed / stopped early / diverged / error) |", "|---|---|---|---|---|---|---|---|"]
@@ -211,16 +378,7 @@ def markdown(report: LadderReport) -> str:
                    f"{_fmt(float(np.mean(xl)) if xl else None)} | {_fmt(avg('xlang_utility'))} | "
                    f"{_fmt(avg('mixed_utility'))} | {_fmt(float(np.nanmean([r.seconds_per_step for r in rs])))} | "
                    f"{' / '.join(str(counts[s]) for s in counts)} |")
-    out += ["", "## Metric validity", "",
-            f"- Spearman(forget_efficacy, 1 − ES) over {report.checkpoints} evaluated checkpoints: "
-            f"{_fmt(report.es_correlation)}.",
-            f"- Spearman(utility, retain perplexity) over every logged step, within each study, averaged: "
-            f"{_fmt(report.utility_ppl_correlation)}."]
-    if report.forget_objective == ES_FORGET_OBJECTIVE:
-        out.append(f"- The token-mass proxy tracks ES poorly (below {VALIDITY_THRESHOLD}): the fronts above use "
-                   "1 − ES as the forget objective instead.")
-    else:
-        out.append(f"- The token-mass proxy tracks ES (at least {VALIDITY_THRESHOLD}): the fronts use forget_efficacy.")
+    out += ["", "## Metric validity", "", *validity_lines(report)]
     out += ["", "![fronts](ladder_fronts.png)", "", "![hypervolume](ladder_hypervolume.png)", ""]
     return "\n".join(out)
 
@@ -240,7 +398,7 @@ def plots(report: LadderReport, out_dir: Path) -> list[Path]:
             pooled = pooled[np.argsort(pooled[:, 0])]
             ax.plot(pooled[:, 0], pooled[:, 1], "--", color=dots.get_facecolor()[0], alpha=0.9)
     ax.set_xlabel(report.forget_objective)
-    ax.set_ylabel("utility")
+    ax.set_ylabel("utility (capped at 1)")
     ax.set_title("Each seed's front members (dots) and the rung's front over all seeds (dashed)")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -248,12 +406,19 @@ def plots(report: LadderReport, out_dir: Path) -> list[Path]:
     fig.savefig(fronts, dpi=120)
     plt.close(fig)
 
+    # The verdict's own picture: per-seed paired differences, their mean and interval, and the ±margin band.
     fig, ax = plt.subplots(figsize=(7, 4))
-    cis = [mean_ci([r.hypervolume for r in report.by_rung(rung)]) for rung in report.rungs]
-    means = [c[0] for c in cis]
-    errs = [[c[0] - c[1] if not math.isnan(c[1]) else 0 for c in cis], [c[2] - c[0] if not math.isnan(c[2]) else 0 for c in cis]]
-    ax.bar(report.rungs, means, yerr=errs, capsize=4)
-    ax.set_ylabel("hypervolume (95% CI)")
+    rungs = report.rungs[1:]
+    ax.axhspan(-report.margin, report.margin, color="0.9", label=f"±{report.margin:g}")
+    ax.axhline(0, color="0.5", lw=0.8)
+    for i, rung in enumerate(rungs):
+        d = report.against_baseline(rung, "hypervolume")
+        ax.scatter([i] * len(d.differences), d.differences, color="C0", alpha=0.5, s=14)
+        if not math.isnan(d.low):
+            ax.errorbar([i], [d.mean], yerr=[[d.mean - d.low], [d.high - d.mean]], fmt="o", color="k", capsize=4)
+    ax.set_xticks(range(len(rungs)), rungs, rotation=30, ha="right")
+    ax.set_ylabel(f"hypervolume − {report.baseline_label} (paired, 95% CI)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     hv = out_dir / "ladder_hypervolume.png"
     fig.savefig(hv, dpi=120)

@@ -1,10 +1,23 @@
 """Multi-objective asynchronous successive halving (ASHA) as a Ray Tune scheduler.
 
 Ray's ASHA stops a trial at a rung when its single metric falls below the rung's top-1/eta quantile. Unlearning
-studies optimise several objectives at once (forget_efficacy, utility, ...), so here a trial at a rung is
-placed among every trial recorded there by non-dominated sorting, ties within a front broken by crowding
-distance, and it continues only if its position is within the top ceil(n/eta). The structure follows Ray's
-`AsyncHyperBandScheduler` with one bracket (ray/tune/schedulers/async_hyperband.py).
+studies optimise several objectives at once (forget_efficacy, utility, ...), so here the trials recorded at a
+rung are put in one strict order and a trial continues only if its position is within the top ceil(n/eta). The
+structure follows Ray's `AsyncHyperBandScheduler` with one bracket (ray/tune/schedulers/async_hyperband.py).
+
+The order: non-domination rank first; within a rank, the larger exclusive hypervolume contribution (the volume
+lost if the trial alone were removed: SMS-EMOA's criterion, Beume, Naujoks & Emmerich 2007), measured from the
+platform's reference point (0 for forget_efficacy and utility: pareto.DEFAULT_REFERENCE); then the larger
+crowding distance; then the earlier trial id. NSGA-II's crowding distance alone is not used first because it is
+infinite at both extremes of every front: with two objectives both extremes tie at the top, so with three
+non-dominated trials and eta = 3 two would continue against a quota of one, and the trial that does nothing
+(forget_efficacy near 0, the highest utility) would always survive. Its hypervolume contribution is near 0, so it
+ranks behind every trial of its front that adds more. The last key, the trial id, makes the order strict, so at most
+ceil(n/eta) of the n trials at a rung are ever judged to continue; Ray's trial ids sort in creation order.
+
+Each decision is taken on the records present when the trial reaches the rung, as in ASHA (Li et al. 2020): the
+first trials at a rung are judged against few others, and over a whole asynchronous run more trials can pass a
+rung than the quota of its final records.
 
 The decision uses each trial's POSITION in that order. Syne Tune's MOASHA instead argsorts the trials and reads
 `ordering[i]` as trial i's rank, which can stop a newcomer that dominates every other trial.
@@ -14,43 +27,84 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
-from .pareto import crowding_distance, nondominated_ranks
+from .pareto import DEFAULT_REFERENCE, crowding_distance, hypervolume, nondominated_ranks
 
 
-def order_positions(points: np.ndarray) -> np.ndarray:
-    """Each point's position (0 = best) in the order: non-domination rank, then larger crowding distance.
+def hypervolume_contributions(front: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each point's exclusive hypervolume contribution within one front (mutually non-dominated points, k = 2
+    or 3): the hypervolume lost if it alone were removed.
 
-    A point's position counts the points strictly ahead of it, so exact ties share a position and the result
-    does not depend on the order the points were recorded in.
+    Computed over the distinct points, so duplicates share a value rather than hiding each other (removing one
+    copy of a duplicated point loses nothing). Rounded to 12 significant digits of the front's hypervolume, so
+    that points contributing equally in exact arithmetic tie instead of being ordered by rounding noise.
     """
+    distinct, inverse = np.unique(front, axis=0, return_inverse=True)
+    total = hypervolume(distinct, reference)
+    if total == 0:
+        return np.zeros(len(front))
+    lost = np.array([total - hypervolume(np.delete(distinct, i, axis=0), reference) for i in range(len(distinct))])
+    lost = np.round(np.maximum(lost, 0.0) / total, 12) * total
+    return lost[inverse.reshape(-1)]
+
+
+def resolve_reference(points: np.ndarray, reference: Sequence[float] | None) -> np.ndarray:
+    """The reference point (maximised) for these points: `reference` where given; for an objective without one
+    (None or NaN), the rung's worst value less a tenth of its range, so its worst trial still counts."""
+    k = points.shape[1]
+    ref = np.full(k, np.nan) if reference is None else np.array(reference, dtype=float).reshape(k)
+    unknown = np.isnan(ref)
+    if unknown.any():
+        span = np.ptp(points, axis=0)
+        fallback = points.min(axis=0) - np.where(span > 0, 0.1 * span, 1.0)
+        ref[unknown] = fallback[unknown]
+    return ref
+
+
+def order_positions(points: np.ndarray, reference: Sequence[float] | None = None,
+                    ids: Sequence[str] | None = None) -> np.ndarray:
+    """Each point's position (0 = best) in the strict order of the module docstring: non-domination rank, then
+    larger hypervolume contribution within the rank, then larger crowding distance, then the smaller id.
+
+    Points are maximised; `reference` is the hypervolume reference point (see `resolve_reference`); `ids` name
+    the points (default: their indices). The positions are a permutation of 0..n-1 that depends on the points
+    and their ids, not on the order they were recorded in. With other than 2 or 3 objectives the hypervolume
+    key is skipped.
+    """
+    points = np.asarray(points, dtype=float)
+    n = len(points)
+    ids = list(range(n)) if ids is None else list(ids)
     ranks = nondominated_ranks(points)
-    crowding = np.zeros(len(points))
+    crowding = np.zeros(n)
+    contribution = np.zeros(n)
+    ref = resolve_reference(points, reference) if n else None
     for rank in np.unique(ranks):
-        crowding[ranks == rank] = crowding_distance(points[ranks == rank])
-    ahead = (ranks[None, :] < ranks[:, None]) | (
-        (ranks[None, :] == ranks[:, None]) & (crowding[None, :] > crowding[:, None])
-    )
-    return ahead.sum(axis=1)
+        members = ranks == rank
+        crowding[members] = crowding_distance(points[members])
+        if points.shape[1] in (2, 3):
+            contribution[members] = hypervolume_contributions(points[members], ref)
+    order = sorted(range(n), key=lambda i: (ranks[i], -contribution[i], -crowding[i], ids[i]))
+    positions = np.empty(n, dtype=int)
+    positions[order] = np.arange(n)
+    return positions
 
 
-def decide(rung_records: Mapping[str, np.ndarray], trial_id: str, reduction_factor: float) -> bool:
+def decide(rung_records: Mapping[str, np.ndarray], trial_id: str, reduction_factor: float,
+           reference: Sequence[float] | None = None) -> bool:
     """Whether `trial_id` continues past the rung (True) or stops, given every objective vector (maximised)
-    recorded at the rung, its own included.
+    recorded at the rung, its own included: it continues if its position is below ceil(n/eta).
 
-    With fewer than `reduction_factor` records the rung has too little to judge by and every trial continues,
-    as Ray's ASHA does while its cutoff is undefined.
+    As in Ray's ASHA there is no grace for a thinly populated rung: the first trial at a rung continues (a quota
+    of one), the second only if it comes first of the two.
     """
     n = len(rung_records)
-    if n < reduction_factor:
-        return True
-    ids = list(rung_records)
+    ids = sorted(rung_records)
     points = np.array([rung_records[t] for t in ids], dtype=float)
-    position = order_positions(points)[ids.index(trial_id)]
+    position = order_positions(points, reference, ids)[ids.index(trial_id)]
     return bool(position < math.ceil(n / reduction_factor))
 
 
@@ -74,6 +128,9 @@ class MultiObjectiveASHA(FIFOScheduler):
         max_t: trials are stopped when time_attr reaches it.
         grace_period: the first rung; no trial is stopped before it.
         reduction_factor: eta; about 1/eta of the trials reaching a rung go on past it.
+        reference: the hypervolume reference point, one value per metric in the metric's own units (a trial
+            no better than it in some objective adds no hypervolume). Default: pareto.DEFAULT_REFERENCE for the
+            metrics it knows; for others, the rung's worst value less a tenth of its range.
 
     A result reaching a rung without every objective, or with a non-finite one (a diverged trial), stops the
     trial there: it is treated as worst. It is not recorded, so it neither takes a place in the rung's top
@@ -88,6 +145,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         max_t: float = 100,
         grace_period: float = 1,
         reduction_factor: float = 3,
+        reference: Sequence[float | None] | None = None,
     ):
         if not metrics or len(metrics) != len(modes):
             raise ValueError("give one mode per metric, and at least one metric")
@@ -97,10 +155,15 @@ class MultiObjectiveASHA(FIFOScheduler):
             raise ValueError("need 0 < grace_period <= max_t")
         if reduction_factor <= 1:
             raise ValueError("reduction_factor must be > 1")
+        if reference is None:
+            reference = [DEFAULT_REFERENCE.get(m) for m in metrics]
+        if len(reference) != len(metrics):
+            raise ValueError("give one reference value per metric")
         super().__init__()
         self._metrics = list(metrics)
         self._modes = list(modes)
         self._signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
+        self._reference = self._signs * np.array([math.nan if r is None else r for r in reference], dtype=float)
         self._time_attr = time_attr
         self._max_t = max_t
         self._reduction_factor = reduction_factor
@@ -139,7 +202,8 @@ class MultiObjectiveASHA(FIFOScheduler):
         if vector is None:
             return TrialScheduler.STOP
         recorded[trial_id] = vector
-        return TrialScheduler.CONTINUE if decide(recorded, trial_id, self._reduction_factor) else TrialScheduler.STOP
+        continues = decide(recorded, trial_id, self._reduction_factor, self._reference)
+        return TrialScheduler.CONTINUE if continues else TrialScheduler.STOP
 
     def _objectives(self, result: dict) -> np.ndarray | None:
         """The result's objectives, all maximised; None if one is missing, not a number, or not finite."""

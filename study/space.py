@@ -14,8 +14,9 @@ from typing import Any
 
 import trainables.variants  # noqa: F401  (registers every variant)
 from trainables.decoder_layers import ModelShape
-from trainables.registry import ADAPTERS, Knob, get_variant
+from trainables.registry import ADAPTERS, RETAIN_OBJECTIVES, Knob, get_variant
 
+from . import mmie
 from .config import ConfigError, KnobRange, StudyConfig
 
 
@@ -51,8 +52,14 @@ class SearchSpace:
     def __init__(self, cfg: StudyConfig, shape: ModelShape):
         self.variants = list(cfg.variants)
         self.adapters = list(cfg.adapters)
+        self.retains = list(cfg.retain_objectives)
         self.overrides = dict(cfg.search.space)
         self.shape = shape
+        self.mmie_only = cfg.search.mmie_expressible
+        if self.mmie_only:  # the config's validation made sure something is left
+            self.variants = mmie.expressible_variants(self.variants)
+            self.adapters = mmie.expressible(ADAPTERS, self.adapters)
+            self.retains = mmie.expressible(RETAIN_OBJECTIVES, self.retains)
 
     def __call__(self, trial) -> dict[str, Any]:
         constants: dict[str, Any] = {}
@@ -62,7 +69,13 @@ class SearchSpace:
         if variant.trains and variant.adapter is None:
             adapter = self._choose(trial, "adapter", self.adapters, constants)
             knobs += ADAPTERS.get(adapter).knobs
+        if variant.trains and variant.retain is None:
+            self._choose(trial, "retain_objective", self.retains, constants)
+        fixed = mmie.fixed_knobs(mmie.trial_pieces(variant, constants | trial.params)) if self.mmie_only else {}
         for knob in knobs:
+            if knob.name in fixed:  # mmie.py hard-codes it
+                constants[knob.name] = fixed[knob.name]
+                continue
             resolved = resolve_knob(knob.for_model(self.shape), self.overrides.get(knob.name))
             if isinstance(resolved, Knob):
                 _suggest(trial, resolved)
@@ -79,16 +92,15 @@ class SearchSpace:
 
 
 def study_knobs(cfg: StudyConfig) -> list[Knob]:
-    """Every knob the study's variants and adapters have (each once)."""
-    seen: dict[str, Knob] = {}
+    """Every knob the study's variants and adapters have, each once (two pieces' same-named knobs both)."""
+    seen: list[Knob] = []
     for name in cfg.variants:
         variant = get_variant(name)
         knobs = list(variant.knobs())
         if variant.trains and variant.adapter is None:
             knobs += [k for a in cfg.adapters for k in ADAPTERS.get(a).knobs]
-        for knob in knobs:
-            seen.setdefault(knob.name, knob)
-    return list(seen.values())
+        seen += [k for k in knobs if k not in seen]
+    return seen
 
 
 def check_model_knobs(cfg: StudyConfig, shape: ModelShape, model: str) -> None:

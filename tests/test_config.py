@@ -87,7 +87,7 @@ def test_space_is_conditional_and_overridable(tmp_path):
     space(npo)
     assert "beta" not in ga.asked and npo.asked["beta"] == ("float", 0.01, 1.0, True)
     assert ga.asked["lr"] == ("float", 0.001, 0.002, True)  # log scale kept from the knob
-    assert constants_ga["rank"] == 4 and constants_ga["target_modules"] == "q_proj,v_proj"
+    assert constants_ga["rank"] == 4 and constants_ga["target_modules"] == "q_proj,k_proj,v_proj,o_proj"
     assert ga.asked["variant"] == ("categorical", ("ga", "npo"))
 
 

@@ -27,6 +27,7 @@ from study.pareto import dominates
 from trainables import adaptive_unlearning
 from trainables.adaptive_unlearning import run_config
 from trainables.registry import ADAPTERS, get_variant
+from mmie_flags import mmie_parser
 
 PARENT_PARAMS = {
     "study": "s1", "model": "embedded", "data": "None", "embedded.forget": "hi", "embedded.retain": "en",
@@ -143,7 +144,8 @@ def test_front_matches_brute_force_and_ignores_unfinished_trials(record):
     assert [r["trial_id"] for r in rows] == FRONT  # sorted by forget_efficacy, highest first
     assert {r["trial_id"] for r in rows} == brute_force_front(record)
     assert rows[0] == {"trial_id": "ga", "status": "completed", "variant": "ga", "adapter": "lora",
-                       "forget_efficacy": 0.9, "utility": 0.5, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj"}
+                       "forget_efficacy": 0.9, "utility": 0.5, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj",
+                       "lora_alpha": 16}
     assert rows[3]["adapter"] == "loreft" and rows[3]["layers"] == "0,1"
 
 
@@ -193,9 +195,11 @@ def test_pick_says_when_nothing_qualifies(record):
 
 
 def flags(command: str) -> dict[str, list[str]]:
-    """mmie flags and their values, from a command line."""
+    """mmie flags and their values, from a command line that mmie.py's parser (its flag table, no prefix
+    matching) accepts."""
     tokens = shlex.split(command)
     assert tokens[:2] == ["python", "mmie.py"]
+    mmie_parser().parse_args(tokens[2:])  # raises on a flag mmie.py lacks, an abbreviation or a bad value
     out: dict[str, list[str]] = {}
     for token in tokens[2:]:
         if token.startswith("--"):
@@ -232,8 +236,11 @@ def test_export_lora_ga(record, tmp_path, store):
     config = export(record, "ga", tmp_path)
     assert_runs_unchanged(config)
     assert (config["entry_point"], config["adapter"], config["args"]) == ("train_lora_adaptive", "lora", {})
+    # A study logged before the schedule existed trained at a constant learning rate.
     assert config["kwargs"] == {"variant": "ga", "steps": 3, "bs": 4, "max_len": 32, "seed": 7, "use_curriculum": False,
-                                "max_grad_norm": 1.0, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj"}
+                                "max_grad_norm": 1.0, "lr_schedule": "constant", "warmup_ratio": 0.0,
+                                "retain_objective": "kl", "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj",
+                                "lora_alpha": 16}
     assert config["metrics"] == {"forget_efficacy": 0.9, "utility": 0.5, "es_forget": 0.1, "xlang_utility": 0.8}
     p = config["provenance"]
     assert (p["study"], p["parent_run_id"], p["run_id"], p["trial_id"]) == ("s1", store[1], store[2]["ga"], "ga")
@@ -241,14 +248,18 @@ def test_export_lora_ga(record, tmp_path, store):
                                                                                       "0.1.0", 7)
     assert datetime.fromisoformat(p["exported_at"]).tzinfo == timezone.utc
     f = flags(config["mmie_command"])
-    assert f["--forget_obj"] == ["ga"] and f["--lora_steps"] == ["3"] and f["--reft_steps"] == ["0"]
-    assert f["--rank"] == ["8"] and f["--seeds"] == ["7"] and f["--lr_forget"] == f["--lr_retain"] == ["0.001"]
-    assert not {"--adaptive_unlearning", "--bound", "--temperature"} & set(f)
+    # mmie.py counts forget and retain updates alike: 3 steps are 6 of its steps; its other arm keeps its default.
+    assert f["--forget_obj"] == ["ga"] and f["--lora_steps"] == ["6"] and "--reft_steps" not in f
+    assert f["--rank"] == ["8"] and f["--seeds"] == ["7"]
+    # No --lr in mmie.py: a learning rate other than its 2e-4 goes through --dual_optimizer.
+    assert f["--dual_optimizer"] == [] and f["--lr_forget"] == f["--lr_retain"] == ["0.001"]
     # the embedded default: placeholder paths, explained in the note
     assert f["--model"] == ["EMBEDDED_DIR/model"] and f["--forget"] == ["EMBEDDED_DIR/data/hi.jsonl"]
     assert f["--retain"] == ["EMBEDDED_DIR/data/en.jsonl"] and f["--mixed"] == ["EMBEDDED_DIR/data/hi_en.jsonl"]
     assert f["--xlang"] == [f"EMBEDDED_DIR/data/{c}.jsonl" for c in ("ur", "pa", "bn")]
-    assert "unlearn-study build-default" in config["note"] and "target_modules" in config["note"]
+    assert config["mmie_exact"] is False
+    for expected in ("unlearn-study build-default", "target_modules", "lr = 0.0002", "batch_size = 16"):
+        assert expected in config["note"]
 
 
 def test_export_npo(record, tmp_path):
@@ -256,7 +267,8 @@ def test_export_npo(record, tmp_path):
     assert_runs_unchanged(config)
     assert config["kwargs"]["beta"] == 0.1
     f = flags(config["mmie_command"])
-    assert f["--forget_obj"] == ["npo"] and "--adaptive_unlearning" not in f
+    assert f["--forget_obj"] == ["npo"]  # the nearest: mmie.py's batch-mean NPO, named as not the same
+    assert "mmie_npo" in config["note"] and config["mmie_exact"] is False
 
 
 def test_export_adaptive(record, tmp_path):
@@ -264,14 +276,10 @@ def test_export_adaptive(record, tmp_path):
     assert_runs_unchanged(config)
     assert config["kwargs"]["use_curriculum"] is True and config["kwargs"]["retain_freq"] == 2
     f = flags(config["mmie_command"])
-    assert f["--adaptive_unlearning"] == [] and f["--forget_obj"] == ["ga"]
-    assert f["--bound"] == ["5.0"] and f["--temperature"] == ["1.0"]
-    assert f["--lr_forget"] == ["0.0003"] and f["--lr_retain"] == ["0.0001"]
-
-
-def test_export_bounded_has_bound_but_no_temperature(record, tmp_path):
-    f = flags(export(record, "bounded", tmp_path)["mmie_command"])
-    assert "--adaptive_unlearning" in f and f["--bound"] == ["2.5"] and "--temperature" not in f
+    assert f["--dual_optimizer"] == [] and f["--lr_forget"] == ["0.0003"] and f["--lr_retain"] == ["0.0001"]
+    assert not {"--forget_reweight", "--use_curriculum", "--bounded_forget_bound"} & set(f)
+    for piece in ("bounded:", "loreun:", "curriculum:", "retain_freq"):
+        assert piece in config["note"]
 
 
 def test_export_loreft(record, tmp_path):
@@ -281,7 +289,8 @@ def test_export_loreft(record, tmp_path):
     assert config["kwargs"]["rank"] == 4 and "layers" not in config["kwargs"]
     assert config["provenance"]["trial_status"] == "diverged"
     f = flags(config["mmie_command"])
-    assert f["--reft_steps"] == ["3"] and f["--lora_steps"] == ["0"] and f["--rank"] == ["4"]
+    assert "--reft_steps" not in f and "--lora_steps" not in f  # mmie.py has no LoReFT to give steps to
+    assert "not LoReFT" in config["note"]
 
 
 def test_export_sine_runs_through_run_config(record, tmp_path):
@@ -300,7 +309,9 @@ def test_export_with_data_files_quotes_paths(record, tmp_path):
     config = export(record, "ga", tmp_path)
     f = flags(config["mmie_command"])
     assert f["--model"] == ["Qwen/Qwen2.5-1.5B-Instruct"] and f["--forget"] == ["data/hi forget.jsonl"]
-    assert "--mixed" not in f and f["--xlang"] == ["data/ur.jsonl", "data/it's.jsonl"]
+    assert f["--xlang"] == ["data/ur.jsonl", "data/it's.jsonl"]
+    # mmie.py requires --mixed: a placeholder, named in the note
+    assert f["--mixed"] == ["MIXED_FILE"] and "MIXED_FILE" in config["note"]
     assert "EMBEDDED_DIR" not in config["note"]
 
 
@@ -316,4 +327,6 @@ def test_script_is_commented_provenance_then_the_command(record, tmp_path):
 
 def test_every_front_trial_exports_bindable_kwargs(record, tmp_path):
     for row in front_table(record):
-        assert_runs_unchanged(export_config(record, trial(record, row["trial_id"]), tmp_path / row["trial_id"]))
+        config = export_config(record, trial(record, row["trial_id"]), tmp_path / row["trial_id"])
+        assert_runs_unchanged(config)
+        flags(config["mmie_command"])

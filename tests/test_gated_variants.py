@@ -50,7 +50,7 @@ def test_dsg_alone_fires_on_forget_not_retain_and_lowers_forget_mass(embedded):
 
 def test_gated_variant_trains_like_its_base_and_evaluates_through_the_gate(embedded):
     plain = Unlearner(SETUP, {**HP, "variant": "ga"})
-    gated = Unlearner(SETUP, {**HP, "variant": "ga+sae_gate", "base_alpha": 4.0})
+    gated = Unlearner(SETUP, {**HP, "variant": "ga+sae_gate", "sae_gate_alpha": 4.0})
     a, b = run_steps(plain, 2), run_steps(gated, 2)
     for x, y in zip(a, b):
         assert x["loss_forget"] == y["loss_forget"] and x["loss_retain"] == y["loss_retain"]  # training: no gate

@@ -234,7 +234,7 @@ def test_dsg_keeps_its_share_across_cached_generation(env):
 
 
 def test_build_gate_from_knobs(env):
-    assert {k.name for k in STATIC_GATE_KNOBS} == {"base_alpha", "n_features", "sae_layer"}
+    assert {k.name for k in STATIC_GATE_KNOBS} == {"sae_gate_alpha", "n_features", "sae_layer"}
     assert {k.name for k in DSG_GATE_KNOBS} == {"base_alpha", "n_features", "trigger_percentile", "sae_layer"}
     args = (env["model"], env["tok"], env["data"], env["path"], CONFIG, env["root"])
     static, info = build_gate("sae_gate", {"n_features": 10}, *args, fit_lines=256)

@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from study.pareto import crowding_distance, nondominated_ranks
 from study.schedulers import MultiObjectiveASHA, decide, order_positions, rung_milestones
@@ -43,21 +45,64 @@ def test_newcomer_dominated_by_all_stops():
     assert not decide(records(RECORDED + [(0.01, 0.01)]), "t8", 3)
 
 
-def test_crowded_middle_of_a_large_front_stops_and_extremes_continue():
+def test_three_non_dominated_trials_at_eta_3_one_continues_and_not_the_do_nothing_trial():
+    # (0.01, 1.0) forgets nothing and keeps all utility; both it and (0.9, 0.3) have infinite crowding distance.
+    front = [(0.9, 0.3), (0.5, 0.6), (0.01, 1.0)]
+    decisions = [decide(records(front), f"t{i}", 3, reference=[0, 0]) for i in range(3)]
+    assert decisions == [False, True, False]  # hypervolume contributions 0.12, 0.147, 0.004
+    # without the middle trial the two extremes alone: still one continues, the one that forgets
+    assert [decide(records(front[::2]), f"t{i}", 3, reference=[0, 0]) for i in range(2)] == [True, False]
+
+
+def test_a_do_nothing_extreme_ranks_last_on_its_front():
     front = [(i / 5, 1 - i / 5) for i in range(6)]  # six mutually non-dominated points; ceil(6/3) = 2 continue
-    decisions = [decide(records(front), f"t{i}", 3) for i in range(6)]
-    assert decisions == [True, False, False, False, False, True]
+    positions = order_positions(np.array(front), reference=[0, 0])
+    # (0, 1) and (1, 0) add no hypervolume above the reference (0, 0): behind every interior point
+    assert sorted(positions[[0, 5]]) == [4, 5]
+    assert sum(decide(records(front), f"t{i}", 3, reference=[0, 0]) for i in range(6)) == 2
 
 
-def test_fewer_than_eta_records_continue():
-    assert decide(records([(0.9, 0.9), (0.0, 0.0)]), "t1", 3)
+def test_the_scheduler_uses_the_platform_reference_for_its_objectives():
+    s = MultiObjectiveASHA(["forget_efficacy", "utility"], ["max", "max"], max_t=9, reduction_factor=3)
+    assert report(s, "a", 1, forget_efficacy=0.9, utility=0.3) == CONTINUE  # alone: a quota of one
+    assert report(s, "b", 1, forget_efficacy=0.5, utility=0.6) == CONTINUE  # contributes more than a
+    # forgets nothing, highest utility: an extreme of the front, but adds almost no hypervolume
+    assert report(s, "c", 1, forget_efficacy=0.01, utility=1.0) == STOP
+
+
+def test_fewer_than_eta_records_are_judged_too():
+    assert decide(records([(0.9, 0.9)]), "t0", 3)  # the first at a rung: a quota of one
+    assert not decide(records([(0.9, 0.9), (0.0, 0.0)]), "t1", 3)
+    assert decide(records([(0.9, 0.9), (0.0, 0.0)]), "t0", 3)
     assert not decide(records([(0.9, 0.9), (0.5, 0.5), (0.0, 0.0)]), "t2", 3)
 
 
-def test_exact_ties_share_a_position():
-    # three identical best points with two continuing slots: none is stopped for a tie
-    same = [(0.5, 0.5)] * 3 + [(0.1, 0.1)] * 3
-    assert [decide(records(same), f"t{i}", 3) for i in range(6)] == [True] * 3 + [False] * 3
+def test_exact_ties_go_to_the_earlier_trial_id_within_the_quota():
+    # three identical best points and two continuing slots: the two earliest ids continue, whatever the order
+    same = {f"t{i}": np.array(p) for i, p in enumerate([(0.5, 0.5)] * 3 + [(0.1, 0.1)] * 3)}
+    shuffled = dict(reversed(list(same.items())))
+    for recs in (same, shuffled):
+        assert [decide(recs, f"t{i}", 3) for i in range(6)] == [True, True] + [False] * 4
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    points=st.lists(st.tuples(st.sampled_from([0.0, 0.2, 0.5, 1.0]) | st.floats(-1, 2),
+                              st.sampled_from([0.0, 0.5, 1.0]) | st.floats(-1, 2)), min_size=1, max_size=14),
+    eta=st.sampled_from([2, 3, 4, 2.5]),
+    three=st.booleans(),
+)
+def test_never_more_than_the_quota_continue(points, eta, three):
+    # ties are common: values drawn from a few levels as well as at random, duplicates included
+    pts = [p + (p[0] * p[1],) if three else p for p in points]
+    recs = records(pts)
+    continuing = sum(decide(recs, t, eta) for t in recs)
+    assert continuing == math.ceil(len(pts) / eta)  # at most the quota, and the quota is filled
+    assert sorted(order_positions(np.array(pts, dtype=float))) == list(range(len(pts)))
+    # a trial no other dominates is never behind one that is dominated
+    ranks = nondominated_ranks(np.array(pts, dtype=float))
+    positions = order_positions(np.array(pts, dtype=float))
+    assert all(positions[i] < positions[j] for i in range(len(pts)) for j in range(len(pts)) if ranks[i] < ranks[j])
 
 
 def test_rung_milestones():
@@ -87,7 +132,8 @@ def test_scheduler_across_rungs_and_save_restore(tmp_path):
     s = MultiObjectiveASHA(["forget_efficacy", "utility"], ["max", "max"], max_t=9, grace_period=1, reduction_factor=3)
     assert s.set_search_properties(None, None) and s.set_search_properties("utility", "max")
     assert report(s, "a", 1, forget_efficacy=0.8, utility=0.3) == CONTINUE  # alone at the rung
-    assert report(s, "b", 1, forget_efficacy=0.3, utility=0.8) == CONTINUE  # two < eta
+    # non-dominated, and adds more hypervolume than a (0.18 against 0.15): first of the two
+    assert report(s, "b", 1, forget_efficacy=0.3, utility=0.9) == CONTINUE
     assert report(s, "c", 1, forget_efficacy=0.2, utility=0.2) == STOP  # dominated by a and b
     assert report(s, "d", 1, forget_efficacy=0.9, utility=0.9) == CONTINUE  # dominates everyone
     assert report(s, "a", 2, forget_efficacy=0.9, utility=0.4) == CONTINUE  # no rung at 2
@@ -125,8 +171,8 @@ def test_completed_trial_is_recorded_for_later_comparisons():
     s.on_trial_complete(None, trial("a"), {"training_iteration": 1, "forget_efficacy": 0.9, "utility": 0.9})
     s.on_trial_complete(None, trial("b"), {"training_iteration": 9, "forget_efficacy": 1.0, "utility": 1.0})
     assert list(s.get_state()["rungs"][1]["records"]) == ["a"]  # b ended at max_t, past every rung
-    assert report(s, "c", 1, forget_efficacy=0.5, utility=0.5) == CONTINUE
-    assert report(s, "d", 1, forget_efficacy=0.4, utility=0.4) == STOP
+    assert report(s, "c", 1, forget_efficacy=0.5, utility=0.5) == STOP  # dominated by the completed a
+    assert report(s, "d", 1, forget_efficacy=0.95, utility=0.95) == CONTINUE
 
 
 def test_bad_arguments():
@@ -140,10 +186,11 @@ def test_bad_arguments():
         MultiObjectiveASHA(["a"], ["max"], reduction_factor=1)
 
 
-# Configs for the real run: two front trials, whose objectives dominate or match every other trial at every
-# step, and six dominated ones. Objectives grow with t, so a trial's standing is the same at every rung.
-FRONT = [(0.9, 0.3), (0.3, 0.9)]
-DOMINATED = [(0.2, 0.2), (0.25, 0.1), (0.1, 0.25), (0.2, 0.15), (0.15, 0.2), (0.1, 0.1)]
+# Configs for the real run: one trial whose objectives dominate every other trial's at every step, and seven
+# dominated ones. Objectives grow with t, so a trial's standing is the same at every rung. (Two non-dominated
+# trials would race: the second of them to reach a rung holds a quota of one only if it comes first.)
+FRONT = [(0.9, 0.9)]
+DOMINATED = [(0.2, 0.2), (0.25, 0.1), (0.1, 0.25), (0.2, 0.15), (0.15, 0.2), (0.1, 0.1), (0.3, 0.8)]
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from conftest import run_steps
 from trainables.setup import TrialSetup
 from trainables.unlearner import Unlearner
 
-SETUP = TrialSetup(steps=20, batch_size=8, eval_every=5, es_prompts=8)
+# A constant learning rate: these tests are about the loop, not the schedule (tests/test_training_step.py).
+SETUP = TrialSetup(steps=20, batch_size=8, eval_every=5, es_prompts=8, lr_schedule="constant")
 
 
 @pytest.mark.parametrize("variant", ["ga", "npo"])

@@ -83,8 +83,9 @@ def test_dual_optim_keeps_separate_states():
     dual.optimizer("retain").step()
     assert all(torch.equal(dual.forget.state[p][k], v) for k, v in forget_state.items())
     assert dual.forget.state[p]["step"].item() == 1 and dual.retain.state[p]["step"].item() == 2
-    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(0) == ["forget", "retain"]
-    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(3) == ["retain"]
+    # Budgets count forget updates: every step is one forget update and its retain_freq retain updates.
+    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(0) == ["forget"] + ["retain"] * 5
+    assert DualOptim(1e-3, 1e-3, 5, [p]).phases(3) == ["forget"] + ["retain"] * 5
 
 
 def test_bounded_loss_and_its_gradient_are_bounded():
@@ -103,3 +104,17 @@ def test_sine_adapter_delta_stays_within_one_over_gain(embedded):
     deltas = [layer.delta_weight() for layer in u.adapter.layers.values()]
     assert max(d.abs().max().item() for d in deltas) <= 1 / 20.0 + 1e-7
     assert max(d.abs().max().item() for d in deltas) > 1e-4  # and it did train
+
+
+def test_same_named_searched_knobs_are_one_parameter():
+    # Optuna knows a parameter by its name: two pieces' searched knobs of one name must mean the same thing (the
+    # static gate's attenuation and DSG's clamp strength were both base_alpha, so TPE learnt one from the other).
+    from trainables.registry import ADAPTERS, GATES, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS
+
+    definitions: dict[str, set] = {}
+    for registry in (OBJECTIVES, RETAIN_OBJECTIVES, WEIGHTINGS, OPTIMIZERS, ADAPTERS, GATES):
+        for entry in registry:
+            for knob in entry.knobs:
+                if knob.searched:
+                    definitions.setdefault(knob.name, set()).add(knob)
+    assert {name: d for name, d in definitions.items() if len(d) > 1} == {}

@@ -51,16 +51,20 @@ def _data(forget: list[str], retain: list[str], seed: int, heldout: int) -> Stud
 def run_config(model, tok, forget: list[str], retain: list[str], device: str = "cpu", *, adapter: str = "lora",
                variant: str = "adaptive", steps: int = 500, bs: int = 16, max_len: int = 256, seed: int = 0,
                use_curriculum: bool | None = None, recompute_weights_every: int | None = None,
-               max_grad_norm: float = 1.0, heldout: int = 128, **knobs) -> tuple[Unlearner, dict]:
-    """Unlearn with one configuration; returns the run (model, adapter) and its final per-step metrics."""
+               max_grad_norm: float = 1.0, heldout: int = 128, lr_schedule: str = "warmup_cosine",
+               warmup_ratio: float = 0.1, retain_objective: str = "kl", **knobs) -> tuple[Unlearner, dict]:
+    """Unlearn with one configuration; returns the run (model, adapter) and its final per-step metrics.
+    `retain_objective` names the retain step: kl (mmie.py's, the default) or nll."""
     for p in model.parameters():
         p.requires_grad_(False)  # only the adapter trains
     setup = TrialSetup(model="<in memory>", device=device, steps=steps, batch_size=bs, max_len=max_len, seed=seed,
-                       max_grad_norm=max_grad_norm, heldout=heldout)
+                       max_grad_norm=max_grad_norm, heldout=heldout, lr_schedule=lr_schedule,
+                       warmup_ratio=warmup_ratio)
     # A gate acts at evaluation, not in training: the entry points return the trained adapter without it (an
     # exported gated trial names its gate; trainables.gates.build_gate builds it from the model's path).
     chosen = replace(resolve_variant(variant, use_curriculum, recompute_weights_every), gate=None)
-    unlearner = Unlearner(setup, {"variant": chosen.name, "adapter": adapter, **knobs}, model=model.to(device),
+    hparams = {"variant": chosen.name, "adapter": adapter, "retain_objective": retain_objective, **knobs}
+    unlearner = Unlearner(setup, hparams, model=model.to(device),
                           tokenizer=tok, data=_data(forget, retain, seed, heldout), variant=chosen)
     metrics: dict = {}
     while unlearner.step < unlearner.steps:
@@ -74,8 +78,8 @@ def run_config(model, tok, forget: list[str], retain: list[str], device: str = "
 def train_lora_adaptive(model, tok, forget, retain, device="cpu", steps=500, bs=16, max_len=256, lr_forget=1e-4,
                         lr_retain=5e-5, bound=10.0, temperature=1.0, use_curriculum=True,
                         recompute_weights_every=50, seed=0, variant="adaptive", **knobs):
-    """Adaptive unlearning with a LoRA adapter (rank 8 on q_proj/v_proj unless `rank`/`target_modules` say
-    otherwise). Returns the model with the trained adapter (a peft model)."""
+    """Adaptive unlearning with a LoRA adapter (mmie.py's: rank 8 on q/k/v/o, alpha 16, unless `rank`,
+    `target_modules`, `lora_alpha` say otherwise). Returns the model with the trained adapter (a peft model)."""
     unlearner, _ = run_config(
         model, tok, forget, retain, device, adapter="lora", variant=variant, steps=steps, bs=bs, max_len=max_len,
         seed=seed, use_curriculum=use_curriculum, recompute_weights_every=recompute_weights_every,

@@ -30,7 +30,7 @@ import torch
 
 from .data import StudyData
 from .decoder_layers import LayerChoices, decoder_body, decoder_layers, hidden_of, with_hidden
-from .registry import GATES, Knob
+from .registry import GATES, Knob, MmieForm
 from .sae import (
     SAEConfig,
     SelectedFeatures,
@@ -57,8 +57,10 @@ STATIC_GATE_KNOBS = (
     # mmie.py's --sae_gate_alpha (default 0.35) attenuates (1 removes the features), but on the embedded model the
     # static gate does next to nothing up to 1 (bench_gates.py: forget_efficacy 0.02 at 1, 0.32 at 4): the range
     # goes on into inversion, to DSG's top strength, so that the baseline is not held back by its range. Log scale.
-    Knob("base_alpha", 0.35, low=0.05, high=20.0, log=True,
-         help="static gate: selected features scaled by 1 - base_alpha at every token"),
+    # Its own name (mmie.py's flag's), not DSG's base_alpha: the two mean different things, and one Optuna
+    # parameter for both would let TPE learn one gate's strength from the other's trials.
+    Knob("sae_gate_alpha", 0.35, low=0.05, high=20.0, log=True,
+         help="static gate: selected features scaled by 1 - sae_gate_alpha at every token"),
     _N_FEATURES,
     _SAE_LAYER,
 )
@@ -243,15 +245,23 @@ class GateContext:
 
 
 @GATES.register("sae_gate", knobs=STATIC_GATE_KNOBS, help="mmie.py's static SAE gate: selected features scaled by "
-                "1 - base_alpha on every input")
-def static_gate(base_alpha: float, n_features: int, sae_layer: str, *, context: GateContext):
+                "1 - sae_gate_alpha on every input",
+                mmie=MmieForm(flags=lambda v: ["--sae_gate", "--sae_gate_alpha", str(v["sae_gate_alpha"]),
+                                               "--sae_gate_topk", str(v["n_features"]),
+                                               "--sae_feature_picker", "activation"],
+                              missing="mmie.py trains its own SAE (on per-sequence mean states), encodes densely and "
+                                      "picks features by forget-minus-retain |z| (--sae_feature_picker activation is the "
+                                      "nearest of its pickers); this gate's SAE and DSG-style selection are not its"))
+def static_gate(sae_gate_alpha: float, n_features: int, sae_layer: str, *, context: GateContext):
     layer = int(sae_layer)
     sae, features, info = context.fit(layer, int(n_features))
-    return StaticGate(sae, layer, features, base_alpha), info
+    return StaticGate(sae, layer, features, sae_gate_alpha), info
 
 
 @GATES.register("dsg", knobs=DSG_GATE_KNOBS, help="Dynamic SAE Guardrails: selected features clamped negative on "
-                "sequences whose trigger share exceeds a retain-calibrated threshold")
+                "sequences whose trigger share exceeds a retain-calibrated threshold",
+                mmie=MmieForm(missing="mmie.py's dsg arm crashes as published (its call omits `lid`) and its --dsg "
+                                      "only sets a threshold on the static gate"))
 def dynamic_gate(base_alpha: float, n_features: int, trigger_percentile: float, sae_layer: str, *,
                  context: GateContext):
     layer = int(sae_layer)

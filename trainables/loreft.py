@@ -20,7 +20,7 @@ from torch.nn.utils.parametrizations import orthogonal
 
 from .adapters import Adapter
 from .decoder_layers import LayerChoices, decoder_layers, hidden_of, with_hidden
-from .registry import ADAPTERS, Knob
+from .registry import ADAPTERS, Knob, MmieForm
 
 
 class LowRankIntervention(nn.Module):
@@ -54,34 +54,27 @@ class LowRankIntervention(nn.Module):
         return h + delta.to(h.dtype)
 
 
-@ADAPTERS.register(
-    "loreft",
-    knobs=(
-        Knob("rank", 4, choices=(1, 2, 4, 8), searched=False, help="LoReFT rank r (dimension of the edited subspace)"),
-        Knob(
-            "layers",
-            "all",
-            model_choices=LayerChoices(with_all=True, several=True),
-            searched=False,
-            help="decoder layers whose output is intervened on: 'all' or comma-separated indices",
-        ),
-    ),
-    help="LoReFT (Wu et al. 2024) on decoder-layer outputs, all positions: h + Rᵀ(Wh + b − Rh); starts as identity",
-)
-class LoReFT(Adapter):
-    def __init__(self, rank: int, layers: str):
-        self.rank = int(rank)
+class HookedInterventions(Adapter):
+    """An intervention module per chosen decoder layer, applied to the layer's output by a forward hook; the base
+    model is untouched and only the interventions train. Subclasses say what one intervention is."""
+
+    name = ""
+
+    def __init__(self, layers: str):
         self.layers = str(layers)  # a YAML override may give a bare int
         self.interventions = nn.ModuleDict()  # keyed by layer index
         self.handles: list[torch.utils.hooks.RemovableHandle] = []
         self.enabled = True
+
+    def intervention(self, dim: int) -> nn.Module:
+        raise NotImplementedError
 
     def _indices(self, n: int) -> list[int]:
         if self.layers.strip() == "all":
             return list(range(n))
         indices = [int(i) for i in self.layers.split(",")]
         if not indices or any(not -n <= i < n for i in indices):
-            raise ValueError(f"loreft: layers {self.layers!r} outside a model with {n} decoder layers")
+            raise ValueError(f"{self.name}: layers {self.layers!r} outside a model with {n} decoder layers")
         return sorted({i % n for i in indices})  # negative indices count from the last layer, as in Python
 
     def attach(self, model):
@@ -89,7 +82,7 @@ class LoReFT(Adapter):
         layers = decoder_layers(model)
         dim, device = model.config.hidden_size, next(model.parameters()).device
         for i in self._indices(len(layers)):
-            self.interventions[str(i)] = LowRankIntervention(dim, self.rank).to(device=device, dtype=torch.float32)
+            self.interventions[str(i)] = self.intervention(dim).to(device=device, dtype=torch.float32)
             self.handles.append(layers[i].register_forward_hook(partial(self._hook, str(i))))
         return model
 
@@ -124,3 +117,28 @@ class LoReFT(Adapter):
             raise KeyError(f"adapter checkpoint does not match the adapter: {sorted(set(state) ^ set(mine))[:5]}")
         self.interventions.load_state_dict(state, strict=True)
 
+
+@ADAPTERS.register(
+    "loreft",
+    knobs=(
+        Knob("rank", 4, choices=(1, 2, 4, 8), searched=False, help="LoReFT rank r (dimension of the edited subspace)"),
+        Knob(
+            "layers",
+            "all",
+            model_choices=LayerChoices(with_all=True, several=True),
+            searched=False,
+            help="decoder layers whose output is intervened on: 'all' or comma-separated indices",
+        ),
+    ),
+    help="LoReFT (Wu et al. 2024) on decoder-layer outputs, all positions: h + Rᵀ(Wh + b − Rh); starts as identity",
+    mmie=MmieForm(missing="mmie.py's ReFT is h + s·B(A h), not LoReFT (adapter reft)"),
+)
+class LoReFT(HookedInterventions):
+    name = "loreft"
+
+    def __init__(self, rank: int, layers: str):
+        super().__init__(layers)
+        self.rank = int(rank)
+
+    def intervention(self, dim):
+        return LowRankIntervention(dim, self.rank)

@@ -1,18 +1,30 @@
-"""Optimiser schemes: which optimiser(s) update the adapter, and the order of forget and retain updates."""
+"""Optimiser schemes: which optimiser(s) update the adapter, and the order of forget and retain updates.
+
+A step is one forget update and the retain updates that go with it, whatever the scheme: studies, rungs and the
+ladder count budgets in steps, so they compare variants at equal forget updates (DualOptim's official code counts
+the same way). Every optimiser is AdamW with weight decay 0.01 (torch's default, which mmie.py and DualOptim's
+code use); the learning rate follows the study's schedule (trainables.schedule), applied per update.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from .registry import OPTIMIZERS, Knob
+from .registry import OPTIMIZERS, Knob, MmieForm
+
+WEIGHT_DECAY = 0.01
+MMIE_LR = 2e-4  # mmie.py's learning rate; it has no --lr flag
 
 
 class OptimizerScheme:
     def phases(self, step: int) -> list[str]:
-        """The updates one step makes, in order: "forget" and "retain"."""
+        """The updates one step makes, in order: one "forget", then its "retain" updates."""
         raise NotImplementedError
 
     def optimizer(self, phase: str) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -22,20 +34,31 @@ class OptimizerScheme:
         raise NotImplementedError
 
 
+def _lr_flags(values: dict) -> list[str]:
+    # mmie.py sets a learning rate only through --dual_optimizer (two AdamW states); at its own 2e-4 none is needed.
+    if abs(float(values["lr"]) - MMIE_LR) <= 1e-12:
+        return []
+    return ["--dual_optimizer", "--lr_forget", str(values["lr"]), "--lr_retain", str(values["lr"])]
+
+
 @OPTIMIZERS.register(
     "adamw",
     knobs=(Knob("lr", 2e-4, 1e-5, 1e-2, log=True, help="learning rate of the single AdamW"),),
-    help="one AdamW; each step is a forget update then a retain update (gradient difference, alternating)",
+    help="one AdamW (weight decay 0.01); each step is a forget update then a retain update (mmie.py's alternation)",
+    mmie=MmieForm(flags=_lr_flags, fixed=(("lr", MMIE_LR),)),
 )
 class SingleAdamW(OptimizerScheme):
     def __init__(self, lr: float, params):
-        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=WEIGHT_DECAY)
 
     def phases(self, step):
         return ["forget", "retain"]
 
     def optimizer(self, phase):
         return self.opt
+
+    def optimizers(self):
+        return [self.opt]
 
     def state_dict(self):
         return {"adamw": self.opt.state_dict()}
@@ -51,23 +74,30 @@ class SingleAdamW(OptimizerScheme):
         Knob("lr_retain", 1e-4, 1e-5, 1e-2, log=True, help="learning rate of the retain optimiser"),
         Knob("retain_freq", 1, choices=(1, 2, 5), help="retain updates per forget update (the paper's LLM code: 5)"),
     ),
-    help="DualOptim (arXiv 2504.15827): separate Adam states, step counts and learning rates for forget and retain",
+    help="DualOptim (arXiv 2504.15827): separate AdamW states, step counts and learning rates for forget and retain;"
+         " at retain_freq 1 it is mmie.py's --dual_optimizer",
+    mmie=MmieForm(flags=lambda v: ["--dual_optimizer", "--lr_forget", str(v["lr_forget"]),
+                                   "--lr_retain", str(v["lr_retain"])],
+                  fixed=(("retain_freq", 1),)),
 )
 class DualOptim(OptimizerScheme):
-    """Every step makes a retain update; every retain_freq-th step also a forget update, before it. Each objective
-    keeps its own Adam moments and bias-correction step count (sharing one state is the paper's ablation)."""
+    """Each step makes one forget update, then retain_freq retain updates. Each objective keeps its own AdamW
+    moments and bias-correction step count (sharing one state is the paper's ablation)."""
 
     def __init__(self, lr_forget: float, lr_retain: float, retain_freq: int, params):
         params = list(params)
         self.retain_freq = int(retain_freq)
-        self.forget = torch.optim.Adam(params, lr=lr_forget)
-        self.retain = torch.optim.Adam(params, lr=lr_retain)
+        self.forget = torch.optim.AdamW(params, lr=lr_forget, weight_decay=WEIGHT_DECAY)
+        self.retain = torch.optim.AdamW(params, lr=lr_retain, weight_decay=WEIGHT_DECAY)
 
     def phases(self, step):
-        return (["forget"] if step % self.retain_freq == 0 else []) + ["retain"]
+        return ["forget"] + ["retain"] * self.retain_freq
 
     def optimizer(self, phase):
         return self.forget if phase == "forget" else self.retain
+
+    def optimizers(self):
+        return [self.forget, self.retain]
 
     def state_dict(self):
         return {"forget": self.forget.state_dict(), "retain": self.retain.state_dict()}

@@ -48,7 +48,7 @@ class Knob:
         if self.model_choices is None:
             return self
         choices = tuple(self.model_choices(shape))
-        default = self.default if self.default in choices else choices[0]
+        default = self.default if self.default in choices or _valid(self.model_choices, self.default, shape) else choices[0]
         return replace(self, choices=choices, default=default, model_choices=None)
 
     def describe(self) -> str:
@@ -62,11 +62,58 @@ class Knob:
 
 
 @dataclass(frozen=True)
+class MmieForm:
+    """How the user's mmie.py expresses a piece (its flags), or why it cannot.
+
+    `flags(values)` turns the piece's knob values into mmie.py's flags (spelled in full): its exact form, or where
+    `missing` says there is none, the nearest one (mmie_npo's flags for the paper's NPO). `fixed` holds the knob
+    values mmie.py hard-codes (no flag sets them): a trial with other values is not what mmie.py runs, and
+    `search.mmie_expressible` fixes them. `missing` non-empty: mmie.py has no form of this piece at all; it says
+    why. Pieces in the same `exclusive` group cannot be combined on mmie.py's command line (it applies one).
+    """
+
+    flags: Callable[[dict[str, Any]], list[str]] = lambda values: []
+    fixed: tuple[tuple[str, Any], ...] = ()
+    missing: str = ""
+    exclusive: str = ""
+    steps_flag: str = ""  # an adapter's: mmie.py's flag for its training steps (--lora_steps, --reft_steps)
+
+    def problems(self, piece: str, values: dict[str, Any]) -> list[str]:
+        """Why these knob values are not what mmie.py runs (empty: they are)."""
+        if self.missing:
+            return [f"{piece}: {self.missing}"]
+        return [f"{piece}: mmie.py fixes {name} = {value!r} (no flag sets it), this trial has {values[name]!r}"
+                for name, value in self.fixed if name in values and not _same(values[name], value)]
+
+
+def _same(a, b) -> bool:
+    if isinstance(b, float) or isinstance(a, float):
+        try:
+            return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))
+        except (TypeError, ValueError):
+            return False
+    return str(a) == str(b)
+
+
+NOT_DECLARED = MmieForm(missing="no mmie.py form is declared for this piece")
+
+
+def _valid(model_choices, value, shape) -> bool:
+    """Whether a value outside the listed choices is still one the model accepts (LoReFT's "0,1")."""
+    try:
+        model_choices.check(value, shape)
+    except (AttributeError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
 class Entry(Generic[T]):
     name: str
     factory: Callable[..., T]
     knobs: tuple[Knob, ...] = ()
     help: str = ""
+    mmie: MmieForm = NOT_DECLARED
 
 
 @dataclass
@@ -74,13 +121,13 @@ class Registry(Generic[T]):
     kind: str
     _entries: dict[str, Entry[T]] = field(default_factory=dict)
 
-    def register(self, name: str, knobs: tuple[Knob, ...] = (), help: str = ""):
-        """Decorator: register a factory (a class or function) under `name` with its knobs."""
+    def register(self, name: str, knobs: tuple[Knob, ...] = (), help: str = "", mmie: MmieForm = NOT_DECLARED):
+        """Decorator: register a factory (a class or function) under `name` with its knobs and its mmie.py form."""
 
         def decorate(factory):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
-            self._entries[name] = Entry(name=name, factory=factory, knobs=tuple(knobs), help=help)
+            self._entries[name] = Entry(name=name, factory=factory, knobs=tuple(knobs), help=help, mmie=mmie)
             return factory
 
         return decorate
@@ -108,6 +155,7 @@ class Registry(Generic[T]):
 
 
 OBJECTIVES: Registry = Registry("forget objective")
+RETAIN_OBJECTIVES: Registry = Registry("retain objective")
 WEIGHTINGS: Registry = Registry("sample weighting")
 OPTIMIZERS: Registry = Registry("optimiser scheme")
 ADAPTERS: Registry = Registry("adapter")
@@ -122,6 +170,7 @@ class Variant:
 
     name: str
     objective: str | None
+    retain: str | None = None  # the retain objective; None: the study's choice (`retain_objectives`, default kl)
     weightings: tuple[str, ...] = ("uniform",)  # several multiply (then renormalise to mean 1)
     optimizer: str = "adamw"
     adapter: str | None = None  # set when the method is an adapter (sine_bounded); else the study chooses
@@ -136,6 +185,7 @@ class Variant:
         pieces: list[tuple[Registry, str]] = []
         if self.trains:
             pieces += [(OBJECTIVES, self.objective), *((WEIGHTINGS, w) for w in self.weightings), (OPTIMIZERS, self.optimizer)]
+        pieces += [(RETAIN_OBJECTIVES, self.retain)] if self.trains and self.retain else []
         pieces += [(ADAPTERS, self.adapter)] if self.adapter else []
         return pieces + ([(GATES, self.gate)] if self.gate else [])
 

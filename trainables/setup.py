@@ -32,10 +32,13 @@ class TrialSetup:
     # Languages (ISO 639-1) per data set name, and the forget set's script; the driver finds them from the data.
     languages: tuple[tuple[str, str], ...] = ()
     forget_script: str = ""
-    # Schedule.
+    # Schedule: mmie.py's by default (batch 16, max_len 256, 10% warm-up then cosine, clip 1.0). A step is one
+    # forget update and the retain updates that go with it.
     steps: int = 100
-    batch_size: int = 32
-    max_len: int = 64
+    batch_size: int = 16
+    max_len: int = 256
+    lr_schedule: str = "warmup_cosine"
+    warmup_ratio: float = 0.1
     eval_batch: int = 8
     eval_max_len: int = 32
     eval_every: int = 25

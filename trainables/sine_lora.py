@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adapters import Adapter
-from .registry import ADAPTERS, Knob
+from .registry import ADAPTERS, Knob, MmieForm
 
 MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
 
@@ -50,6 +50,7 @@ class SineLinear(nn.Module):
         Knob("gain", 10.0, 1.0, 100.0, log=True, help="gain g: every ΔW entry stays within ±1/g"),
     ),
     help="Stable Forgetting's sine-bounded LoRA on the MLP projections: ΔW = sin(ω·BA)/g",
+    mmie=MmieForm(missing="mmie.py has no sine-bounded adapter (its LoRA is plain, on q/k/v/o)"),
 )
 class SineLoRA(Adapter):
     def __init__(self, rank: int, omega: float, gain: float):

@@ -37,7 +37,8 @@ from .metrics import (
     token_nll,
 )
 from .modeling import load_model, load_tokenizer
-from .registry import ADAPTERS, OBJECTIVES, OPTIMIZERS, WEIGHTINGS, Variant, get_variant
+from .registry import ADAPTERS, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS, Variant, get_variant
+from .schedule import lr_multiplier
 from .setup import TrialSetup
 from .weighting import Product
 from .unicode_scripts import dominant_script
@@ -70,6 +71,11 @@ def _language_id(codes: tuple[str, ...]) -> LanguageIdentifier:
     return LanguageIdentifier(codes)
 
 
+def retain_objective_of(variant: Variant, hparams: dict) -> str:
+    """The variant's own retain objective, else the trial's (`retain_objective`, chosen by the study), else mmie.py's kl."""
+    return variant.retain or hparams.get("retain_objective", "kl")
+
+
 class Unlearner:
     """One run. In a study it loads the model and data named by the setup (cached per process); the mmie.py entry
     points hand it their own model, tokenizer and data instead (`model`, `tokenizer`, `data`, `variant`)."""
@@ -93,9 +99,13 @@ class Unlearner:
         self.steps = setup.steps if self.trains else 0
         if self.trains:
             self.objective = OBJECTIVES.build(self.variant.objective, hparams)
+            self.retain_objective = RETAIN_OBJECTIVES.build(retain_objective_of(self.variant, hparams), hparams)
             parts = [WEIGHTINGS.build(name, hparams) for name in self.variant.weightings]
             self.weighting = parts[0] if len(parts) == 1 else Product(parts)
             self.optim = OPTIMIZERS.build(self.variant.optimizer, hparams, params=self.adapter.parameters())
+            # Base learning rates, which the schedule scales per update.
+            self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in self.optim.optimizers()]
+            self.updates_per_step = len(self.optim.phases(0))
 
         if data is None:
             paths = setup.data_paths()
@@ -145,40 +155,72 @@ class Unlearner:
     # ---- training -------------------------------------------------------------------------------------------
 
     def _batch(self, phase: str, k: int) -> dict[str, torch.Tensor]:
-        rng = random.Random(f"{self.setup.seed}:{phase}:{self.step}:{k}")
+        key = f"{self.setup.seed}:{phase}:{self.step}:{k}"
         lines = self.train_tokens[phase]
-        indices = [rng.randrange(len(lines)) for _ in range(self.setup.batch_size)]
+        indices = None
+        if phase == "forget":  # a sampler piece (mmie.py's --forget_reweight) may choose the lines
+            rng = torch.Generator().manual_seed(int.from_bytes(key.encode(), "little") % 2**63)
+            indices = self.weighting.draw(len(lines), self.setup.batch_size, rng, self.step, self.setup.steps,
+                                          self._current_forget_losses)
+        if indices is None:
+            rng = random.Random(key)
+            indices = [rng.randrange(len(lines)) for _ in range(self.setup.batch_size)]
         batch = pad_rows(self.tok, [lines[i] for i in indices], self.setup.max_len)
         return to_device(batch, self.model.device) | {"indices": torch.tensor(indices)}
 
+    def _forward(self, batch) -> torch.Tensor:
+        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+
     @torch.no_grad()
-    def _frozen_forget_losses(self, chunk: int = 64) -> torch.Tensor:
-        """Mean NLL of every forget training line under the frozen model (static LoReUn scores these once)."""
+    def _line_losses(self, indices: list[int], chunk: int = 64) -> torch.Tensor:
+        """Mean NLL per token of forget training lines (by index) under the model as it is now."""
         lines = self.train_tokens["forget"]
         out = []
-        with self.adapter.disabled():
-            for start in range(0, len(lines), chunk):
-                batch = to_device(pad_rows(self.tok, lines[start : start + chunk], self.setup.max_len), self.model.device)
-                logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-                total, count = token_nll(logits, batch["labels"])
-                out.append((total / count.clamp_min(1)).cpu())
+        for start in range(0, len(indices), chunk):
+            rows = [lines[i] for i in indices[start : start + chunk]]
+            batch = to_device(pad_rows(self.tok, rows, self.setup.max_len), self.model.device)
+            total, count = token_nll(self._forward(batch), batch["labels"])
+            out.append((total / count.clamp_min(1)).cpu())
         return torch.cat(out)
 
+    def _current_forget_losses(self, indices: list[int]) -> torch.Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._line_losses(indices)
+        finally:
+            self.model.train(was_training)
+
+    def _frozen_forget_losses(self) -> torch.Tensor:
+        """Mean NLL of every forget training line under the frozen model (static LoReUn scores these once)."""
+        with self.adapter.disabled():
+            return self._line_losses(list(range(len(self.train_tokens["forget"]))))
+
+    @torch.no_grad()
+    def _base_logits(self, batch) -> torch.Tensor:
+        with self.adapter.disabled():
+            return self._forward(batch)
+
     def _loss(self, phase: str, batch) -> torch.Tensor:
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-        nll_sum, n_tokens = token_nll(logits, batch["labels"])
+        logits = self._forward(batch)
         if phase == "retain":
-            return nll_sum.sum() / n_tokens.sum().clamp_min(1)
-        ref_nll_sum = None
-        if self.objective.uses_reference:
-            with torch.no_grad(), self.adapter.disabled():
-                ref_logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-                ref_nll_sum, _ = token_nll(ref_logits, batch["labels"])
-        per_sample = self.objective.per_sample(nll_sum, n_tokens, ref_nll_sum)
-        weights = self.weighting.weights(
-            (nll_sum / n_tokens.clamp_min(1)).detach(), batch["indices"], self.step, self.setup.steps
-        )
-        return (weights * per_sample).mean()
+            loss = self.retain_objective.loss(logits, batch["labels"], lambda: self._base_logits(batch))
+        else:
+            nll_sum, n_tokens = token_nll(logits, batch["labels"])
+            ref_nll_sum = token_nll(self._base_logits(batch), batch["labels"])[0] if self.objective.uses_reference else None
+            weights = self.weighting.weights(
+                (nll_sum / n_tokens.clamp_min(1)).detach(), batch["indices"], self.step, self.setup.steps
+            )
+            loss = self.objective.loss(nll_sum, n_tokens, ref_nll_sum, weights)
+        penalty = self.adapter.penalty()
+        return loss if penalty is None else loss + penalty
+
+    def _schedule_lr(self, update: int) -> None:
+        factor = lr_multiplier(self.setup.lr_schedule, update, self.steps * self.updates_per_step,
+                               self.setup.warmup_ratio)
+        for opt, lrs in zip(self.optim.optimizers(), self.base_lrs):
+            for group, lr in zip(opt.param_groups, lrs):
+                group["lr"] = lr * factor
 
     def train_step(self) -> dict[str, float]:
         """One step's updates. Returns losses, the largest gradient norm and whether the step diverged."""
@@ -193,6 +235,7 @@ class Unlearner:
         for k, phase in enumerate(self.optim.phases(self.step)):
             batch = self._batch(phase, k)
             loss = self._loss(phase, batch)
+            self._schedule_lr(self.step * self.updates_per_step + k)
             opt = self.optim.optimizer(phase)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -231,7 +274,7 @@ class Unlearner:
     def _mass_and_retain_ppl(self) -> tuple[float, float]:
         self.model.eval()
         batch = to_device(self.eval_batch, self.model.device)
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+        logits = self._forward(batch)
         nf = self.n_eval_forget
         mass = forget_token_mass(logits[:nf], batch["labels"][:nf], self.forget_mask)
         return mass, perplexity_from(*token_nll(logits[nf:], batch["labels"][nf:]))

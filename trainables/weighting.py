@@ -1,6 +1,10 @@
-"""Sample weightings: how much each forget sample counts in a batch's loss. Weights always average 1 over the
-batch, so a weighting redistributes the forget gradient without shrinking it (the guide's weights summed to 1,
-which divides the forget gradient by the batch size)."""
+"""Sample weightings: how much each forget sample counts in a batch's loss, or which samples make the batch.
+
+Weights always average 1 over the batch, so a weighting redistributes the forget gradient without shrinking it (the
+guide's weights summed to 1, which divides the forget gradient by the batch size). mmie.py's forms of the same
+ideas (`--forget_reweight`, `--use_curriculum`) do not weight a batch: they choose its lines, by sampling with
+probabilities from the current model's losses; they implement `draw` and keep uniform weights.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,21 @@ from collections.abc import Callable
 
 import torch
 
-from .registry import WEIGHTINGS, Knob
+from .registry import WEIGHTINGS, Knob, MmieForm
+
+# Callable scoring forget training lines (by index) with the current model: mean NLL per token, no gradient.
+Scorer = Callable[[list[int]], torch.Tensor]
 
 
 class SampleWeighting:
     def prepare(self, frozen_losses: Callable[[], torch.Tensor]) -> None:
         """Called once before training; `frozen_losses()` scores every forget training line with the frozen model
         (costly: only weightings that need it call it)."""
+
+    def draw(self, n_lines: int, batch_size: int, rng: torch.Generator, step: int, total_steps: int,
+             score: Scorer) -> list[int] | None:
+        """The forget lines (indices) of this step's batch, or None for the default uniform draw."""
+        return None
 
     def weights(self, per_sample_nll: torch.Tensor, indices: torch.Tensor, step: int, total_steps: int):
         raise NotImplementedError
@@ -25,48 +37,49 @@ def normalised(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=0) * logits.numel()
 
 
-@WEIGHTINGS.register("uniform", help="every forget sample counts the same")
+@WEIGHTINGS.register("uniform", help="every forget sample counts the same", mmie=MmieForm())
 class Uniform(SampleWeighting):
     def weights(self, per_sample_nll, indices, step, total_steps):
         return torch.ones_like(per_sample_nll)
 
 
-_TEMPERATURE = Knob(
-    "temperature", 1.0, 0.1, 10.0, log=True,
-    help="LoReUn tau, in units of the median forget loss (tau = temperature * median NLL)",
-)
+_TEMPERATURE = Knob("temperature", 1.0, 0.1, 10.0, log=True,
+                    help="LoReUn's tau, fixed, in the loss's units (mean NLL per token): w ∝ exp(-L/tau)")
+_LOREUN_IN_MMIE = MmieForm(missing="mmie.py's --forget_reweight samples higher-loss lines more often (variant "
+                                   "forget_reweight); LoReUn's exp(-L/tau) weights have no flag")
 
 
 @WEIGHTINGS.register(
     "loreun",
     knobs=(_TEMPERATURE,),
     help="LoReUn (arXiv 2507.22499), dynamic: w_i ∝ exp(-L_i/tau) from the current model's training forward pass",
+    mmie=_LOREUN_IN_MMIE,
 )
 class LoReUnDynamic(SampleWeighting):
     """Lower loss => more weight: well-memorised samples are the hard ones to forget. The losses are the training
-    forward pass's own, so the weighting costs no extra pass over the forget set."""
+    forward pass's own, so the weighting costs no extra pass over the forget set. tau is fixed, as in the paper:
+    a batch-relative tau (scaled by the batch's median loss) would make the weights blind to the loss's scale."""
 
     def __init__(self, temperature: float):
-        self.temperature = temperature
+        self.tau = temperature
 
     def weights(self, per_sample_nll, indices, step, total_steps):
-        tau = self.temperature * per_sample_nll.median().clamp_min(1e-6)
-        return normalised(-per_sample_nll / tau)
+        return normalised(-per_sample_nll / self.tau)
 
 
 @WEIGHTINGS.register(
     "loreun_static",
     knobs=(_TEMPERATURE,),
     help="LoReUn, static: w_i ∝ exp(-L_i/tau) with L_i from the frozen original model, scored once",
+    mmie=_LOREUN_IN_MMIE,
 )
 class LoReUnStatic(SampleWeighting):
     def __init__(self, temperature: float):
-        self.temperature = temperature
+        self.tau = temperature
         self.losses: torch.Tensor | None = None
 
     def prepare(self, frozen_losses):
         self.losses = frozen_losses()
-        self.tau = self.temperature * self.losses.median().clamp_min(1e-6)
 
     def weights(self, per_sample_nll, indices, step, total_steps):
         losses = self.losses.to(per_sample_nll.device)[indices]
@@ -76,6 +89,8 @@ class LoReUnStatic(SampleWeighting):
 @WEIGHTINGS.register(
     "curriculum",
     help="the guide's curriculum heuristic (not from a paper): low-loss samples first, then uniform, then high-loss",
+    mmie=MmieForm(missing="mmie.py's --use_curriculum samples lines by softmax(-/+L) at temperature 1 (variant "
+                          "use_curriculum); the guide's median-scaled weights have no flag"),
 )
 class Curriculum(SampleWeighting):
     """First third of training: w ∝ exp(-L/median L) (the guide calls low-loss samples "easy", where LoReUn calls
@@ -89,6 +104,62 @@ class Curriculum(SampleWeighting):
         return normalised(sign * per_sample_nll / per_sample_nll.median().clamp_min(1e-6))
 
 
+def _draw(probabilities: torch.Tensor, batch_size: int, rng: torch.Generator) -> list[int]:
+    return torch.multinomial(probabilities, batch_size, replacement=True, generator=rng).tolist()
+
+
+@WEIGHTINGS.register(
+    "forget_reweight",
+    help="mmie.py's --forget_reweight: each forget step draws its batch from the first 128 forget lines with "
+         "probability ∝ (L - min L)/(max L - min L) under the current model (higher loss, more often)",
+    mmie=MmieForm(flags=lambda v: ["--forget_reweight"], exclusive="mmie.py's batch sampler"),
+)
+class ForgetReweight(SampleWeighting):
+    """The opposite direction to LoReUn (which favours low-loss lines), and the lowest-loss line is never drawn."""
+
+    pool = 128
+
+    def draw(self, n_lines, batch_size, rng, step, total_steps, score):
+        losses = score(list(range(min(n_lines, self.pool))))
+        spread = losses.max() - losses.min()
+        if not spread > 0:
+            return _draw(torch.ones_like(losses), batch_size, rng)
+        return _draw((losses - losses.min()) / spread, batch_size, rng)
+
+    def weights(self, per_sample_nll, indices, step, total_steps):
+        return torch.ones_like(per_sample_nll)
+
+
+@WEIGHTINGS.register(
+    "use_curriculum",
+    knobs=(
+        Knob("curriculum_s1", 0.33, 0.05, 0.6, help="end of the easy-first phase (share of training)"),
+        Knob("curriculum_s2", 0.66, 0.4, 0.95, help="end of the uniform phase (share of training)"),
+    ),
+    help="mmie.py's --use_curriculum: draw the batch from the first 256 forget lines by softmax(-L) (low loss "
+         "first), then uniformly, then by softmax(+L), L the current model's losses, temperature 1",
+    mmie=MmieForm(flags=lambda v: ["--use_curriculum", "--curriculum_stages", str(v["curriculum_s1"]),
+                                   str(v["curriculum_s2"])], exclusive="mmie.py's batch sampler"),
+)
+class MmieCurriculum(SampleWeighting):
+    pool = 256
+
+    def __init__(self, curriculum_s1: float, curriculum_s2: float):
+        self.stages = (curriculum_s1, curriculum_s2)
+
+    def draw(self, n_lines, batch_size, rng, step, total_steps, score):
+        # mmie.py's phase = (step + 1) / steps on its counter, where forget steps are the even ones of 2 per ours.
+        phase = (2 * step + 1) / (2 * max(total_steps, 1))
+        pool = list(range(min(n_lines, self.pool)))
+        if self.stages[0] <= phase < self.stages[1]:
+            return _draw(torch.ones(len(pool)), batch_size, rng)
+        losses = score(pool)
+        return _draw(torch.softmax(-losses if phase < self.stages[0] else losses, dim=0), batch_size, rng)
+
+    def weights(self, per_sample_nll, indices, step, total_steps):
+        return torch.ones_like(per_sample_nll)
+
+
 class Product(SampleWeighting):
     """Several weightings at once: their weights multiplied, then renormalised to mean 1."""
 
@@ -98,6 +169,13 @@ class Product(SampleWeighting):
     def prepare(self, frozen_losses):
         for part in self.parts:
             part.prepare(frozen_losses)
+
+    def draw(self, n_lines, batch_size, rng, step, total_steps, score):
+        drawn = [d for d in (p.draw(n_lines, batch_size, rng, step, total_steps, score) for p in self.parts)
+                 if d is not None]
+        if len(drawn) > 1:
+            raise ValueError("two weightings both choose the batch's lines; combine at most one sampler")
+        return drawn[0] if drawn else None
 
     def weights(self, per_sample_nll, indices, step, total_steps):
         w = torch.ones_like(per_sample_nll)

@@ -1,0 +1,144 @@
+"""Exports that mmie.py's own parser accepts and that mean what was tuned.
+
+The parser is built from mmie.py's flag table (tests/mmie_flags.py) with prefix matching off. Every registered
+variant on every adapter is exported, its command parsed, and the parsed values compared with the trial's; a
+search space restricted to what mmie.py expresses (search.mmie_expressible) yields only exact exports.
+"""
+
+import shlex
+
+import optuna
+import pytest
+
+from study import mmie
+from study.config import load_config
+from study.export import MMIE_UPDATES_PER_STEP, mmie_command, mmie_problems
+from study.front import StudyRecord, TrialRecord
+from study.space import SearchSpace
+from mmie_flags import ParseError, mmie_parser
+from trainables.decoder_layers import ModelShape
+from trainables.registry import ADAPTERS, GATES, VARIANTS, get_variant
+
+STEPS = 40
+CONFIG = {"model": "/models/qwen", "data.forget": "hi.jsonl", "data.retain": "en.jsonl", "data.mixed": "mix.jsonl",
+          "data.adversarial": "adv.jsonl", "data.xlang": "['ur.jsonl', 'bn.jsonl']", "train.batch_size": "16", "train.max_len": "256",
+          "train.lr_schedule": "warmup_cosine", "train.warmup_ratio": "0.1", "train.max_grad_norm": "1.0"}
+
+
+def _record(config=CONFIG) -> StudyRecord:
+    return StudyRecord(study="s", tracking_uri="sqlite:///x.db", parent_run_id="p", objectives=["forget_efficacy",
+                       "utility"], steps=STEPS, seed=5, config=dict(config))
+
+
+def _off_default(knob):
+    """A value other than the default where the knob allows one, so a dropped flag shows."""
+    knob = knob.for_model(ModelShape(num_layers=2, hidden_size=128))  # layer knobs: the embedded model's layers
+    if knob.choices is not None:
+        return knob.choices[-1] if knob.choices[-1] != knob.default else knob.choices[0]
+    return round((knob.low + knob.high) / 2, 6) if not knob.integer else int((knob.low + knob.high) // 2)
+
+
+def _trial(variant_name: str, adapter: str | None, values=_off_default) -> TrialRecord:
+    variant = get_variant(variant_name)
+    params = {"variant": variant_name}
+    knobs = variant.knobs()
+    if variant.trains and variant.adapter is None:
+        params["adapter"] = adapter
+        knobs += ADAPTERS.get(adapter).knobs
+    params |= {k.name: values(k) for k in knobs}
+    return TrialRecord(run_id="r", trial_id="t", status="completed", params=params, metrics={}, pareto=True,
+                       pareto_rank=0)
+
+
+def _parse(command: str):
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "mmie.py"]
+    return mmie_parser().parse_args(argv[2:])
+
+
+CASES = [(v, a) for v in sorted(VARIANTS) for a in (ADAPTERS.names() if VARIANTS[v].trains and not VARIANTS[v].adapter
+                                                    else [None])]
+CASES += [(f"ga+{g}", "lora") for g in GATES.names()]
+
+
+@pytest.mark.parametrize("variant,adapter", CASES)
+def test_every_variant_exports_to_a_command_the_parser_accepts(variant, adapter):
+    trial = _trial(variant, adapter)
+    args = _parse(mmie_command(_record(), trial))  # raises ParseError on an unknown, abbreviated or ill-typed flag
+    p = trial.params
+    assert (args.model, args.forget, args.retain, args.mixed) == ("/models/qwen", "hi.jsonl", "en.jsonl", "mix.jsonl")
+    assert args.xlang == ["ur.jsonl", "bn.jsonl"] and args.seeds == [5] and args.adversarial == "adv.jsonl"
+    v = get_variant(variant)
+    if v.trains and mmie.steps_flag(v, p):
+        steps = args.lora_steps if mmie.steps_flag(v, p) == "--lora_steps" else args.reft_steps
+        assert steps == MMIE_UPDATES_PER_STEP * STEPS
+    if "lr" in p and abs(p["lr"] - 2e-4) > 1e-12:
+        assert args.dual_optimizer and args.lr_forget == args.lr_retain == pytest.approx(p["lr"])
+    if "lr_forget" in p:
+        assert args.dual_optimizer and (args.lr_forget, args.lr_retain) == pytest.approx((p["lr_forget"], p["lr_retain"]))
+    if v.objective in ("ga", "mmie_npo"):
+        assert args.forget_obj == {"ga": "ga", "mmie_npo": "npo"}[v.objective]
+    if "forget_reweight" in v.weightings:
+        assert args.forget_reweight
+    if "use_curriculum" in v.weightings:
+        assert args.use_curriculum and args.curriculum_stages == pytest.approx([p["curriculum_s1"], p["curriculum_s2"]])
+    if adapter in ("lora", "reft"):
+        assert args.rank == int(p["rank"])
+    if adapter == "reft":
+        layers = [int(i) for i in str(p["layers"]).split(",")]
+        assert args.force_layers == layers and args.select_top_k >= len(layers)
+        assert args.reft_gated == (p["reft_gated"] == "on") and args.reft_negative == (p["reft_negative"] == "on")
+    if v.gate == "sae_gate":
+        assert args.sae_gate and args.sae_gate_alpha == pytest.approx(p["sae_gate_alpha"])
+        assert args.sae_gate_topk == int(p["n_features"]) and args.sae_feature_picker == "activation"
+
+
+def test_what_mmie_cannot_express_is_named_and_what_it_can_is_exact():
+    record = _record()
+    default = lambda k: k.default  # noqa: E731
+    assert mmie_problems(record, _trial("ga", "lora", default)) == []  # mmie.py's own default arm, exactly
+    assert mmie_problems(record, _trial("dualoptim", "reft", default)) == []  # --dual_optimizer, its ReFT
+    notes = " ".join(mmie_problems(record, _trial("loreun", "lora", default)))
+    assert "loreun" in notes and "--forget_reweight" in notes
+    assert any("lr" in n for n in mmie_problems(record, _trial("ga", "lora")))  # lr 2e-4 is hard-coded
+    assert any("retain_freq" in n for n in mmie_problems(record, _trial("dualoptim", "lora")))
+    assert any("target_modules" in n for n in mmie_problems(record, _trial("ga", "lora")))
+    assert any("loreft" in n for n in mmie_problems(record, _trial("ga", "loreft", default)))
+    nll = _trial("ga", "lora", default)
+    nll.params["retain_objective"] = "nll"
+    assert any("KL" in n for n in mmie_problems(record, nll))
+    small = _record(CONFIG | {"train.batch_size": "32"})
+    assert any("batch_size" in n for n in mmie_problems(small, _trial("ga", "lora", default)))
+
+
+def test_mmie_expressible_space_samples_only_exact_exports():
+    cfg = load_config(None, {"variants": sorted(VARIANTS), "adapters": ADAPTERS.names(),
+                             "retain_objectives": ["kl", "nll"], "search.mmie_expressible": True})
+    space = SearchSpace(cfg)
+    assert "loreun" not in space.variants and "sine_bounded" not in space.variants and "npo" not in space.variants
+    assert "forget_reweight" in space.variants and space.adapters == ["lora", "reft"] and space.retains == ["kl"]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(40):
+        trial = study.ask()
+        constants = space(trial)
+        params = trial.params | constants
+        study.tell(trial, 0.0)
+        record_trial = TrialRecord(run_id="r", trial_id="t", status="completed", params=params, metrics={},
+                                   pareto=True, pareto_rank=0)
+        variant = get_variant(params["variant"])
+        assert mmie.problems(variant, params) == [], params
+        _parse(mmie_command(_record(), record_trial))
+        seen.add(params["variant"])
+    assert len(seen) >= 4
+
+
+def test_mmie_expressible_with_nothing_expressible_is_a_config_error():
+    with pytest.raises(ValueError, match="mmie_expressible"):
+        load_config(None, {"variants": ["loreun"], "search.mmie_expressible": True})
+
+
+def test_an_abbreviated_flag_is_rejected_by_the_parser_model():
+    # The parser model must fail where argparse's prefix matching would silently accept (--bound).
+    with pytest.raises(ParseError):
+        mmie_parser().parse_args(["--model", "m", "--forget", "f", "--retain", "r", "--mixed", "x", "--bound", "3"])
