@@ -49,7 +49,11 @@ class SearchSpace:
     Calling it suggests the searched knobs and returns the fixed (unsearched) ones as constants.
     """
 
-    def __init__(self, cfg: StudyConfig, shape: ModelShape):
+    def __init__(self, cfg: StudyConfig, shape: ModelShape | None = None):
+        if shape is None:  # read from the model's config (no weights loaded)
+            from .prepare import model_shape
+
+            shape = model_shape(cfg)
         self.variants = list(cfg.variants)
         self.adapters = list(cfg.adapters)
         self.retains = list(cfg.retain_objectives)
@@ -123,8 +127,4 @@ def check_model_knobs(cfg: StudyConfig, shape: ModelShape, model: str) -> None:
 
 def define_by_run(cfg: StudyConfig, shape: ModelShape | None = None) -> SearchSpace:
     """The study's search space on its model (shape read from the model's config when not given)."""
-    if shape is None:
-        from .prepare import model_shape
-
-        shape = model_shape(cfg)
     return SearchSpace(cfg, shape)
