@@ -135,6 +135,9 @@ def test_shape_model_is_built_once_deterministically_with_the_tokenizers_vocabul
     assert config["vocab_size"] == len(tok) == len(load_tokenizer(str(embedded.model_dir)))
     a, b = load_model(str(folder)), load_model(str(other))
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    # The end-of-text token (also the pad token) starts every line: its embedding row must not be the zero row
+    # a padding_idx leaves (NaN gradients at 24 layers).
+    assert a.get_input_embeddings().weight[tok.eos_token_id].abs().sum() > 0
 
 
 def test_autocast_forward_keeps_logits_float32_and_trains_lora():

@@ -58,7 +58,7 @@ SHAPES: dict[str, ArchitectureShape] = {
                                       rms_norm_eps=1e-6, max_position_embeddings=32768, hub_vocab_size=151936),
 }
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def is_shape(model: str) -> bool:
@@ -145,7 +145,10 @@ def _build(model: str, tokenizer_source: str, seed: int, root: Path, log) -> Non
         tie_word_embeddings=shape.tie_word_embeddings,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        # No padding_idx: it would initialise that token's embedding row to zeros, and the pad token is also the
+        # end-of-text token every line starts with; a zero row at position 0 gave NaN gradients at 24 layers. A
+        # trained model has a real row for it. Padding is masked out anyway, and generation is given the pad id.
+        pad_token_id=None,
     )
     torch.manual_seed(seed)  # the same bytes on every node from the same seed
     net = Qwen2ForCausalLM(config)
