@@ -1,6 +1,8 @@
 """unlearn-study: run a study, list the variants, build the embedded default.
 
 mmie.py's own flags work as overrides of the study config, so a researcher's habits carry over.
+Exit status: 0 done, 2 bad input or a service that does not answer (one line on stderr says what and where),
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ import os
 import sys
 
 
+# Config keys the run flags set, so that a bad value is blamed on its flag, not on the YAML.
+FLAGS = {"study": "--study", "model": "--model", "data": "--forget/--retain/--mixed/--xlang",
+         "search.num_samples": "--num-samples", "train.steps": "--steps", "train.seed": "--seed",
+         "tracking_uri": "--tracking-uri", "address": "--address", "variants": "--variants",
+         "search.max_concurrent": "--max-concurrent", "search.searcher": "--searcher"}
+
+
 def _overrides(args) -> dict:
     o: dict = {}
-    if args.study:
+    if args.study is not None:
         o["study"] = args.study
-    if args.model:
+    if args.model is not None:
         o["model"] = args.model
     if args.forget or args.retain:
         if not (args.forget and args.retain):
@@ -32,9 +41,14 @@ def _overrides(args) -> dict:
     return o
 
 
+STUDY_HELP = "study name: the MLflow experiment, and the prefix of its folder in ./ray_results"
+RUN_ID_HELP = "a parent run of the study (default: the latest finished one with trials)"
+TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)"
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="study YAML (see studies/)")
-    p.add_argument("--study", help="study name; also the MLflow experiment name (default: default)")
+    p.add_argument("--study", help=STUDY_HELP + " (default: the config's, else default)")
     p.add_argument("--model", help="'embedded', a hub name (Qwen/Qwen2.5-1.5B-Instruct) or a local path")
     p.add_argument("--forget", help="forget set, JSONL with a 'text' field")
     p.add_argument("--retain", help="retain set, JSONL")
@@ -46,7 +60,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--searcher", choices=["optuna", "random"])
     p.add_argument("--steps", type=int, help="unlearning steps per trial")
     p.add_argument("--seed", type=int, help="training seed of every trial")
-    p.add_argument("--tracking-uri", dest="tracking_uri", help="MLflow tracking URI (default: ./mlflow.db)")
+    p.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
     p.add_argument("--address", help="Ray cluster address (default: a local Ray, or $RAY_ADDRESS)")
 
 
@@ -54,7 +68,8 @@ def cmd_run(args) -> int:
     from .config import load_config
     from .runner import run_study
 
-    cfg = load_config(args.config, _overrides(args))
+    overrides = _overrides(args)
+    cfg = load_config(args.config, overrides, flags={key: FLAGS[key] for key in overrides})
     run_study(cfg)
     return 0
 
@@ -62,14 +77,20 @@ def cmd_run(args) -> int:
 def cmd_resume(args) -> int:
     from .runner import resume_study
 
-    resume_study(args.study, tracking=args.tracking_uri)
+    resume_study(args.study, tracking=_tracking(args), path=args.path, trust_remote_code=args.trust_remote_code)
     return 0
 
 
 def _tracking(args) -> str:
+    """The tracking URI a read command uses; a local database that does not exist is an error here (MLflow would
+    create an empty one)."""
     from pathlib import Path
 
-    return args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise FileNotFoundError(f"no MLflow store at {uri.removeprefix('sqlite:///')}: run from the folder the "
+                                "study ran in, or give --tracking-uri")
+    return uri
 
 
 def cmd_front(args) -> int:
@@ -77,8 +98,7 @@ def cmd_front(args) -> int:
 
     record = load_study(_tracking(args), args.study, args.run_id)
     rows = front_table(record)
-    print(f"study {record.study!r} (MLflow run {record.parent_run_id}): {len(rows)} front members over "
-          f"{', '.join(record.objectives)}")
+    print(f"{record.describe()}: {len(rows)} front members over {', '.join(record.objectives)}")
     print(format_front(rows))
     return 0
 
@@ -88,8 +108,9 @@ def cmd_export(args) -> int:
     from .front import load_study
 
     record = load_study(_tracking(args), args.study, args.run_id)
+    print(record.describe())
     trial = pick(record, args.pick, args.min_utility, args.variant)
-    config = export_config(record, trial, args.out)
+    config = export_config(record, trial, args.out, force=args.force)
     print(f"exported trial {trial.trial_id} ({trial.variant}) to {args.out}/config.json")
     print(config["mmie_command"])
     return 0
@@ -109,7 +130,15 @@ def cmd_ladder(args) -> int:
 def cmd_report(args) -> int:
     from .report import write_report
 
-    path = write_report(_tracking(args), args.study, args.out)
+    from pathlib import Path
+
+    uri, existed = _tracking(args), Path(args.out).exists()
+    try:
+        path = write_report(uri, args.study, args.out)
+    except BaseException:
+        if not existed and Path(args.out).is_dir() and not any(Path(args.out).iterdir()):
+            Path(args.out).rmdir()  # no empty folder left behind by a study that is not there
+        raise
     print(path.read_text())
     print(f"report: {path}")
     return 0
@@ -159,34 +188,39 @@ def main(argv=None) -> int:
     _add_run_args(run)
     run.set_defaults(fn=cmd_run)
     resume = sub.add_parser("resume", help="continue a study whose driver died (run from the same directory)")
-    resume.add_argument("--study", required=True)
-    resume.add_argument("--tracking-uri", dest="tracking_uri")
+    resume.add_argument("--study", required=True, help=STUDY_HELP)
+    resume.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
+    resume.add_argument("--path", help="the study's Ray folder (printed by run; default: the one under "
+                                       "./ray_results). Its saved state is pickled: resume only from folders you trust")
+    resume.add_argument("--trust-remote-code", action="store_true", dest="trust_remote_code",
+                        help="run the model's own code (off unless given, whatever the study ran with)")
     resume.set_defaults(fn=cmd_resume)
     front = sub.add_parser("front", help="print a study's Pareto front from MLflow")
-    front.add_argument("--study", required=True)
-    front.add_argument("--run-id", dest="run_id", help="a parent run of the study (default: the latest)")
-    front.add_argument("--tracking-uri", dest="tracking_uri")
+    front.add_argument("--study", required=True, help=STUDY_HELP)
+    front.add_argument("--run-id", dest="run_id", help=RUN_ID_HELP)
+    front.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
     front.set_defaults(fn=cmd_front)
     export = sub.add_parser("export", help="write a front member's config as JSON and an mmie.py command line")
-    export.add_argument("--study", required=True)
+    export.add_argument("--study", required=True, help=STUDY_HELP)
     export.add_argument("--pick", choices=["knee", "max-forget"], default="knee")
     export.add_argument("--min-utility", type=float, dest="min_utility",
                         help="with max-forget: the best forget efficacy among trials with at least this utility")
     export.add_argument("--variant", help="pick among this variant's trials only")
     export.add_argument("--out", required=True, help="output folder")
-    export.add_argument("--run-id", dest="run_id")
-    export.add_argument("--tracking-uri", dest="tracking_uri")
+    export.add_argument("--force", action="store_true", help="replace config.json and mmie_command.sh in --out")
+    export.add_argument("--run-id", dest="run_id", help=RUN_ID_HELP)
+    export.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
     export.set_defaults(fn=cmd_export)
     ladder = sub.add_parser("ladder", help="run a ladder study (one study per rung and seed) and its report")
     ladder.add_argument("--config", required=True, help="a study YAML with a `ladder:` section (studies/ladder.yaml)")
     ladder.add_argument("--quick", action="store_true", help="fewer trials and steps, for a first look")
     ladder.add_argument("--out", default="ladder_report")
-    ladder.add_argument("--tracking-uri", dest="tracking_uri")
+    ladder.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
     ladder.set_defaults(fn=cmd_ladder)
     report = sub.add_parser("report", help="write a ladder's report from MLflow alone (no training)")
     report.add_argument("--study", required=True, help="the ladder's name (its studies are <name>-<rung>-s<seed>)")
     report.add_argument("--out", default="ladder_report")
-    report.add_argument("--tracking-uri", dest="tracking_uri")
+    report.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
     report.set_defaults(fn=cmd_report)
     sub.add_parser("variants", help="list every registered variant with its knobs").set_defaults(fn=cmd_variants)
     build = sub.add_parser("build-default", help="build (or show) the embedded default model and its report")
@@ -199,13 +233,17 @@ def main(argv=None) -> int:
     from trainables.data import DataError
 
     from .config import ConfigError
+    from .prepare import RayUnreachable
     from .tracking import TrackingUnreachable
 
     try:
         return args.fn(args)
-    except (ConfigError, DataError, TrackingUnreachable, ValueError, FileNotFoundError) as e:
+    except (ConfigError, DataError, TrackingUnreachable, RayUnreachable, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

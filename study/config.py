@@ -6,11 +6,12 @@ range) are errors that name the key, and the YAML line where the file has one.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from trainables.sae import SAEConfig
 
@@ -187,15 +188,66 @@ class LadderConfig(_Strict):
     quick_steps: int = Field(40, ge=2)
 
 
+# A study name becomes an MLflow experiment and a folder under Ray's storage path: no separators, no "..".
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,149}")
+# Tracking URIs MLflow can open: a local path, sqlite or another database, a server, a folder of files.
+TRACKING_SCHEMES = ("sqlite", "file", "http", "https", "databricks", "postgresql", "mysql", "mssql")
+
+
+def check_knob_override(knob, override: KnobRange) -> None:
+    """An override of `search.space` against the registered knob it overrides: its type (integer, float, one of
+    given strings), its scale (a log knob searches positive values only) and its choices (a knob with choices
+    takes a value or choices of the same type, never a float range). Raises ValueError naming what is wrong."""
+    if override.searched is not None or knob.model_choices is not None:
+        return  # its own range; or choices that depend on the model, checked against it in study/prepare.py
+    def check_value(v, what: str):
+        if knob.choices is not None:
+            kinds = {type(c) for c in knob.choices}
+            if str in kinds:
+                if v not in knob.choices:
+                    raise ValueError(f"{what} {v!r}: not one of {list(knob.choices)}")
+                return
+            if isinstance(v, bool) or not isinstance(v, int) and not (isinstance(v, float) and float in kinds):
+                raise ValueError(f"{what} {v!r}: must be {'a number' if float in kinds else 'an integer'} like "
+                                 f"{list(knob.choices)}")
+            if v <= 0 and all(c > 0 for c in knob.choices):
+                raise ValueError(f"{what} {v!r}: must be positive, like {list(knob.choices)}")
+            return
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{what} {v!r}: must be a number (range [{knob.low:g}, {knob.high:g}])")
+        if knob.integer and v != int(v):
+            raise ValueError(f"{what} {v!r}: must be an integer")
+        if knob.log and v <= 0:
+            raise ValueError(f"{what} {v!r}: must be positive (a log-scale knob)")
+        if knob.low >= 0 and v < 0:
+            raise ValueError(f"{what} {v!r}: must not be negative")
+
+    if override.value is not None:
+        check_value(override.value, "value")
+    elif override.choices is not None:
+        for v in override.choices:
+            check_value(v, "choice")
+    else:
+        if knob.choices is not None:
+            raise ValueError(f"a low/high range on a knob with choices {list(knob.choices)}: give choices or value")
+        log = knob.log if override.log is None else override.log
+        if log and override.low <= 0:
+            raise ValueError(f"a log range must be positive, got low {override.low:g}"
+                             + ("" if override.log else " (the knob is log-scale; log: false for a linear range)"))
+        for bound in (override.low, override.high):
+            check_value(bound, "bound")
+
+
 class StudyConfig(_Strict):
     study: str = "default"
     model: str = "embedded"
-    trust_remote_code: bool = False
+    trust_remote_code: StrictBool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     embedded: EmbeddedConfig = EmbeddedConfig()
     shape: ShapeConfig = ShapeConfig()
     data: DataConfig | None = None
-    # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>"); found from the data if absent.
+    # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>", the stem in the letters MLflow
+    # takes: see trainables.data.xlang_set_name); found from the data if absent.
     languages: dict[str, str] = Field(default_factory=dict)
     # The guide's whole ladder, each step on its own over GA, ending in adaptive+dsg; the paper-faithful sine-bounded
     # adapter; and DSG alone on the base model (no training).
@@ -215,6 +267,25 @@ class StudyConfig(_Strict):
     address: str | None = None
     storage_path: str | None = None
     ladder: LadderConfig | None = None
+
+    @field_validator("study")
+    @classmethod
+    def _safe_name(cls, value):
+        if not STUDY_NAME.fullmatch(value) or ".." in value:
+            raise ValueError(f"study name {value!r}: use letters, digits, '_', '-', '+' and '.' (no '/', '..', "
+                             "spaces or control characters), starting with a letter or digit, at most 150 characters")
+        return value
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _tracking_scheme(cls, value):
+        if value is None:
+            return value
+        scheme = value.split("://", 1)[0].split("+", 1)[0].lower() if "://" in value else None
+        if scheme is not None and scheme not in TRACKING_SCHEMES:
+            raise ValueError(f"tracking URI {value.split('@')[-1]!r}: scheme {scheme!r} is not one MLflow stores "
+                             f"runs in ({', '.join(TRACKING_SCHEMES)}, or a local path)")
+        return value
 
     @model_validator(mode="after")
     def _registered(self):
@@ -263,6 +334,23 @@ class StudyConfig(_Strict):
                 raise _KeyedError(("model",), e.args[0]) from None
         elif self.shape.tokenizer is not None:
             raise _KeyedError(("shape", "tokenizer"), f"only for model: shape:NAME (model is {self.model!r})")
+        specs = [k for v in self.variants for k in get_variant(v).knobs()]
+        specs += [k for a in self.adapters for k in ADAPTERS.get(a).knobs]
+        for knob in specs:  # a name shared by several pieces (base_alpha) is checked against each
+            if knob.name in self.search.space:
+                try:
+                    check_knob_override(knob, self.search.space[knob.name])
+                except ValueError as e:
+                    raise _KeyedError(("search", "space", knob.name), str(e)) from None
+        for name, code in self.languages.items():
+            if name not in ("forget", "retain", "mixed") and not name.startswith("xlang_"):
+                raise _KeyedError(("languages", name), f"unknown set {name!r}: forget, retain, mixed or xlang_<name>")
+            try:
+                from trainables.language_id import _language
+
+                _language(code)
+            except ValueError as e:
+                raise _KeyedError(("languages", name), f"{e} (such as hi, en, ur)") from None
         if self.embedded.forget == self.embedded.retain:
             raise _KeyedError(("embedded", "forget"), "forget and retain must be different languages")
         for name in self.scheduler.weights:
@@ -307,8 +395,9 @@ def _format_loc(loc: tuple) -> str:
     return out
 
 
-def parse_config(data: dict, source: str = "<config>", node=None) -> StudyConfig:
-    """Validate a config dict; errors name the key (and the line in `source` when a YAML node is given)."""
+def parse_config(data: dict, source: str = "<config>", node=None, flags: dict | None = None) -> StudyConfig:
+    """Validate a config dict; errors name the key (and the line in `source` when a YAML node is given, or the
+    command-line flag in `flags`, dotted key -> flag, when the value came from one)."""
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as e:
@@ -317,14 +406,26 @@ def parse_config(data: dict, source: str = "<config>", node=None) -> StudyConfig
             inner = err.get("ctx", {}).get("error")
             loc = tuple(err["loc"]) + (inner.loc if isinstance(inner, _KeyedError) else ())
             msg = str(inner) if inner is not None else err["msg"]
-            line = _line_of(node, loc) if node is not None else None
-            where = f"{source}, line {line}" if line else source
+            flag = _flag_of(flags or {}, loc)
+            line = _line_of(node, loc) if node is not None and flag is None else None
+            where = f"command line, {flag}" if flag else (f"{source}, line {line}" if line else source)
             problems.append(f"{where}: {_format_loc(loc) or '(top level)'}: {msg}")
         raise ConfigError("invalid study config:\n  " + "\n  ".join(problems)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> StudyConfig:
-    """Read a YAML study config (or the defaults), apply overrides (dotted keys), and validate."""
+def _flag_of(flags: dict, loc: tuple) -> str | None:
+    """The flag that set the value at `loc` (or at one of its parents)."""
+    for n in range(len(loc), 0, -1):
+        dotted = ".".join(str(p) for p in loc[:n] if not isinstance(p, int))
+        if dotted in flags:
+            return flags[dotted]
+    return None
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None,
+                flags: dict | None = None) -> StudyConfig:
+    """Read a YAML study config (or the defaults), apply overrides (dotted keys; `flags` maps the ones that came
+    from the command line to their flag, so that an error names the flag), and validate."""
     data: dict = {}
     node = None
     source = "<defaults>"
@@ -332,7 +433,13 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"study config {path}: not found")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"study config {path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+        if not text.strip() or all(not l.strip() or l.lstrip().startswith("#") for l in text.splitlines()):
+            raise ConfigError(f"study config {path}: is empty; give a study config (see studies/), or leave out "
+                              "--config to run the default study")
         try:
             node = yaml.compose(text)
             data = yaml.safe_load(text) or {}
@@ -347,4 +454,4 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         for p in parents:
             target = target.setdefault(p, {})
         target[leaf] = value
-    return parse_config(data, source, node)
+    return parse_config(data, source, node, flags)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shlex
 import textwrap
 from datetime import datetime, timezone
@@ -26,6 +27,7 @@ from trainables.unlearner import retain_objective_of
 from . import mmie
 from .front import StudyRecord, TrialRecord, metric_points, ranked_trials
 from .pareto import apply_floor, knee_point
+from .tracking import redact_uri
 
 PICKS = ("knee", "max-forget")
 # The adapters mmie.py has an entry point for; a trial on any other adapter (sine_lora) runs through run_config.
@@ -91,8 +93,17 @@ def _nothing_ranked(record: StudyRecord, variant: str | None) -> str:
 # ---- exporting it ----------------------------------------------------------------------------------------------
 
 
-def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path) -> dict:
-    """Write `out_dir/config.json` and `out_dir/mmie_command.sh` for this trial; return the JSON's dict."""
+def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path, force: bool = False) -> dict:
+    """Write `out_dir/config.json` and `out_dir/mmie_command.sh` for this trial; return the JSON's dict.
+
+    An existing file is replaced only with `force`, and then as a new file: a link in `out_dir` is replaced, never
+    followed to overwrite what it points at."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, not a folder")
+    existing = [name for name in ("config.json", "mmie_command.sh") if (out / name).is_symlink() or (out / name).exists()]
+    if existing and not force:
+        raise ValueError(f"--out {out}: {', '.join(existing)} already there; give --force to replace")
     args, kwargs = entry_arguments(record, trial)
     config: dict[str, Any] = {
         "entry_point": _entry(trial),
@@ -107,15 +118,21 @@ def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path) 
     notes = _notes(record, trial)
     if notes:
         config["note"] = " ".join(notes)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "config.json").open("w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-        f.write("\n")
-    script = out / "mmie_command.sh"
-    script.write_text(_script(config), encoding="utf-8")
-    script.chmod(0o755)
+    _write_new(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n", 0o644)
+    _write_new(out / "mmie_command.sh", _script(config), 0o755)
     return config
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    """Write a fresh file and move it onto `path`: a link there is replaced, its target left alone."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
 
 
 def entry_arguments(record: StudyRecord, trial: TrialRecord) -> tuple[dict, dict]:
@@ -255,7 +272,7 @@ def _provenance(record: StudyRecord, trial: TrialRecord) -> dict:
         "run_id": trial.run_id,
         "trial_id": trial.trial_id,
         "trial_status": trial.status,
-        "tracking_uri": record.tracking_uri,
+        "tracking_uri": redact_uri(record.tracking_uri),
         "package_version": record.config.get("package_version"),
         "code_version": record.config.get("code_version"),
         "seed": record.seed,

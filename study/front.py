@@ -9,6 +9,7 @@ from the `pareto` tags, so it is right even for a study whose driver died before
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ import trainables.variants  # noqa: F401  (registers every variant and adapter)
 from trainables.registry import ADAPTERS, Knob, get_variant
 
 from .pareto import apply_floor, pareto_front_mask
-from .tracking import child_runs, latest_parent_run
+from .tracking import child_runs, readable_parent_run, redact_uri
 
 # The statuses whose final values are final; as in study.pareto_tracking, which cannot be imported without Ray.
 # A trial stopped early by the scheduler has partial values that would wrongly dominate finished trials.
@@ -79,6 +80,12 @@ class StudyRecord:
     seed: int
     config: dict[str, str]  # the flattened study config as logged (strings: paths and hashes stay verbatim)
     trials: list[TrialRecord] = field(default_factory=list)
+    parent_status: str = ""  # the parent run's MLflow status (FINISHED, RUNNING, ...)
+
+    def describe(self) -> str:
+        """Which parent run this is, for a read command to say what it took."""
+        return (f"study {self.study!r}: parent run {self.parent_run_id} ({self.parent_status}, "
+                f"{len(self.trials)} trials) at {redact_uri(self.tracking_uri)}")
 
     @property
     def utility_floor(self) -> float | None:
@@ -86,10 +93,15 @@ class StudyRecord:
         return None if value == "None" else float(value)
 
 
-def load_study(tracking_uri: str, study: str, parent_run_id: str | None = None) -> StudyRecord:
-    """Read a study from MLflow: its most recent parent run (or `parent_run_id`) and every trial under it."""
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_study(tracking_uri: str, study: str, parent_run_id: str | None = None, log=_warn) -> StudyRecord:
+    """Read a study from MLflow: its latest finished parent run with trials (or `parent_run_id`; see
+    `study.tracking.readable_parent_run`) and every trial under it."""
     client = MlflowClient(tracking_uri)
-    parent = _parent_run(client, tracking_uri, study, parent_run_id)
+    parent = _parent_run(client, tracking_uri, study, parent_run_id, log)
     tags = parent.data.tags
     missing = [t for t in ("objectives", "study_steps", "study_seed") if t not in tags]
     if missing:
@@ -103,21 +115,22 @@ def load_study(tracking_uri: str, study: str, parent_run_id: str | None = None) 
         seed=int(tags["study_seed"]),
         config=dict(parent.data.params),
         trials=[_trial(run) for run in child_runs(client, parent.info.experiment_id, parent.info.run_id)],
+        parent_status=parent.info.status,
     )
 
 
-def _parent_run(client: MlflowClient, uri: str, study: str, parent_run_id: str | None):
+def _parent_run(client: MlflowClient, uri: str, study: str, parent_run_id: str | None, log):
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
-        raise ValueError(f"no study {study!r} (MLflow experiment) at tracking URI {uri}")
+        raise ValueError(f"no study {study!r} (MLflow experiment) at tracking URI {redact_uri(uri)}")
     if parent_run_id is None:
-        return client.get_run(latest_parent_run(uri, study)[2])
+        return readable_parent_run(uri, study, log)
     try:
         run = client.get_run(parent_run_id)
     except MlflowException:
         run = None
     if run is None or run.info.experiment_id != experiment.experiment_id or run.data.tags.get("role") != "study":
-        raise ValueError(f"no parent run {parent_run_id!r} in study {study!r} at tracking URI {uri}")
+        raise ValueError(f"no parent run {parent_run_id!r} in study {study!r} at tracking URI {redact_uri(uri)}")
     return run
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from trainables.data import DataError, DataPaths, load_study_data
 from trainables.decoder_layers import ModelShape
@@ -70,11 +72,82 @@ def model_shape(cfg: StudyConfig) -> ModelShape:
         raise ConfigError(f"model {cfg.model}: cannot read its config (num_hidden_layers, hidden_size): {e}") from None
 
 
-def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
+class RayUnreachable(RuntimeError):
+    """The Ray cluster at --address / RAY_ADDRESS does not answer; raised before the parent run is created."""
+
+
+def ray_address(cfg: StudyConfig) -> str | None:
+    return cfg.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast, naming the address, when nothing listens there: ray.init would retry for minutes, printing only
+    its connection lines. `auto` (Ray finds a cluster started on this machine) is left to Ray."""
+    if address in (None, "", "auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnreachable(f"Ray address {address!r}: expected host:port (or ray://host:port, or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise RayUnreachable(
+            f"Ray cluster at {address} does not answer ({e.strerror or e}) within {timeout:g} s: start it "
+            "(`ray up cluster.yaml`, `ray start --head`) or fix --address / RAY_ADDRESS. Nothing was started."
+        ) from None
+
+
+def check_model(model: str, timeout: float = 5.0) -> None:
+    """A local model folder must exist; a hub model must be in the local cache or the hub must answer (else
+    transformers retries for about a minute and ends in a long traceback)."""
+    if model == "embedded" or is_shape(model) or Path(model).expanduser().is_dir():
+        return
+    if model.startswith(("/", ".", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model:
+        raise ConfigError(f"model {model!r}: no such folder (a local model is a folder with config.json; a hub "
+                          "model is named org/name)")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise ConfigError(f"model {model!r}: not in the local Hugging Face cache, and HF_HUB_OFFLINE is set")
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # the hub is reached through a proxy: no direct connection to try
+    endpoint = urlsplit(constants.ENDPOINT)
+    host = endpoint.hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, endpoint.port or 443), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"model {model!r}: not in the local Hugging Face cache, and the hub ({host}) does not "
+                          f"answer ({e.strerror or e}) within {timeout:g} s; download it where there is a network "
+                          "(huggingface-cli download) or give a local folder") from None
+
+
+def check_resources(cfg: StudyConfig, address: str | None) -> None:
+    """A local study asking for GPUs on a machine with none would leave every trial PENDING forever."""
+    if cfg.resources.gpus_per_trial > 0 and address is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"resources.gpus_per_trial: {cfg.resources.gpus_per_trial:g}, but this machine has "
+                              "no GPU and no --address was given; set it to 0 or run on a cluster with GPUs")
+
+
+def check_optuna_storage(cfg: StudyConfig) -> None:
+    storage = cfg.search.optuna_storage
+    if storage is not None and not Path(storage).expanduser().resolve().parent.is_dir():
+        raise ConfigError(f"search.optuna_storage: {storage}: its folder does not exist")
+
+
+def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> TrialSetup:
     from .space import check_model_knobs
 
+    check_model(cfg.model)
     shape = model_shape(cfg)
     check_model_knobs(cfg, shape, cfg.model)  # a layer the model does not have fails before anything is built
+    check_resources(cfg, address)
+    check_optuna_storage(cfg)
     spec = embedded_spec(cfg)
     if cfg.data is not None:
         d = cfg.data
@@ -121,6 +194,13 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
     paths = setup.data_paths()
     data = load_study_data(paths, seed=setup.seed, heldout=setup.heldout)
 
+    renamed = [f"{name} = {Path(s.path).name}" for name, s in data.sets.items()
+               if name.startswith("xlang_") and name != f"xlang_{Path(s.path).stem}"]
+    if renamed:
+        log(f"cross-lingual sets named for MLflow: {', '.join(renamed)}")
+    for name in cfg.languages:
+        if name not in data.sets:
+            raise ConfigError(f"languages.{name}: this study has no set {name!r}; its sets: {', '.join(data.sets)}")
     languages = {}
     for name, s in data.sets.items():
         code = cfg.languages.get(name) or detect_language(s.train)
@@ -141,7 +221,11 @@ def prepare_study(cfg: StudyConfig, log=print) -> TrialSetup:
             f"forget file {paths.forget}: its script {script} is also the retain set's script; the forget-language "
             "token mass cannot separate them (forget and retain must be written in different scripts)"
         )
-    tok = load_tokenizer(setup.model_path(), cfg.trust_remote_code)
+    try:
+        tok = load_tokenizer(setup.model_path(), cfg.trust_remote_code)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"model {cfg.model!r}: its tokenizer cannot be loaded ({first})") from None
     coverage = check_forget_language_in_vocabulary(tok, data.forget.train[:2000], script, paths.forget)
     log(f"forget language {languages['forget']} (script {script}, {share:.0%} of letters; "
         f"{coverage:.0%} of its tokens are whole {script} tokens); retain {languages['retain']}")

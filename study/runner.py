@@ -4,6 +4,7 @@ then summarise the trials' final results."""
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -13,11 +14,14 @@ import yaml
 from trainables.setup import TrialSetup
 
 from .config import StudyConfig, parse_config
-from .prepare import prepare_study, storage_path, tracking_uri
+from .mlflow_ui import runs_page_url
+from .prepare import check_ray_address, prepare_study, ray_address, storage_path, tracking_uri
 from .pareto_tracking import ParetoRecorder, trial_status
 from .search import make_scheduler, make_searcher, scalarization_weights
-from .tracking import check_tracking_server, child_runs, latest_parent_run, start_parent_run
+from .tracking import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
 
+# Ray's switch for its single-machine mode (the default on Windows and macOS), in which it stays on 127.0.0.1.
+SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "step")
 
 
@@ -36,8 +40,75 @@ def _init_ray(cfg: StudyConfig) -> None:
 
     if ray.is_initialized():
         return
-    address = cfg.address or os.environ.get("RAY_ADDRESS") or None
-    ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    address = ray_address(cfg)
+    options = dict(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    if address is not None:
+        ray.init(**options)
+        return
+    # A local study listens on loopback only. Ray binds its servers (GCS, raylet, workers) to 127.0.0.1 only when
+    # the node's IP is exactly that, and on Linux it replaces 127.0.0.1 by the machine's address unless its
+    # Windows/macOS single-machine mode is on: on while Ray starts (its processes inherit the variable), then put
+    # back, so that nothing else in this process (a multi-node test cluster) sees it.
+    import ray._private.ray_constants as ray_constants
+
+    saved = os.environ.get(SINGLE_MACHINE), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[SINGLE_MACHINE] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        ray.init(_node_ip_address="127.0.0.1", **options)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+        if saved[0] is None:
+            os.environ.pop(SINGLE_MACHINE, None)
+        else:
+            os.environ[SINGLE_MACHINE] = saved[0]
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the study; Ray saved its state, so `unlearn-study resume` continues it."""
+
+
+def _fit(tuner):
+    """tuner.fit(), with Ctrl-C made an error. On the first Ctrl-C, Ray Tune ends its loop, saves the study's
+    state, stops the trials and then returns as if the study were done; a second Ctrl-C skips that. Tune's
+    handler puts back the one it found when it takes a signal, and stays installed (swallowing later Ctrl-Cs)
+    when it took none: which one is installed afterwards tells the two apart."""
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupted(signum, frame):
+        raise StudyInterrupted()
+
+    # Without Tune's handler (TUNE_DISABLE_SIGINT_HANDLER), ours raises at the first Ctrl-C and there is nothing
+    # to tell apart afterwards.
+    in_main = _main_thread() and os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") == "0"
+    if in_main:
+        signal.signal(signal.SIGINT, interrupted)
+    try:
+        grid = tuner.fit()
+        if in_main and signal.getsignal(signal.SIGINT) is interrupted:
+            raise StudyInterrupted()
+        return grid
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _close_interrupted(client, experiment_id: str, parent: str, log) -> None:
+    """After Ctrl-C: the trials' runs still open are marked interrupted and closed (KILLED)."""
+    try:
+        for run in child_runs(client, experiment_id, parent):
+            if run.info.status == "RUNNING":
+                client.set_tag(run.info.run_id, "trial_status", "interrupted")
+                client.set_terminated(run.info.run_id, "KILLED")
+    except Exception as e:  # noqa: BLE001 - the interrupt, not a tracking error, is what the user must see
+        log(f"could not close the trials' MLflow runs ({e})")
+    log(f"study interrupted: parent run {parent} marked KILLED; `unlearn-study resume` continues it")
 
 
 def _trainable(cfg: StudyConfig, setup: TrialSetup):
@@ -84,7 +155,7 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
             verbose=0,
         ),
     )
-    return tuner.fit()
+    return _fit(tuner)
 
 
 def summarize(grid) -> list[dict]:
@@ -122,6 +193,7 @@ def _finish(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> list[dict
     table = format_table(rows)
     client.log_text(setup.parent_run_id, table, "trials.txt")
     log(table)
+    log(f"the study in MLflow's UI (`mlflow ui`, see README): {runs_page_url(setup.experiment_id, setup.tracking_uri)}")
     return rows
 
 
@@ -129,17 +201,38 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
     """Run the whole study; setup_overrides replace TrialSetup fields (tests use crash_at_step)."""
     uri = tracking_uri(cfg)
     check_tracking_server(uri)
-    setup = prepare_study(cfg, log=log)  # every check that can fail does so before Ray starts
-    client, exp_id, parent = start_parent_run(uri, cfg, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    check_ray_address(ray_address(cfg))
+    setup = prepare_study(cfg, log=log, address=ray_address(cfg))  # every check that can fail, before Ray
+    client, exp_id, parent = start_parent_run(uri, cfg, _config_text(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg),
                     **setup_overrides)
-    log(f"study {cfg.study!r}: MLflow run {parent} at {uri}; Ray state in {experiment_path(cfg, parent)}")
+    log(f"study {cfg.study!r}: MLflow run {parent} at {redact_uri(uri)}; Ray state in {experiment_path(cfg, parent)}")
+
+    def trials():
+        return _finish(run_trials(cfg, setup, log=log), cfg, setup, client, log)
+
+    return _run_parent(cfg, client, exp_id, parent, trials, log)
+
+
+def _config_text(cfg: StudyConfig) -> str:
+    data = cfg.model_dump(mode="json")
+    data["tracking_uri"] = redact_uri(data["tracking_uri"])
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _run_parent(cfg: StudyConfig, client, exp_id: str, parent: str, body, log):
+    """Ray and the trials under an open parent run, which always ends marked: FINISHED, FAILED (an error, or a
+    study that never started its trials) or KILLED (Ctrl-C, its open trial runs closed too)."""
     status = "FAILED"
     try:
         _init_ray(cfg)
-        rows = _finish(run_trials(cfg, setup, log=log), cfg, setup, client, log)
+        rows = body()
         status = "FINISHED"
         return rows
+    except KeyboardInterrupt:
+        status = "KILLED"
+        _close_interrupted(client, exp_id, parent, log)
+        raise
     finally:
         client.set_terminated(parent, status)
 
@@ -155,37 +248,60 @@ def _mark_lost_trials(client, experiment_id: str, parent: str, known: set, log) 
             log(f"trial {run.data.tags.get('trial_id')} was lost with the driver (MLflow run {run.info.run_id})")
 
 
-def resume_study(study: str, tracking: str | None = None, log=print) -> list[dict]:
-    """Continue a study whose driver died, from Ray's state in the working directory it ran in.
+def resume_study(study: str, tracking: str | None = None, log=print, path: str | None = None,
+                 trust_remote_code: bool = False) -> list[dict]:
+    """Continue a study whose driver died, from Ray's state in the working directory it ran in (or `path`, the
+    study's folder that `run` printed).
 
     Finished trials are not run again; unfinished ones continue from their last checkpoints and keep their MLflow
-    runs (found by trial id). Ray's experiment state is pickled: resume only from a folder you trust.
+    runs (found by trial id). Ray's experiment state is pickled, so where it is read from is never taken from the
+    tracking store (anyone who can write to it would choose what is unpickled), nor is trust_remote_code: both
+    come from this command line.
     """
     from ray import tune
 
     uri = tracking or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     check_tracking_server(uri)
-    client, exp_id, parent = latest_parent_run(uri, study)
-    text = Path(client.download_artifacts(parent, "study.yaml", tempfile.mkdtemp())).read_text()
-    cfg = parse_config(yaml.safe_load(text), source=f"study.yaml of MLflow run {parent}")
-    setup = prepare_study(cfg, log=log)
+    client, exp_id, runs = parent_runs(uri, study)
+    parent, cfg, here = resume_target(client, study, runs, uri, path, trust_remote_code, log)
+    check_ray_address(ray_address(cfg))
+    setup = prepare_study(cfg, log=log, address=ray_address(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg))
-    path = experiment_path(cfg, parent)
-    if not tune.Tuner.can_restore(path):
-        raise FileNotFoundError(f"no Ray study state at {path}: resume from the directory the study ran in")
-    log(f"resuming study {study!r} (MLflow run {parent}) from {path}")
-    status = "FAILED"
-    try:
-        _init_ray(cfg)
-        tuner = tune.Tuner.restore(path, trainable=_trainable(cfg, setup), resume_unfinished=True,
+    log(f"resuming study {study!r} (MLflow run {parent}) from {here}: Ray's saved state there is pickled and "
+        "unpickling it runs code; resume only from a folder you trust")
+
+    def body():
+        tuner = tune.Tuner.restore(here, trainable=_trainable(cfg, setup), resume_unfinished=True,
                                    resume_errored=True)
-        grid = tuner.fit()
+        grid = _fit(tuner)
         _mark_lost_trials(client, exp_id, parent, {(r.metrics or {}).get("trial_id") for r in grid}, log)
-        rows = _finish(grid, cfg, setup, client, log)
-        status = "FINISHED"
-        return rows
-    finally:
-        client.set_terminated(parent, status)
+        return _finish(grid, cfg, setup, client, log)
+
+    return _run_parent(cfg, client, exp_id, parent, body, log)
+
+
+def resume_target(client, study: str, runs: list, uri: str, path: str | None, trust_remote_code: bool,
+                  log=print) -> tuple[str, StudyConfig, str]:
+    """(parent run id, config, Ray folder) of the newest parent run whose Ray state is in the working directory's
+    ray_results (or is `path`). The stored config's storage_path and trust_remote_code are not used."""
+    from ray import tune
+
+    for run in runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            text = Path(client.download_artifacts(run.info.run_id, "study.yaml", tmp)).read_text(encoding="utf-8")
+        stored = parse_config(yaml.safe_load(text), source=f"study.yaml of MLflow run {run.info.run_id}")
+        cfg = stored.model_copy(update={"storage_path": None, "trust_remote_code": trust_remote_code,
+                                        "tracking_uri": uri})
+        here = path or experiment_path(cfg, run.info.run_id)
+        if path is not None and Path(path).name != experiment_name(cfg, run.info.run_id):
+            continue
+        if tune.Tuner.can_restore(here):
+            if stored.trust_remote_code and not trust_remote_code:
+                log("the study ran with trust_remote_code; it stays off unless --trust-remote-code is given")
+            return run.info.run_id, cfg, here
+    where = path or str(Path.cwd() / "ray_results")
+    raise FileNotFoundError(f"no Ray state of study {study!r} at {where}: resume from the directory the study ran "
+                            "in, or give its folder with --path")
 
 
 def ladder_study_configs(cfg: StudyConfig, quick: bool = False) -> list[StudyConfig]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 
 import torch
@@ -11,27 +12,42 @@ from .registry import ADAPTERS, Knob, MmieForm
 MMIE_LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj"
 
 
-class Adapter:
+class Adapter(ABC):
+    """The trained parameters and how they enter the model. Life cycle, as the Unlearner drives it:
+
+    - built once per trial by `ADAPTERS.build(name, hparams)` (its knobs as keyword arguments), the name the
+      variant's or the trial's `adapter`; a gate-only variant gets one too and never trains it;
+    - `attach(model)` once, right after the base model loads; every later forward pass uses what it returns;
+    - `parameters()` once to build the optimiser scheme, then once per step (gradient norm and clipping);
+    - `disabled()`, a context manager, around every forward pass that needs the frozen original model (NPO's
+      reference, the KL retain step, static LoReUn's losses, a gate's SAE), as often as once per update;
+    - `penalty()` once per update, added to the objective's loss;
+    - `state_dict()` at every checkpoint, `load_state_dict(state)` once when a trial is restored from one.
+    """
+
+    @abstractmethod
     def attach(self, model):
         """Wrap or hook the model; returns the model to train and evaluate."""
-        raise NotImplementedError
 
+    @abstractmethod
     def parameters(self) -> list[torch.nn.Parameter]:
-        raise NotImplementedError
+        """The trainable parameters (the base model's stay frozen)."""
 
+    @abstractmethod
     def disabled(self) -> AbstractContextManager:
         """The frozen original model (NPO's and the KL retain step's reference), without a second copy in memory."""
-        raise NotImplementedError
 
     def penalty(self) -> torch.Tensor | None:
         """A regulariser added to every update's loss (mmie.py's gated ReFT has one), or None."""
         return None
 
+    @abstractmethod
     def state_dict(self) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """The trained parameters' values (what a checkpoint keeps)."""
 
+    @abstractmethod
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        raise NotImplementedError
+        """Set the parameters from `state_dict()`'s output."""
 
 
 @ADAPTERS.register(

@@ -8,8 +8,10 @@ the study before any cluster work starts.
 
 from __future__ import annotations
 
+import codecs
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,28 +20,50 @@ class DataError(ValueError):
     """A study data file is missing or malformed; the message names the file (and line)."""
 
 
+def _decoded_lines(path: Path, role: str):
+    """(line number, text) of a UTF-8 file (a UTF-8 BOM is accepted); other encodings are errors naming the line."""
+    raw = path.read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise DataError(f"{role} file {path}: is UTF-16 or UTF-32 (it starts with that byte-order mark); "
+                        "save it as UTF-8")
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            yield lineno, line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{role} file {path}, line {lineno}: not UTF-8 (byte {line[e.start]:#04x} at column "
+                            f"{e.start + 1}); save the file as UTF-8") from None
+
+
 def read_jsonl(path: str | Path, role: str = "data") -> list[str]:
     """The "text" of every line of a JSONL file. Blank lines are skipped; anything else malformed is an error."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{role} file {path}: is a directory, not a JSONL file")
     if not path.is_file():
         raise DataError(f"{role} file {path}: not found")
     texts: list[str] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{role} file {path}, line {lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(obj, dict) or "text" not in obj:
-                raise DataError(f'{role} file {path}, line {lineno}: no "text" field')
-            text = obj["text"]
-            if not isinstance(text, str):
-                raise DataError(f'{role} file {path}, line {lineno}: "text" is {type(text).__name__}, not a string')
-            if not text.strip():
-                raise DataError(f'{role} file {path}, line {lineno}: empty "text"')
-            texts.append(text)
+    for lineno, raw in _decoded_lines(path, role):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{role} file {path}, line {lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(obj, dict) or "text" not in obj:
+            raise DataError(f'{role} file {path}, line {lineno}: no "text" field')
+        text = obj["text"]
+        if not isinstance(text, str):
+            raise DataError(f'{role} file {path}, line {lineno}: "text" is {type(text).__name__}, not a string')
+        if not text.strip():
+            raise DataError(f'{role} file {path}, line {lineno}: empty "text"')
+        # JSON escapes can spell a lone surrogate ("\ud800"), which no tokenizer can encode.
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise DataError(f'{role} file {path}, line {lineno}: "text" has an invalid character '
+                            f"{text[e.start]!r} (a lone UTF-16 surrogate) at character {e.start + 1}") from None
+        texts.append(text)
     if not texts:
         raise DataError(f"{role} file {path}: no lines with text")
     return texts
@@ -67,12 +91,21 @@ class DataPaths:
         roles = {"forget": self.forget, "retain": self.retain}
         if self.mixed:
             roles["mixed"] = self.mixed
-        for p in self.xlang:
-            name = f"xlang_{Path(p).stem}"
-            if name in roles:
-                raise DataError(f"cross-lingual file {p}: another --xlang file has the same name {Path(p).stem!r}")
-            roles[name] = p
+        for i, p in enumerate(self.xlang, start=1):
+            roles[xlang_set_name(p, i, roles)] = p
         return roles
+
+
+def xlang_set_name(path: str, position: int, taken) -> str:
+    """`xlang_<file stem>`, in the letters MLflow takes in a metric name (ASCII letters, digits, _ - .) and unique:
+    a stem such as उर्दू or a+b would make MLflow reject every metric of the trial. The name falls back to the
+    file's position (xlang_2) when nothing of the stem is left, and gets a suffix when two files share it."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("_.-")
+    name = f"xlang_{stem}" if stem else f"xlang_{position}"
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}_{n}", n + 1
+    return candidate
 
 
 @dataclass

@@ -9,17 +9,34 @@ the papers' per-sequence forms. Padding never counts (mmie.py counts it: see doc
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 
 from .registry import OBJECTIVES, Knob, MmieForm
 
 
-class ForgetObjective:
+class ForgetObjective(ABC):
+    """The loss of a forget batch. Life cycle, as the Unlearner drives it:
+
+    - built once per trial, after the adapter is attached: `OBJECTIVES.build(name, hparams)` passes the piece's
+      knobs as keyword arguments (and nothing else);
+    - on every forget update (one per step, whatever the optimiser scheme), after the training forward pass:
+      `loss(nll_sum, n_tokens, ref_nll_sum, weights)` once. `nll_sum` and `n_tokens` are per sequence (padding
+      excluded); `ref_nll_sum` is the same NLL under the frozen model (the adapter disabled, no gradient) when
+      `uses_reference` is true, else None; `weights` come from the variant's sample weighting (mean 1). The result,
+      plus the adapter's penalty, is backpropagated;
+    - `per_sample` is what the default `loss` weights and averages; an objective defined per batch (mmie.py's)
+      overrides `loss` and makes `per_sample` raise.
+    It keeps no state between updates: nothing of it is checkpointed.
+    """
+
     uses_reference = False  # whether it needs the frozen model's NLL (the adapter disabled)
 
+    @abstractmethod
     def per_sample(self, nll_sum: torch.Tensor, n_tokens: torch.Tensor, ref_nll_sum: torch.Tensor | None):
-        raise NotImplementedError
+        """One loss per sequence (a tensor of the batch's size), to be minimised."""
 
     def loss(self, nll_sum, n_tokens, ref_nll_sum, weights: torch.Tensor) -> torch.Tensor:
         return (weights * self.per_sample(nll_sum, n_tokens, ref_nll_sum)).mean()

@@ -8,6 +8,8 @@ code use); the learning rate follows the study's schedule (trainables.schedule),
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 
 from .registry import OPTIMIZERS, Knob, MmieForm
@@ -16,22 +18,39 @@ WEIGHT_DECAY = 0.01
 MMIE_LR = 2e-4  # mmie.py's learning rate; it has no --lr flag
 
 
-class OptimizerScheme:
+class OptimizerScheme(ABC):
+    """Which optimiser makes each update of a step, and how many updates a step makes. Life cycle, as the Unlearner
+    drives it:
+
+    - built once per trial, after the adapter is attached: `OPTIMIZERS.build(name, hparams,
+      params=adapter.parameters())`, its knobs as keyword arguments plus `params`, the parameters to train;
+    - right after: `optimizers()` (their learning rates are the base ones the schedule scales) and `phases(0)`
+      (its length is the number of updates per step, the same at every step);
+    - every step: `phases(step)` once; for each phase in order, the schedule sets the learning rate of every
+      optimiser in `optimizers()` for that update, then `optimizer(phase)` is zeroed and stepped (after clipping;
+      a non-finite loss or gradient ends the step there, that update unmade);
+    - `state_dict()` at every checkpoint, `load_state_dict(state)` once when a trial is restored from one.
+    """
+
+    @abstractmethod
     def phases(self, step: int) -> list[str]:
         """The updates one step makes, in order: one "forget", then its "retain" updates."""
-        raise NotImplementedError
 
+    @abstractmethod
     def optimizer(self, phase: str) -> torch.optim.Optimizer:
-        raise NotImplementedError
+        """The optimiser that makes a `phase` update."""
 
+    @abstractmethod
     def optimizers(self) -> list[torch.optim.Optimizer]:
-        raise NotImplementedError
+        """Every optimiser of the scheme, always in the same order."""
 
+    @abstractmethod
     def state_dict(self) -> dict:
-        raise NotImplementedError
+        """Everything a restored trial needs to continue (the optimisers' moments and step counts)."""
 
+    @abstractmethod
     def load_state_dict(self, state: dict) -> None:
-        raise NotImplementedError
+        """Continue from `state_dict()`'s output."""
 
 
 def _lr_flags(values: dict) -> list[str]:

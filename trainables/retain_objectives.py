@@ -9,6 +9,7 @@ than the original" that is an artefact of training on the retain distribution).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
@@ -18,11 +19,23 @@ from .metrics import token_nll
 from .registry import RETAIN_OBJECTIVES, MmieForm
 
 
-class RetainObjective:
+class RetainObjective(ABC):
+    """The loss of a retain batch. Life cycle, as the Unlearner drives it:
+
+    - built once per trial by `RETAIN_OBJECTIVES.build(name, hparams)` (its knobs as keyword arguments), the name
+      the variant's or the study's (`retain_objectives`);
+    - on every retain update (the optimiser scheme's "retain" phases: one or more per step), after the training
+      forward pass: `loss(logits, labels, base_logits)` once. `labels` mark padding -100; `base_logits()` runs the
+      frozen model on the same batch (the adapter disabled, no gradient) and costs a forward pass, so only an
+      objective with `uses_reference` calls it. The result, plus the adapter's penalty, is backpropagated.
+    It keeps no state between updates: nothing of it is checkpointed.
+    """
+
     uses_reference = False  # whether it needs the frozen model's logits on the retain batch
 
+    @abstractmethod
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, base_logits: Callable[[], torch.Tensor]):
-        raise NotImplementedError
+        """The scalar to minimise."""
 
 
 @RETAIN_OBJECTIVES.register(

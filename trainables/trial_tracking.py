@@ -5,7 +5,8 @@ survive a restore. Metrics are buffered and flushed when the trial checkpoints; 
 last checkpoint are recomputed and logged then. A trial restarted from a checkpoint, or whose first attempt died
 before one, finds its run by the trial id tag instead of creating a second one, and skips the steps the run
 already holds. A tracking failure never kills the trial: it is printed (the worker log) and counted in
-`tracking_errors`.
+`tracking_errors`. A metric MLflow rejects (an invalid name) is dropped alone, named, and tagged on the run
+(`tracking_dropped_metrics`); the rest of its batch is logged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,17 @@ import time
 import traceback
 
 STATUS_TAG = "trial_status"  # completed | stopped_early | diverged | error
+# The run's MLflow status from the trial's, as mlflow.optuna's storage maps Optuna's states (PRUNED -> KILLED, FAIL ->
+# FAILED, COMPLETE -> FINISHED): a diverged trial ended on its own, so it is FINISHED with its tag saying why.
+RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "stopped_early": "KILLED", "error": "FAILED"}
+
+
+def _rejected(error: Exception) -> bool:
+    """MLflow refused the request's content (a bad name or value): sending it again cannot help."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, ErrorCode
+
+    return isinstance(error, MlflowException) and error.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE)
 
 
 class TrialRun:
@@ -26,6 +38,7 @@ class TrialRun:
         # reports step 0).
         self.logged_through = -1
         self._buffer: list = []
+        self.dropped: set[str] = set()  # metric names MLflow rejected (an invalid name): named once, tagged
         self._open_args: tuple | None = None  # None: no tracking configured
         if not tracking_uri:
             return
@@ -41,9 +54,13 @@ class TrialRun:
             fn(*args)
             return True
         except Exception:  # noqa: BLE001 - tracking must never end a trial
-            self.errors += 1
-            print(f"[trial tracking] MLflow call failed ({self.errors}):\n{traceback.format_exc()}", file=sys.stderr)
+            self._failed()
             return False
+
+    def _failed(self) -> None:
+        """Count and print the exception being handled."""
+        self.errors += 1
+        print(f"[trial tracking] MLflow call failed ({self.errors}):\n{traceback.format_exc()}", file=sys.stderr)
 
     def _open(self, experiment_id, parent_run_id, trial_id, trial_name, params, tags):
         from mlflow.entities import Param, RunTag
@@ -75,7 +92,8 @@ class TrialRun:
         if step <= self.logged_through:
             return
         ts = int(time.time() * 1000)
-        self._buffer.extend(Metric(k, float(v), ts, step) for k, v in metrics.items())
+        # A name MLflow rejected once is not sent again (it would cost a one-by-one resend at every flush).
+        self._buffer.extend(Metric(k, float(v), ts, step) for k, v in metrics.items() if k not in self.dropped)
 
     def flush(self) -> None:
         """Send buffered metrics; what fails stays buffered for the next flush (a server that blinks loses
@@ -86,9 +104,31 @@ class TrialRun:
             return
         while self.run_id is not None and self._buffer:
             chunk = self._buffer[:1000]  # MLflow's log_batch limit
-            if not self._call(self.client.log_batch, self.run_id, chunk):
-                return
+            try:
+                self.client.log_batch(self.run_id, chunk)
+            except Exception as e:  # noqa: BLE001 - tracking must never end a trial
+                if not _rejected(e):
+                    self._failed()  # a server that blinks: the batch stays for the next flush
+                    return
+                # MLflow refuses a whole batch for one bad item: send the items one by one and drop (and name)
+                # only those it rejects.
+                for k, metric in enumerate(chunk):
+                    try:
+                        self.client.log_batch(self.run_id, [metric])
+                    except Exception as item_error:  # noqa: BLE001
+                        if not _rejected(item_error):
+                            self._failed()
+                            del self._buffer[:k]
+                            return
+                        self._drop(metric, item_error)
             del self._buffer[: len(chunk)]
+
+    def _drop(self, metric, error) -> None:
+        self.errors += 1
+        if metric.key not in self.dropped:
+            self.dropped.add(metric.key)
+            print(f"[trial tracking] MLflow rejected metric {metric.key!r}, dropped ({error})", file=sys.stderr)
+            self._call(self.client.set_tag, self.run_id, "tracking_dropped_metrics", ",".join(sorted(self.dropped)))
 
     def finish(self, status: str, attempts: int = 6, wait_s: float = 5.0) -> None:
         """Flush and close the run; retried for about half a minute, since after this the trial is gone."""
@@ -98,7 +138,7 @@ class TrialRun:
             self.flush()
             if (not self._buffer and self.run_id is not None
                     and self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
-                    and self._call(self.client.set_terminated, self.run_id, "FAILED" if status == "error" else "FINISHED")):
+                    and self._call(self.client.set_terminated, self.run_id, RUN_STATUS[status])):
                 return
             if attempt < attempts - 1:
                 time.sleep(wait_s)

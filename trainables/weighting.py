@@ -8,6 +8,7 @@ probabilities from the current model's losses; they implement `draw` and keep un
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import torch
@@ -18,7 +19,20 @@ from .registry import WEIGHTINGS, Knob, MmieForm
 Scorer = Callable[[list[int]], torch.Tensor]
 
 
-class SampleWeighting:
+class SampleWeighting(ABC):
+    """How much each forget line counts, or which lines a forget batch holds. Life cycle, as the Unlearner drives it:
+
+    - built once per trial by `WEIGHTINGS.build(name, hparams)` (its knobs as keyword arguments), one per name in
+      the variant's `weightings`; several are combined by `Product`;
+    - `prepare(frozen_losses)` once, at the end of the Unlearner's set-up, before the first step (again in a
+      trial restored from a checkpoint: the weighting itself is not checkpointed, it recomputes what it needs);
+    - on every forget update (one per step): `draw(...)` once, before the batch is built (None: the default
+      uniform draw; at most one piece of a variant may choose the lines), then, after the training forward pass,
+      `weights(per_sample_nll, indices, step, total_steps)` once. `per_sample_nll` is each line's mean NLL per
+      token under the current model (detached), `indices` the lines drawn, `step` the 0-based step of
+      `total_steps`. The weights multiply the forget objective's per-sample losses: one per line, mean 1.
+    """
+
     def prepare(self, frozen_losses: Callable[[], torch.Tensor]) -> None:
         """Called once before training; `frozen_losses()` scores every forget training line with the frozen model
         (costly: only weightings that need it call it)."""
@@ -28,8 +42,9 @@ class SampleWeighting:
         """The forget lines (indices) of this step's batch, or None for the default uniform draw."""
         return None
 
+    @abstractmethod
     def weights(self, per_sample_nll: torch.Tensor, indices: torch.Tensor, step: int, total_steps: int):
-        raise NotImplementedError
+        """One weight per line of the batch, mean 1."""
 
 
 def normalised(logits: torch.Tensor) -> torch.Tensor:

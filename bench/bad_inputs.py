@@ -1,0 +1,120 @@
+"""Runs `unlearn-study` on bad inputs and misuses (issue 13's list) and writes what each prints as a Markdown table.
+
+    python bench/bad_inputs.py --out docs/bad-inputs.md      # about 3 minutes on 2 cores
+
+Each case runs the real command line in a fresh folder (its own files, no Ray started unless the case needs it)
+and records the exit status, the first line on stderr and the time taken. Figures, no assertions: the tests in
+tests/test_bad_input.py check the behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HI = [f"नमस्ते दुनिया यह पंक्ति {i} है" for i in range(40)]
+EN = [f"hello world this is line {i}" for i in range(40)]
+
+
+def jsonl(texts) -> str:
+    return "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+
+
+GOOD = {"hi.jsonl": jsonl(HI), "en.jsonl": jsonl(EN)}
+DATA = ["--forget", "hi.jsonl", "--retain", "en.jsonl"]
+
+# (what, files to write (name -> text or bytes), arguments)
+CASES = [
+    ("invalid JSON on a line", {**GOOD, "bad.jsonl": jsonl(HI[:3]) + '{"text": \n'},
+     ["run", "--forget", "bad.jsonl", "--retain", "en.jsonl"]),
+    ("lone surrogate in the retain file", {**GOOD, "r.jsonl": jsonl(EN[:3]) + '{"text": "a \\ud800 b"}\n'},
+     ["run", "--forget", "hi.jsonl", "--retain", "r.jsonl"]),
+    ("Latin-1 file", {**GOOD, "l1.jsonl": '{"text": "café au lait"}\n'.encode("latin-1")},
+     ["run", "--forget", "hi.jsonl", "--retain", "l1.jsonl"]),
+    ("UTF-16 file", {**GOOD, "u16.jsonl": jsonl(EN).encode("utf-16")}, ["run", "--forget", "hi.jsonl", "--retain", "u16.jsonl"]),
+    ("a directory as a data file", {**GOOD, "dir/x": ""}, ["run", "--forget", "dir", "--retain", "en.jsonl"]),
+    ("a missing data file", GOOD, ["run", "--forget", "nope.jsonl", "--retain", "en.jsonl"]),
+    ("empty config file", {"s.yaml": "# nothing here\n"}, ["run", "--config", "s.yaml"]),
+    ("--study ''", {}, ["run", "--study", ""]),
+    ("study: ../outside", {"s.yaml": "study: ../outside\n"}, ["run", "--config", "s.yaml"]),
+    ("study with a control character", {"s.yaml": 'study: "a\\x01b"\n'}, ["run", "--config", "s.yaml"]),
+    ("trust_remote_code: 'yes'", {"s.yaml": "trust_remote_code: 'yes'\n"}, ["run", "--config", "s.yaml"]),
+    ("ftp:// tracking URI", {}, ["run", "--tracking-uri", "ftp://host/mlflow"]),
+    ("--num-samples -3 with a config", {"s.yaml": "search:\n  num_samples: 24\n"},
+     ["run", "--config", "s.yaml", "--num-samples", "-3"]),
+    ("lr range through 0 (log knob)", {"s.yaml": "search:\n  space:\n    lr: {low: 0, high: 1.0e-2}\n"},
+     ["run", "--config", "s.yaml"]),
+    ("lr: {value: fast}", {"s.yaml": "search:\n  space:\n    lr: {value: fast}\n"}, ["run", "--config", "s.yaml"]),
+    ("a float range on rank (choices)", {"s.yaml": "search:\n  space:\n    rank: {low: 0.1, high: 0.9}\n"},
+     ["run", "--config", "s.yaml"]),
+    ("languages: {forget: xx}", {"s.yaml": "languages: {forget: xx}\n"}, ["run", "--config", "s.yaml"]),
+    ("gpus_per_trial: 1 on a machine without GPU", {"s.yaml": "resources:\n  gpus_per_trial: 1\n"},
+     ["run", "--config", "s.yaml"]),
+    ("optuna_storage in a missing folder", {"s.yaml": "search:\n  optuna_storage: no/such/optuna.db\n"},
+     ["run", "--config", "s.yaml"]),
+    ("a missing local --model", {}, ["run", "--model", "./no-such-model"]),
+    ("a hub model with no network", {}, ["run", "--model", "org/not-cached"]),
+    ("unreachable --address", {}, ["run", "--address", "127.0.0.1:9"]),
+    ("unreachable tracking server", {}, ["run", "--tracking-uri", "http://127.0.0.1:9"]),
+    ("front with no store here", {}, ["front", "--study", "default"]),
+    ("export with no store here", {}, ["export", "--study", "default", "--out", "x"]),
+    ("report with no store here", {}, ["report", "--study", "nope", "--out", "rep"]),
+    ("resume with no store here", {}, ["resume", "--study", "default"]),
+]
+
+
+def run_case(files: dict, argv: list[str], env: dict) -> tuple[int, str, float]:
+    with tempfile.TemporaryDirectory() as d:
+        for name, text in files.items():
+            path = Path(d, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if name.endswith("/x"):
+                continue
+            path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+        start = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "study.cli", *argv], cwd=d, env=env, capture_output=True,
+                             text=True, timeout=300)
+        elapsed = time.monotonic() - start
+        lines = [line for line in out.stderr.splitlines() if line.strip() and "Token authentication" not in line
+                 and " INFO " not in line]
+        first = " ".join(line.strip() for line in lines[:2]) if lines else out.stdout.strip().splitlines()[-1:]
+        return out.returncode, str(first).replace(d + "/", "").replace(d, "."), elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/bad-inputs.md")
+    args = parser.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_ETAG_TIMEOUT": "5"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("RAY_ADDRESS", None)
+    rows = []
+    for what, files, argv in CASES:
+        rc, message, seconds = run_case(files, argv, env)
+        rows.append((what, " ".join(a if a else "''" for a in argv), rc, message, seconds))
+        print(f"{rc:>3}  {seconds:5.1f} s  {what}: {message}", flush=True)
+    lines = ["# Bad inputs and what `unlearn-study` prints",
+             "",
+             "Generated by `python bench/bad_inputs.py --out docs/bad-inputs.md` (each case in a fresh folder; exit "
+             "status 2 = bad input or a service that does not answer, before Ray starts). Times include Python's "
+             "start-up and vary with the machine's load.",
+             "",
+             "| case | command | exit | what it prints (stderr) | s |",
+             "|---|---|---|---|---|"]
+    for what, argv, rc, message, seconds in rows:
+        cell = message.replace("|", "\\|")
+        lines.append(f"| {what} | `unlearn-study {argv}` | {rc} | {cell} | {seconds:.1f} |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
