@@ -148,7 +148,7 @@ def smoke(args) -> None:
     os.chdir(work)
     cfg = parse_config({
         "study": "real-shape", "model": f"shape:{args.shape}", "data": smoke_data(work, args.lines),
-        "variants": ["ga+sae_gate", "ga+dsg"], "adapters": ["lora", "loreft"],
+        "variants": args.variants, "adapters": ["lora", "loreft"],
         "search": {"searcher": "random", "num_samples": 2, "max_concurrent": 2, "seed": args.seed, "space": {
             "target_modules": {"value": "q_proj,k_proj,v_proj,o_proj"},
             "layers": {"choices": ["16", "23", "12,18,23"]}, "sae_layer": {"searched": True}}},
@@ -188,6 +188,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--lines", type=int, default=80, help="smoke: lines per data file")
     ap.add_argument("--seed", type=int, default=0, help="smoke: search seed")
+    ap.add_argument("--variants", nargs="+", default=["ga+sae_gate", "ga+dsg"], help="smoke: the study's variants")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     throughput(args) if args.part == "throughput" else smoke(args)
