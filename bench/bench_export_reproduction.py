@@ -1,0 +1,92 @@
+"""Does an exported front member reproduce, outside the study, what the study measured?
+
+Runs a small study on the embedded default (real Ray, Optuna, MLflow), takes up to three members of its front,
+exports each (`study.export.export_config`), re-runs the exported config.json's kwargs through the mmie.py entry
+point (`trainables.adaptive_unlearning.run_config`) on the same model and data files, and compares the re-run's
+final es_forget, mmie/es_forget and mmie/ppl_retain with the trial's logged values. The sampling noise of the ES
+figures is measured on the re-run model itself: the same evaluation under other generation seeds.
+
+    .venv/bin/python bench/bench_export_reproduction.py            # about 5-10 minutes on 2 cores
+
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+FIGURES = ("es_forget", "mmie/es_forget", "mmie/ppl_retain", "forget_efficacy", "utility")
+
+
+def _lines(path: str) -> list[str]:
+    from trainables.data import read_jsonl
+
+    return read_jsonl(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--noise-seeds", type=int, default=4)
+    args = parser.parse_args()
+
+    from study.config import load_config
+    from study.export import export_config
+    from study.front import front_table, load_study
+    from study.runner import run_study
+    from trainables.adaptive_unlearning import run_config
+    from trainables.modeling import load_model, load_tokenizer
+
+    torch.set_num_threads(1)  # as each trial ran
+    work = Path(tempfile.mkdtemp(prefix="export-repro-"))
+    uri = f"sqlite:///{work}/mlflow.db"
+    cfg = load_config(overrides={
+        "study": "repro", "tracking_uri": uri, "storage_path": str(work / "ray"),
+        "variants": ["ga", "forget_reweight", "dualoptim", "mmie_npo"], "search.num_samples": args.trials,
+        "search.max_concurrent": 2, "scheduler.type": "fifo", "train.steps": args.steps,
+        "train.eval_every": args.steps, "train.checkpoint_every": args.steps,
+    })
+    run_study(cfg, log=lambda *a: None)
+    record = load_study(uri, "repro")
+    rows = front_table(record)[:3]
+    print(f"study: {len(record.trials)} trials, {len(front_table(record))} on the front; re-running {len(rows)}")
+
+    from trainables.embedded import ensure_embedded
+
+    embedded = ensure_embedded()
+    paths = embedded.data_paths("hi", "en")
+    forget, retain = _lines(paths.forget), _lines(paths.retain)
+    print(f"{'trial':<28}{'figure':<18}{'study':>10}{'re-run':>10}{'|diff|':>10}{'noise sd':>10}")
+    for row in rows:
+        trial = next(t for t in record.trials if t.trial_id == row["trial_id"])
+        config = export_config(record, trial, work / "export" / trial.trial_id)
+        model = load_model(str(embedded.model_dir), False, "float32", "cpu")
+        tok = load_tokenizer(str(embedded.model_dir), False)
+        unlearner, _ = run_config(model, tok, forget, retain, "cpu", adapter=config["adapter"], **config["kwargs"])
+        final = unlearner.evaluate_step() | unlearner.evaluate_full(cfg.train.final_es_prompts)
+        noise: dict[str, list[float]] = {}
+        for k in range(args.noise_seeds):  # the same model, other generation seeds
+            unlearner.step += 1_000 + k  # the evaluation's sampling seed derives from the step
+            again = unlearner.evaluate_full(cfg.train.final_es_prompts)
+            unlearner.step -= 1_000 + k
+            for name in FIGURES:
+                if name in again:
+                    noise.setdefault(name, []).append(again[name])
+        for name in FIGURES:
+            if name not in trial.metrics or name not in final:
+                continue
+            sd = statistics.stdev(noise[name]) if len(noise.get(name, [])) > 1 else float("nan")
+            diff = abs(trial.metrics[name] - final[name])
+            print(f"{trial.variant + ' ' + trial.trial_id[-6:]:<28}{name:<18}{trial.metrics[name]:>10.4f}"
+                  f"{final[name]:>10.4f}{diff:>10.4f}{sd:>10.4f}")
+    print(f"(study and exports under {work})")
+
+
+if __name__ == "__main__":
+    main()
