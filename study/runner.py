@@ -15,6 +15,7 @@ from trainables.setup import TrialSetup
 
 from .config import StudyConfig, parse_config
 from .mlflow_ui import runs_page_url
+from .mmie_tracking import MmieGatesRecorder
 from .prepare import check_ray_address, prepare_study, ray_address, storage_path, tracking_uri
 from .pareto_tracking import ParetoRecorder, trial_status
 from .search import make_scheduler, make_searcher, scalarization_weights
@@ -151,7 +152,8 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
             storage_path=storage_path(cfg),
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[_recorder(cfg, setup, log)],
+            callbacks=[_recorder(cfg, setup, log),
+                       MmieGatesRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id)],
             verbose=0,
         ),
     )

@@ -4,7 +4,9 @@ Searchers are Ray's OptunaSearch, multi-objective over the study's objectives (a
 NSGA-II, or Optuna's random sampler as the baseline, so every searcher handles the conditional space the same way.
 Ray's OptunaSearch tells Optuna that a trial the scheduler stopped early is COMPLETE with the values of its last
 rung: the partial result then sits on Optuna's Pareto set and in the sampler's model. `PartialAwareOptunaSearch`
-tells Optuna such a trial is PRUNED instead, keeping its partial values as user attributes.
+tells Optuna such a trial is PRUNED instead, keeping its partial values as user attributes. It also tells Optuna
+mmie.py's acceptance gates as constraints (`Trial.set_constraint`, before `tell`), from the trial's last result:
+an infeasible trial is then never on Optuna's Pareto set, and TPE and NSGA-II sample away from it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ SCALAR_METRIC = "objective_scalar"
 
 
 class PartialAwareOptunaSearch(OptunaSearch):
+    def __init__(self, *args, mmie_constraints: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mmie_constraints = mmie_constraints
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if self.mmie_constraints and not error and result and trial_id not in self._completed_trials:
+            for name, value in mmie_gate_constraints(result).items():
+                self._ot_trials[trial_id].set_constraint(name, value)
         if error or not result or trial_id in self._completed_trials or self._ran_to_the_end(result):
             return super().on_trial_complete(trial_id, result, error)
         from optuna.trial import TrialState
@@ -40,6 +49,20 @@ class PartialAwareOptunaSearch(OptunaSearch):
         # The trainable marks its last report finished; a diverged trial ended on its own too: its (bad) values are
         # a real result, not a partial one.
         return bool(result.get("finished")) or bool(result.get("diverged"))
+
+
+def mmie_gate_constraints(result: dict) -> dict[str, float]:
+    """mmie.py's gates as Optuna constraints (<= 0 feasible) from a trial's result (`mmie/gate_<gate>`, computed
+    by the trial); a gate missing from the result (it ended before its first full evaluation) counts infeasible."""
+    from trainables.mmie_metrics import GATES
+
+    out = {}
+    for gate in GATES:
+        value = result.get(f"mmie/gate_{gate}")
+        if value is None and gate == "G3_es_mixed":
+            continue  # a study without a mixed set
+        out[gate] = 1.0 if value is None or value != value else float(value)
+    return out
 
 
 def make_searcher(cfg: StudyConfig, shape=None) -> PartialAwareOptunaSearch:
@@ -62,6 +85,7 @@ def make_searcher(cfg: StudyConfig, shape=None) -> PartialAwareOptunaSearch:
         sampler=sampler,
         storage=storage,
         study_name=cfg.study,
+        mmie_constraints=cfg.mmie_eval.enabled and cfg.mmie_eval.constrain_search,
     )
 
 

@@ -123,6 +123,7 @@ def study_config(tmp_path, name, steps, samples=4):
         "search": {"num_samples": samples, "max_concurrent": 2, "seed": 1},
         "train": {"steps": steps, "batch_size": 8, "eval_every": 8, "checkpoint_every": 4, "es_prompts": 4,
                   "final_es_prompts": 8},
+        "mmie_eval": {"items": 2, "final_items": 2, "max_new_tokens": 8, "teacher_forced_items": 8},
         "resources": {"max_failures": 3},
     }))
 

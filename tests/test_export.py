@@ -144,8 +144,8 @@ def test_front_matches_brute_force_and_ignores_unfinished_trials(record):
     assert [r["trial_id"] for r in rows] == FRONT  # sorted by forget_efficacy, highest first
     assert {r["trial_id"] for r in rows} == brute_force_front(record)
     assert rows[0] == {"trial_id": "ga", "status": "completed", "variant": "ga", "adapter": "lora",
-                       "forget_efficacy": 0.9, "utility": 0.5, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj",
-                       "lora_alpha": 16}
+                       "forget_efficacy": 0.9, "utility": 0.5, "mmie_gates": "unknown", "lr": 0.001, "rank": 8,
+                       "target_modules": "q_proj,v_proj", "lora_alpha": 16}
     assert rows[3]["adapter"] == "loreft" and rows[3]["layers"] == "0,1"
 
 

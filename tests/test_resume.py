@@ -19,6 +19,7 @@ variants: [ga, npo]
 scheduler: {type: fifo}
 search: {num_samples: 4, max_concurrent: 2, seed: 3}
 train: {steps: 16, batch_size: 8, eval_every: 8, checkpoint_every: 4, es_prompts: 4, final_es_prompts: 8}
+mmie_eval: {items: 2, final_items: 2, max_new_tokens: 8, teacher_forced_items: 8}
 """
 
 

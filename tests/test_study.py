@@ -21,6 +21,8 @@ SMALL = {
     "train.batch_size": 8,
     "train.es_prompts": 4,
     "train.final_es_prompts": 8,
+    # mmie.py's measurements, small (their definitions are tested in test_mmie_metrics.py).
+    "mmie_eval": {"items": 2, "final_items": 2, "max_new_tokens": 8, "teacher_forced_items": 8},
 }
 
 
@@ -128,7 +130,8 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_
             assert c.data.metrics["step"] < 8
 
     table = client.load_table(parent.info.experiment_id, "pareto_front.json", run_ids=[parent.info.run_id])
-    assert sorted(table["trial_id"]) == sorted(c.data.tags["trial_id"] for c in finished if c.data.tags["pareto"] == "true")
+    assert sorted(table["trial"]) == sorted(c.info.run_name for c in finished if c.data.tags["pareto"] == "true")
+    assert sorted(table["run_id"]) == sorted(c.info.run_id for c in finished if c.data.tags["pareto"] == "true")
     assert table["knee"].sum() == 1
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"pareto_front.png", "pareto_front.html", "pareto_front.json", "pareto_reference.json"} <= artifacts
@@ -144,6 +147,12 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_
     assert len(pruned) == list(status.values()).count("stopped_early")
     assert all(t.values is None and t.user_attrs["stopped_at_step"] < 8 for t in pruned)
     assert not {t.number for t in study.best_trials} & {t.number for t in pruned}
+    # mmie.py's measurements in each finished trial's run, its gates as a tag and as Optuna constraints, the base
+    # model's on the parent run.
+    assert all({"mmie/es_forget", "mmie/ppl_retain", "mmie/mia_auc", "mia_min_k_auc"} <= set(c.data.metrics)
+               and c.data.tags["mmie_gates"] == ("feasible" if c.data.metrics["mmie/gates_feasible"] else "infeasible")
+               for c in finished) and "mmie/base/es_forget" in parent.data.metrics
+    assert all(t.constraints for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
 
     # The knee, exported, runs through the mmie.py entry point with the same seed to the same metrics.
     from study.export import export_config, pick
@@ -189,5 +198,8 @@ def test_gate_only_and_gated_trials_share_one_study_and_front(ray_local, embedde
         assert "gate_fire_retain" in t.metrics, (t.status, t.variant, sorted(t.metrics))
         assert 0 <= t.metrics["gate_fire_retain"] < t.metrics["gate_fire_forget"]
     config = export_config(record, gate_only[0], tmp_path / "export")
-    assert "--sae_gate" in config["mmie_command"] and "--lora_steps 0" in config["mmie_command"]
+    # mmie.py has no DSG (its dsg arm crashes as published) and no gate-only arm: the command carries no gate
+    # and no steps, and the note says both.
+    assert "--sae_gate" not in config["mmie_command"] and "_steps" not in config["mmie_command"]
+    assert config["mmie_exact"] is False and "dsg arm crashes" in config["note"] and "gate-only" in config["note"]
     assert "dsg gate acts at evaluation" in config["note"]

@@ -79,18 +79,22 @@ def write_jsonl(path: str | Path, texts: list[str]) -> None:
 
 @dataclass(frozen=True)
 class DataPaths:
-    """Where a study's data lives; mirrors mmie.py's --forget/--retain/--mixed/--xlang flags."""
+    """Where a study's data lives; mirrors mmie.py's --forget/--retain/--mixed/--xlang/--adversarial flags."""
 
     forget: str
     retain: str
     mixed: str | None = None
     xlang: tuple[str, ...] = ()
+    # Prompts that try to extract the forget language (mmie.py's es_adversarial); never trained on.
+    adversarial: str | None = None
 
     def roles(self) -> dict[str, str]:
         """Set name -> path. Cross-lingual sets are named after their file (xlang_urdu for urdu.jsonl)."""
         roles = {"forget": self.forget, "retain": self.retain}
         if self.mixed:
             roles["mixed"] = self.mixed
+        if self.adversarial:
+            roles["adversarial"] = self.adversarial
         for i, p in enumerate(self.xlang, start=1):
             roles[xlang_set_name(p, i, roles)] = p
         return roles
@@ -129,8 +133,8 @@ class StudyData:
         return self.sets["retain"]
 
     def collateral_sets(self) -> list[TextSet]:
-        """The sets whose damage is collateral: mixed and cross-lingual."""
-        return [s for name, s in self.sets.items() if name not in ("forget", "retain")]
+        """The sets whose damage is collateral: mixed and cross-lingual (the adversarial set is prompts only)."""
+        return [s for name, s in self.sets.items() if name not in ("forget", "retain", "adversarial")]
 
 
 def split_heldout(texts: list[str], seed: int, heldout: int) -> tuple[list[str], list[str]]:

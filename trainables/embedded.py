@@ -38,6 +38,8 @@ PRETOKENIZE_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L
 
 # The generated corpus's languages and their roles in the default study (forget Hindi, retain English).
 EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn")}
+# Forget languages with a generated adversarial prompt set (English instructions to write in them).
+ADVERSARIAL_LANGUAGES = ("hi", "ur", "pa", "bn")
 
 
 def cache_root() -> Path:
@@ -96,6 +98,7 @@ class EmbeddedModel:
             retain=str(data / f"{retain}.jsonl"),
             mixed=str(data / f"{mixed}.jsonl") if mixed else None,
             xlang=xlang,
+            adversarial=str(data / f"adversarial_{forget}.jsonl") if forget in ADVERSARIAL_LANGUAGES else None,
         )
 
 
@@ -110,7 +113,21 @@ def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedM
         with file_lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
             if not report_path.exists():
                 _build(spec, root, log)
+    if not spec.data_files:
+        _write_adversarial(root / "data", spec.seed)
     return EmbeddedModel(root=root, report=json.loads(report_path.read_text()))
+
+
+def _write_adversarial(data: Path, seed: int) -> None:
+    """The adversarial prompt sets (never pretrained on, so a cache built before them gains them unchanged)."""
+    from .corpus import adversarial_prompts
+
+    for language in ADVERSARIAL_LANGUAGES:
+        path = data / f"adversarial_{language}.jsonl"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            write_jsonl(tmp, adversarial_prompts(language, seed))
+            tmp.rename(path)  # atomic: concurrent writers write the same bytes
 
 
 def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from .data import DataPaths
 from .decoder_layers import ModelShape
 from .embedded import EmbeddedSpec, ensure_embedded
+from .mmie_metrics import MmieEvalConfig
 from .sae import SAEConfig
 from .shapes import ensure_shape, is_shape
 
@@ -54,6 +55,8 @@ class TrialSetup:
     # SAE gates: the SAE trained (once, cached) for a gate, or a pretrained one in SAELens's folder format.
     sae: SAEConfig = field(default_factory=SAEConfig)
     sae_pretrained: str = ""
+    # mmie.py's measurements and acceptance gates (trainables.mmie_metrics).
+    mmie_eval: MmieEvalConfig = field(default_factory=MmieEvalConfig)
     max_grad_norm: float = 1.0
     max_adapter_norm: float = 1e3
     seed: int = 0

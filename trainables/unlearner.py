@@ -24,6 +24,8 @@ from .batching import encode, pad_rows, to_device
 from .data import DataPaths, StudyData, load_study_data, prompt_prefix
 from .gates import attach_gate, build_gate
 from .language_id import LanguageIdentifier, detect_language
+from .lid_ensemble import default_ensemble
+from . import mmie_metrics
 from .metrics import (
     extraction_strength,
     forget_token_mass,
@@ -92,6 +94,7 @@ class Unlearner:
             model = load_model(path, setup.trust_remote_code, setup.dtype, setup.device)
         else:
             path, self.tok = None, tokenizer
+        self.model_path = path  # None: a model handed in, whose base measurements are not shared
         # A gate-only variant keeps an (untrained, identity) adapter too, so every run evaluates the same way.
         self.adapter = ADAPTERS.build(self.variant.adapter or hparams.get("adapter", "lora"), hparams)
         self.model = self.adapter.attach(model)
@@ -325,6 +328,7 @@ class Unlearner:
         its firing rates on held-out forget and retain lines and on the prompts of each ES set, and its build
         figures."""
         out = self.evaluate_collateral()
+        out.update(self.evaluate_mmie(final=prompts >= self.setup.final_es_prompts))
         if self.gate is not None:
             out.update(self.gate_info)
             for s in (self.data.forget, self.data.retain):
@@ -342,6 +346,33 @@ class Unlearner:
                 out[f"es_{s.name}"] = extraction_strength(conts, self.language_id, self.forget_language)
                 if self.gate is not None:
                     out[f"gate_fire_es_{s.name}"] = fired
+        return out
+
+    def evaluate_mmie(self, final: bool) -> dict[str, float]:
+        """mmie.py's measurements of the model as evaluated (through its gate), `mmie/<name>`; the base model's,
+        `mmie/base/<name>` (the adapter disabled, no gate; measured once per process and model); and mmie.py's
+        acceptance gates against them (`mmie/gate_<gate>` <= 0 passes, `mmie/gates_feasible`)."""
+        cfg = self.setup.mmie_eval
+        if not cfg.enabled:
+            return {}
+        script = self.setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
+        common = dict(target=self.forget_language, script=script, cfg=cfg, seed=self.setup.seed, lid=default_ensemble())
+        key = None
+        if self.model_path is not None:
+            key = (self.model_path, self.setup.dtype, self.setup.data_paths(), self.setup.seed, self.setup.heldout, cfg)
+        base = mmie_metrics.base_measurements(key, self, lambda: mmie_metrics.measure(
+            self.model, self.tok, self.data, items=cfg.final_items, edited=self.adapter.disabled,
+            prefix="mmie/base/", **common))
+        if getattr(self, "_mmie_base_losses", None) is None:
+            self._mmie_base_losses = {}
+        out = mmie_metrics.measure(self.model, self.tok, self.data, items=cfg.final_items if final else cfg.items,
+                                   edited=self._gated, base=self.adapter.disabled,
+                                   only_forget=not final and cfg.checkpoint_sets == "forget",
+                                   base_losses=self._mmie_base_losses, **common)
+        out.update(base)
+        gates = mmie_metrics.gate_constraints(out, cfg)
+        out.update({f"mmie/gate_{name}": value for name, value in gates.items()})
+        out["mmie/gates_feasible"] = float(mmie_metrics.gates_pass(gates))
         return out
 
     # ---- checkpoints ----------------------------------------------------------------------------------------

@@ -1,0 +1,131 @@
+"""What mmie.py's measurements cost a default trial, and how often its LID ensemble disagrees with lingua.
+
+    .venv/bin/python bench/bench_mmie_metrics.py                 # both parts, about 5 minutes on 2 cores
+    .venv/bin/python bench/bench_mmie_metrics.py --part lid      # the disagreement only
+
+Prints figures only; nothing here is asserted.
+- cost: the default trial's loop (ga, the default steps, full evaluations every eval_every steps and at the end,
+  one thread) with the mmie measurements on and off, run alternately in one process so that the machine's load
+  bursts hit both alike; the base model's measurements (once per worker process) are timed on their own.
+- lid: on every held-out line of the embedded corpus (and the adversarial prompts), and on continuations the base
+  model samples the way mmie.py does, the share of texts whose ensemble label differs from lingua's (restricted to
+  the study's languages, as the study's own ES uses it; lingua's "no language" counts as 'und').
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+
+
+def cost(steps: int, repeats: int) -> None:
+    from dataclasses import replace
+
+    from trainables import mmie_metrics
+    from trainables.setup import TrialSetup
+    from trainables.unlearner import Unlearner
+
+    base = TrialSetup(steps=steps, languages=(("forget", "hi"), ("retain", "en"), ("mixed", "hi"),
+                                              ("xlang_ur", "ur"), ("xlang_pa", "pa"), ("xlang_bn", "bn"),
+                                              ("adversarial", "en")))
+    hp = {"variant": "ga", "lr": 1e-3, "rank": 8, "target_modules": "q_proj,v_proj"}
+    on = base
+    on_all = replace(base, mmie_eval=replace(base.mmie_eval, checkpoint_sets="all"))
+    off = replace(base, mmie_eval=replace(base.mmie_eval, enabled=False))
+
+    warm = Unlearner(on, hp)
+    t0 = time.perf_counter()
+    warm.evaluate_mmie(final=True)  # the base model's measurements, cached for the process, and the LID models
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    warm.evaluate_mmie(final=False)
+    checkpoint = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    warm.evaluate_mmie(final=True)
+    final = time.perf_counter() - t0
+    print(f"mmie measurements: first call {first:.1f} s (base model included), a checkpoint "
+          f"({on.mmie_eval.items} prompts per set) {checkpoint:.1f} s, the end ({on.mmie_eval.final_items}) {final:.1f} s")
+
+    def trial(setup) -> float:
+        u = Unlearner(setup, hp)
+        t0 = time.perf_counter()
+        while u.step < u.steps:
+            u.train_step()
+            u.evaluate_step()
+            last = u.step >= u.steps
+            if u.step % setup.eval_every == 0 or last:
+                u.evaluate_full(setup.final_es_prompts if last else setup.es_prompts)
+        return time.perf_counter() - t0
+
+    times: dict[str, list[float]] = {"off": [], "on": [], "on_all": []}
+    for _ in range(repeats):
+        for name, setup in (("off", off), ("on", on), ("on_all", on_all)):
+            times[name].append(trial(setup))
+    t_off, t_on, t_all = min(times["off"]), min(times["on"]), min(times["on_all"])
+    print(f"default trial ({steps} steps, eval every {base.eval_every}): {t_off:.1f} s without the mmie measurements; "
+          f"{t_on:.1f} s with them (default, ES of the forget set at checkpoints): x{t_on / t_off:.2f}; "
+          f"{t_all:.1f} s with every set at checkpoints: x{t_all / t_off:.2f} (best of {repeats}; the base model's "
+          "once per worker process on top)")
+    del mmie_metrics
+
+
+def lid(per_set: int) -> None:
+    from trainables.data import load_study_data
+    from trainables.embedded import ensure_embedded
+    from trainables.language_id import LanguageIdentifier
+    from trainables.lid_ensemble import UND, default_ensemble
+    from trainables.mmie_metrics import es_prompt_sets, generate
+    from trainables.modeling import load_model, load_tokenizer
+
+    em = ensure_embedded(log=lambda *a: None)
+    data = load_study_data(em.data_paths(), seed=0, heldout=128)
+    ensemble = default_ensemble()
+    lingua = LanguageIdentifier(("hi", "en", "ur", "pa", "bn"))
+    print(f"LID ensemble voters present: {', '.join(ensemble.present)}; missing: {', '.join(ensemble.missing) or 'none'}")
+
+    def compare(label: str, texts: list[str]) -> tuple[int, int]:
+        ours = [c or UND for c in lingua.label(texts)]
+        theirs = [ensemble.infer(t) for t in texts]
+        pairs = Counter((a, b) for a, b in zip(ours, theirs) if a != b)
+        differ = sum(pairs.values())
+        top = ", ".join(f"lingua {a} / ensemble {b}: {n}" for (a, b), n in pairs.most_common(3))
+        print(f"  {label:28} {differ:4d} of {len(texts):4d} differ ({differ / len(texts):.1%}){'; ' + top if top else ''}")
+        return differ, len(texts)
+
+    totals = Counter()
+    print("held-out lines:")
+    for name, s in data.sets.items():
+        texts = s.heldout + (s.train if name == "adversarial" else [])
+        d, n = compare(name, texts)
+        totals.update(held_differ=d, held_n=n)
+    tok = load_tokenizer(str(em.model_dir))
+    model = load_model(str(em.model_dir))
+    print(f"continuations of the base model (mmie.py's sampling, {per_set} prompts per set, 64 new tokens):")
+    for i, (name, prompts) in enumerate(es_prompt_sets(data).items()):
+        gens = generate(model, tok, prompts[:per_set], 64, seed=i, through_eos=None)
+        d, n = compare(name, gens)
+        totals.update(gen_differ=d, gen_n=n)
+    print(f"overall: held-out lines {totals['held_differ']}/{totals['held_n']} "
+          f"({totals['held_differ'] / totals['held_n']:.1%}), continuations {totals['gen_differ']}/{totals['gen_n']} "
+          f"({totals['gen_differ'] / totals['gen_n']:.1%})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=["cost", "lid", "both"], default="both")
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--per-set", type=int, default=32, dest="per_set")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    if args.part in ("lid", "both"):
+        lid(args.per_set)
+    if args.part in ("cost", "both"):
+        cost(args.steps, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
