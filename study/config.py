@@ -48,20 +48,40 @@ class EmbeddedConfig(_Strict):
     retain: Literal["hi", "en", "ur", "pa", "bn"] = "en"
 
 
+class ShapeConfig(_Strict):
+    """A real architecture's shape with random weights (used when model: shape:NAME, trainables/shapes.py)."""
+
+    # A tokenizer folder or a tokenizer.json file; the embedded build's tokenizer if absent. The model's vocabulary
+    # is this tokenizer's.
+    tokenizer: str | None = None
+    seed: int = 0  # of the random weights
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _exists(cls, value):
+        if value is not None and not Path(value).exists():
+            raise ValueError(f"{value}: no such tokenizer folder or file")
+        return value
+
+
 class KnobRange(_Strict):
-    """Overrides a knob's search range: a fixed value, a numeric range, or choices."""
+    """Overrides a knob's search range: a fixed value, a numeric range, choices, or `searched: true|false` (search
+    the knob over its default range, which for a layer knob is every layer of the study's model; or fix it at its
+    default)."""
 
     value: Any = None
     low: float | None = None
     high: float | None = None
     log: bool | None = None
     choices: list[Any] | None = None
+    searched: bool | None = None
 
     @model_validator(mode="after")
     def _one_form(self):
-        forms = [self.value is not None, self.low is not None or self.high is not None, self.choices is not None]
+        forms = [self.value is not None, self.low is not None or self.high is not None, self.choices is not None,
+                 self.searched is not None]
         if sum(forms) != 1:
-            raise ValueError("give exactly one of: value, low/high, choices")
+            raise ValueError("give exactly one of: value, low/high, choices, searched")
         if forms[1]:
             if self.low is None or self.high is None:
                 raise ValueError("a range needs both low and high")
@@ -195,8 +215,17 @@ class MmieEvalSettings(_Strict):
 
 class ResourcesConfig(_Strict):
     cpus_per_trial: int = Field(1, ge=1)
+    # A fraction (0.5: two trials share a GPU) or a whole number of GPUs per trial; above 0, trials run on CUDA.
     gpus_per_trial: float = Field(0, ge=0)
     max_failures: int = Field(2, ge=0)
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _ray_gpu_amount(cls, value):
+        # Ray schedules a fraction of one GPU or whole GPUs, never 1.5.
+        if value > 1 and not float(value).is_integer():
+            raise ValueError(f"{value}: a fraction below 1 or a whole number of GPUs")
+        return value
 
 
 class LadderConfig(_Strict):
@@ -219,6 +248,8 @@ def check_knob_override(knob, override: KnobRange) -> None:
     """An override of `search.space` against the registered knob it overrides: its type (integer, float, one of
     given strings), its scale (a log knob searches positive values only) and its choices (a knob with choices
     takes a value or choices of the same type, never a float range). Raises ValueError naming what is wrong."""
+    if override.searched is not None or knob.model_choices is not None:
+        return  # its own range; or choices that depend on the model, checked against it in study/prepare.py
     def check_value(v, what: str):
         if knob.choices is not None:
             kinds = {type(c) for c in knob.choices}
@@ -263,6 +294,7 @@ class StudyConfig(_Strict):
     trust_remote_code: StrictBool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     embedded: EmbeddedConfig = EmbeddedConfig()
+    shape: ShapeConfig = ShapeConfig()
     data: DataConfig | None = None
     # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>", the stem in the letters MLflow
     # takes: see trainables.data.xlang_set_name); found from the data if absent.
@@ -345,6 +377,15 @@ class StudyConfig(_Strict):
                 raise _KeyedError(
                     ("search", "space", name), f"unknown knob {name!r} for these variants; known: {sorted(knobs)}"
                 )
+        from trainables.shapes import is_shape, shape_named
+
+        if is_shape(self.model):
+            try:
+                shape_named(self.model)
+            except KeyError as e:
+                raise _KeyedError(("model",), e.args[0]) from None
+        elif self.shape.tokenizer is not None:
+            raise _KeyedError(("shape", "tokenizer"), f"only for model: shape:NAME (model is {self.model!r})")
         specs = [k for v in self.variants for k in get_variant(v).knobs()]
         specs += [k for a in self.adapters for k in ADAPTERS.get(a).knobs]
         for knob in specs:  # a name shared by several pieces (base_alpha) is checked against each

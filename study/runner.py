@@ -143,7 +143,7 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    searcher = make_searcher(cfg)
+    searcher = make_searcher(cfg, setup.model_shape)
     if cfg.search.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=cfg.search.max_concurrent)
     tuner = tune.Tuner(
