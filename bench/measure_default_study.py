@@ -1,9 +1,12 @@
 """Wall time and peak memory of the README's default study, Ray's processes included.
 
-    .venv/bin/python bench/measure_default_study.py [--fresh-cache] [-- extra unlearn-study run args]
+    .venv/bin/python bench/measure_default_study.py [--fresh-cache | --fresh-sae] [-- extra unlearn-study run args]
 
-Runs `unlearn-study run` in a temporary working directory and samples, every 0.5 s, the summed resident memory of
-the command and every process it starts (Ray's GCS, raylet and workers are its descendants).
+Runs `unlearn-study run` in a temporary working directory and samples, every second, the summed PSS (proportional
+set size: shared pages split between the processes that map them, so the sum is what the study costs the
+machine) of the command and every process it starts (Ray's GCS, raylet and workers are its descendants). At the
+peak it prints each process's share, so it shows where the memory goes. --fresh-sae keeps the built embedded
+model but trains the SAE again inside a trial worker, as a fresh clone does.
 """
 
 from __future__ import annotations
@@ -19,38 +22,65 @@ from pathlib import Path
 import psutil
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    total = 0
+def process_name(p: psutil.Process) -> str:
+    """A short label: Ray's worker processes name themselves (ray::ImplicitFunc, ray::IDLE), others by command."""
+    try:
+        cmd = p.cmdline()
+    except psutil.Error:
+        return "?"
+    if not cmd:
+        return p.name()
+    if cmd[0].startswith("ray::"):
+        return cmd[0]
+    script = next((Path(c).name for c in cmd[1:] if c.endswith(".py") or "/" in c), "")
+    return f"{Path(cmd[0]).name} {script}".strip()
+
+
+def tree_pss(proc: psutil.Process) -> tuple[int, list[tuple[int, str]]]:
+    total, parts = 0, []
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            pss = p.memory_full_info().pss
         except psutil.Error:
-            pass
-    return total
+            continue
+        total += pss
+        parts.append((pss, process_name(p)))
+    return total, sorted(parts, reverse=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fresh-cache", action="store_true")
+    ap.add_argument("--fresh-cache", action="store_true", help="build the embedded model and the SAE again")
+    ap.add_argument("--fresh-sae", action="store_true", help="reuse the built embedded model, train the SAE again")
     ap.add_argument("rest", nargs="*")
     args = ap.parse_args()
     env = dict(os.environ)
-    if args.fresh_cache:
-        env["UNLEARN_STUDY_CACHE"] = tempfile.mkdtemp(prefix="unlearn-cache-")
+    if args.fresh_cache or args.fresh_sae:
+        from trainables.embedded import cache_root
+
+        fresh = Path(tempfile.mkdtemp(prefix="unlearn-cache-"))
+        if args.fresh_sae:
+            (fresh / "embedded").symlink_to(cache_root() / "embedded")
+        env["UNLEARN_STUDY_CACHE"] = str(fresh)
     cli = Path(sys.executable).with_name("unlearn-study")
     work = tempfile.mkdtemp(prefix="unlearn-default-")
     started = time.perf_counter()
     proc = subprocess.Popen([str(cli), "run", *args.rest], cwd=work, env=env,
                             stdout=open(Path(work) / "out.txt", "w"), stderr=subprocess.STDOUT)
     ps = psutil.Process(proc.pid)
-    peak = 0
+    peak, peak_parts, peak_at = 0, [], 0.0
     while proc.poll() is None:
-        peak = max(peak, tree_rss(ps))
-        time.sleep(0.5)
+        total, parts = tree_pss(ps)
+        if total > peak:
+            peak, peak_parts, peak_at = total, parts, time.perf_counter() - started
+        time.sleep(1.0)
     wall = time.perf_counter() - started
     print(Path(work, "out.txt").read_text()[-3000:])
-    print(f"exit {proc.returncode}; wall {wall:.0f} s; peak memory (command + Ray processes) {peak / 2**30:.2f} GiB;"
-          f" working dir {work}")
+    print(f"exit {proc.returncode}; wall {wall:.0f} s; peak summed PSS (command + Ray processes) "
+          f"{peak / 2**30:.2f} GiB at {peak_at:.0f} s; working dir {work}")
+    print("at the peak, per process (MiB):")
+    for pss, name in peak_parts:
+        print(f"  {pss / 2**20:8.0f}  {name}")
 
 
 if __name__ == "__main__":

@@ -51,20 +51,40 @@ class EmbeddedConfig(_Strict):
     retain: Literal["hi", "en", "ur", "pa", "bn"] = "en"
 
 
+class ShapeConfig(_Strict):
+    """A real architecture's shape with random weights (used when model: shape:NAME, trainables/shapes.py)."""
+
+    # A tokenizer folder or a tokenizer.json file; the embedded build's tokenizer if absent. The model's vocabulary
+    # is this tokenizer's.
+    tokenizer: str | None = None
+    seed: int = 0  # of the random weights
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _exists(cls, value):
+        if value is not None and not Path(value).exists():
+            raise ValueError(f"{value}: no such tokenizer folder or file")
+        return value
+
+
 class KnobRange(_Strict):
-    """Overrides a knob's search range: a fixed value, a numeric range, or choices."""
+    """Overrides a knob's search range: a fixed value, a numeric range, choices, or `searched: true|false` (search
+    the knob over its default range, which for a layer knob is every layer of the study's model; or fix it at its
+    default)."""
 
     value: Any = None
     low: float | None = None
     high: float | None = None
     log: bool | None = None
     choices: list[Any] | None = None
+    searched: bool | None = None
 
     @model_validator(mode="after")
     def _one_form(self):
-        forms = [self.value is not None, self.low is not None or self.high is not None, self.choices is not None]
+        forms = [self.value is not None, self.low is not None or self.high is not None, self.choices is not None,
+                 self.searched is not None]
         if sum(forms) != 1:
-            raise ValueError("give exactly one of: value, low/high, choices")
+            raise ValueError("give exactly one of: value, low/high, choices, searched")
         if forms[1]:
             if self.low is None or self.high is None:
                 raise ValueError("a range needs both low and high")
@@ -77,7 +97,7 @@ class KnobRange(_Strict):
         return self
 
 
-Objective = Literal["forget_efficacy", "utility", "xlang_utility"]
+Objective = Literal["forget_efficacy", "utility", "xlang_utility", "relearn_forget_efficacy"]
 
 
 class SearchConfig(_Strict):
@@ -165,6 +185,35 @@ class FrontConfig(_Strict):
 
     include_diverged: bool = False  # a trial that diverged at step k ran k steps, not the study's budget
     include_degenerate: bool = False  # output that is not language is not forgetting
+
+
+class RobustnessConfig(_Strict):
+    """Does the forgetting survive an attack (trainables.robustness)? A retain-only oracle measured on the parent run,
+    a relearning attack after each completed trial, and two optional checks."""
+
+    # The "retrain from scratch" reference: None = built and measured for the embedded model, none for another;
+    # false = none; true = the embedded model's; or the folder of a retain-only model with the study model's tokenizer.
+    oracle: bool | str | None = None
+    relearn: bool = True
+    relearn_steps: int = Field(50, ge=1)
+    relearn_lr: float = Field(5e-5, gt=0)
+    relearn_params: Literal["adapter", "all"] = "adapter"  # all: the attacker trains every parameter
+    relearn_batch_size: int = Field(8, ge=1)
+    relearn_eval_every: int = Field(10, ge=1)  # forget_efficacy along the attack
+    relearn_es_prompts: int = Field(32, ge=1)  # extraction strength at the attack's end
+    relearn_at: Literal["end", "eval"] = "end"  # eval: also after every eval_every steps
+    actpert_audit: bool = False  # mmie.py's --actpert_audit: noise at the edit layers, the change in ES
+    actpert_amp: float = Field(0.1, gt=0)
+    int8_check: bool = False  # forgetting after torch's int8 dynamic quantisation (CPU, float32 models)
+
+    @field_validator("oracle")
+    @classmethod
+    def _oracle_folder(cls, value):
+        if isinstance(value, str) and not (Path(value) / "config.json").is_file():
+            raise ValueError(f"{value}: not a model folder (no config.json)")
+        return value
+
+
 class MmieEvalSettings(_Strict):
     """mmie.py's measurements (`mmie/...` metrics, trainables.mmie_metrics) and its acceptance gates, which the
     searcher is told as constraints. Item counts may be smaller than mmie.py's (200 prompts per set); its
@@ -188,8 +237,17 @@ class MmieEvalSettings(_Strict):
 
 class ResourcesConfig(_Strict):
     cpus_per_trial: int = Field(1, ge=1)
+    # A fraction (0.5: two trials share a GPU) or a whole number of GPUs per trial; above 0, trials run on CUDA.
     gpus_per_trial: float = Field(0, ge=0)
     max_failures: int = Field(2, ge=0)
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _ray_gpu_amount(cls, value):
+        # Ray schedules a fraction of one GPU or whole GPUs, never 1.5.
+        if value > 1 and not float(value).is_integer():
+            raise ValueError(f"{value}: a fraction below 1 or a whole number of GPUs")
+        return value
 
 
 class LadderConfig(_Strict):
@@ -212,6 +270,8 @@ def check_knob_override(knob, override: KnobRange) -> None:
     """An override of `search.space` against the registered knob it overrides: its type (integer, float, one of
     given strings), its scale (a log knob searches positive values only) and its choices (a knob with choices
     takes a value or choices of the same type, never a float range). Raises ValueError naming what is wrong."""
+    if override.searched is not None or knob.model_choices is not None:
+        return  # its own range; or choices that depend on the model, checked against it in study/prepare.py
     def check_value(v, what: str):
         if knob.choices is not None:
             kinds = {type(c) for c in knob.choices}
@@ -256,6 +316,7 @@ class StudyConfig(_Strict):
     trust_remote_code: StrictBool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     embedded: EmbeddedConfig = EmbeddedConfig()
+    shape: ShapeConfig = ShapeConfig()
     data: DataConfig | None = None
     # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>", the stem in the letters MLflow
     # takes: see trainables.data.xlang_set_name); found from the data if absent.
@@ -279,6 +340,7 @@ class StudyConfig(_Strict):
     sae: SAESettings = SAESettings()
     mmie_eval: MmieEvalSettings = MmieEvalSettings()
     resources: ResourcesConfig = ResourcesConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
     tracking_uri: str | None = None
     address: str | None = None
     storage_path: str | None = None
@@ -341,6 +403,15 @@ class StudyConfig(_Strict):
                 raise _KeyedError(
                     ("search", "space", name), f"unknown knob {name!r} for these variants; known: {sorted(knobs)}"
                 )
+        from trainables.shapes import is_shape, shape_named
+
+        if is_shape(self.model):
+            try:
+                shape_named(self.model)
+            except KeyError as e:
+                raise _KeyedError(("model",), e.args[0]) from None
+        elif self.shape.tokenizer is not None:
+            raise _KeyedError(("shape", "tokenizer"), f"only for model: shape:NAME (model is {self.model!r})")
         specs = [k for v in self.variants for k in get_variant(v).knobs()]
         specs += [k for a in self.adapters for k in ADAPTERS.get(a).knobs]
         for knob in specs:  # a name shared by several pieces (base_alpha) is checked against each
@@ -367,6 +438,24 @@ class StudyConfig(_Strict):
             raise _KeyedError(("scheduler", "grace_period"), f"must be below train.steps ({self.train.steps})")
         if self.embedded.train_on_data and self.data is None:
             raise _KeyedError(("embedded", "train_on_data"), "needs data files (data: or --forget/--retain)")
+        return self
+
+
+    @model_validator(mode="after")
+    def _robustness(self):
+        r = self.robustness
+        if "relearn_forget_efficacy" in self.search.objectives and not r.relearn:
+            raise _KeyedError(("search", "objectives"), "relearn_forget_efficacy needs robustness.relearn: true")
+        if r.relearn_at == "eval" and not r.relearn:
+            raise _KeyedError(("robustness", "relearn_at"), "needs robustness.relearn: true")
+        if r.oracle is True and self.model != "embedded":
+            raise _KeyedError(("robustness", "oracle"), "only the embedded model's oracle is built here: give the "
+                                                        "folder of a retain-only model with this model's tokenizer")
+        if r.int8_check and self.resources.gpus_per_trial > 0:
+            raise _KeyedError(("robustness", "int8_check"), "torch's dynamic quantiser runs on CPU only; not "
+                                                            "available to trials on a GPU")
+        if r.int8_check and self.dtype != "float32":
+            raise _KeyedError(("robustness", "int8_check"), f"quantises float32 weights; the model is {self.dtype}")
         return self
 
 

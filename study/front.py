@@ -23,6 +23,7 @@ from trainables.registry import ADAPTERS, Knob, get_variant
 
 from .eligibility import FINAL_STATUSES, FrontRule
 from .pareto import pareto_front_mask
+from .robustness import FRONT_METRICS
 from .tracking import child_runs, readable_parent_run, redact_uri
 
 RANKED_STATUSES = FINAL_STATUSES  # kept for readers of this module; the rule itself is study.eligibility's
@@ -191,6 +192,7 @@ def _row(record: StudyRecord, trial: TrialRecord) -> dict:
         "adapter": trial.adapter,
         **{o: trial.metrics[o] for o in record.objectives},
         "mmie_gates": gates_verdict(trial.metrics),
+        **{m: trial.metrics[m] for m in FRONT_METRICS if m in trial.metrics and m not in record.objectives},
         **trial.knobs(),
     }
 

@@ -25,7 +25,7 @@ try:
 except ImportError:
     _optuna_hypervolume = None
 
-DEFAULT_REFERENCE = {"forget_efficacy": 0.0, "utility": 0.0, "xlang_utility": 0.0}
+DEFAULT_REFERENCE = {"forget_efficacy": 0.0, "utility": 0.0, "xlang_utility": 0.0, "relearn_forget_efficacy": 0.0}
 
 
 def reference_point(objectives: list[str]) -> np.ndarray:

@@ -22,6 +22,7 @@ from .eligibility import FrontRule
 from trainables.mmie_metrics import gates_verdict
 
 from .pareto import hypervolume, knee_point, nondominated_ranks, reference_point
+from .robustness import FRONT_METRICS
 
 
 def trial_status(result: dict | None, error: bool = False) -> str:
@@ -161,6 +162,7 @@ class ParetoRecorder(tune.Callback):
             row = {"trial_id": ids[i], "run_id": self._run_id(ids[i]) or "", "knee": i == knee,
                    "variant": t["config"].get("variant"), "adapter": t["config"].get("adapter", "")}
             row.update({m: float(points[i, j]) for j, m in enumerate(self.objectives)})
+            row.update({m: t["result"][m] for m in FRONT_METRICS if m in t["result"] and m not in row})
             row["mmie_gates"] = gates_verdict(t["result"])
             row.update({k: v for k, v in t["config"].items() if k not in row})
             rows.append(row)

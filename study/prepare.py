@@ -6,6 +6,7 @@ language that cannot be identified) fails here instead, with the file and line n
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import replace
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 
 from trainables.data import DataError, DataPaths, load_study_data
 from trainables.degenerate import DegenerateRule
+from trainables.decoder_layers import ModelShape
 from trainables.embedded import EmbeddedSpec, ensure_embedded
 from trainables.gates import gate_lines
 from trainables.language_id import RomanizedCues, detect_language
@@ -23,6 +25,7 @@ from trainables.mmie_metrics import MmieEvalConfig
 from trainables.modeling import load_tokenizer
 from trainables.sae import SAEConfig
 from trainables.setup import TrialSetup
+from trainables.shapes import ensure_shape, is_shape, shape_named
 from trainables.unicode_scripts import dominant_script
 from trainables.vocabulary import check_forget_language_in_vocabulary
 
@@ -56,6 +59,24 @@ def embedded_spec(cfg: StudyConfig) -> EmbeddedSpec:
     )
 
 
+def model_shape(cfg: StudyConfig) -> ModelShape:
+    """The study model's depth and width, from its config alone (no weights are loaded or built)."""
+    if cfg.model == "embedded":
+        return ModelShape(num_layers=cfg.embedded.num_layers, hidden_size=cfg.embedded.hidden_size)
+    if is_shape(cfg.model):
+        s = shape_named(cfg.model)
+        return ModelShape(num_layers=s.num_layers, hidden_size=s.hidden_size)
+    config_file = Path(cfg.model) / "config.json"
+    try:
+        if config_file.is_file():
+            return ModelShape.of_config(json.loads(config_file.read_text()))
+        from transformers import AutoConfig
+
+        return ModelShape.of_config(AutoConfig.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code))
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"model {cfg.model}: cannot read its config (num_hidden_layers, hidden_size): {e}") from None
+
+
 class RayUnreachable(RuntimeError):
     """The Ray cluster at --address / RAY_ADDRESS does not answer; raised before the parent run is created."""
 
@@ -85,7 +106,7 @@ def check_ray_address(address: str | None, timeout: float = 5.0) -> None:
 def check_model(model: str, timeout: float = 5.0) -> None:
     """A local model folder must exist; a hub model must be in the local cache or the hub must answer (else
     transformers retries for about a minute and ends in a long traceback)."""
-    if model == "embedded" or Path(model).expanduser().is_dir():
+    if model == "embedded" or is_shape(model) or Path(model).expanduser().is_dir():
         return
     if model.startswith(("/", ".", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model:
         raise ConfigError(f"model {model!r}: no such folder (a local model is a folder with config.json; a hub "
@@ -125,7 +146,11 @@ def check_optuna_storage(cfg: StudyConfig) -> None:
 
 
 def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> TrialSetup:
+    from .space import check_model_knobs
+
     check_model(cfg.model)
+    shape = model_shape(cfg)
+    check_model_knobs(cfg, shape, cfg.model)  # a layer the model does not have fails before anything is built
     check_resources(cfg, address)
     check_optuna_storage(cfg)
     spec = embedded_spec(cfg)
@@ -143,6 +168,9 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
     setup = TrialSetup(
         model=cfg.model,
         embedded=spec,
+        shape_tokenizer=str(Path(cfg.shape.tokenizer).resolve()) if cfg.shape.tokenizer else "",
+        shape_seed=cfg.shape.seed,
+        model_shape=shape,
         trust_remote_code=cfg.trust_remote_code,
         dtype=cfg.dtype,
         device="cuda" if cfg.resources.gpus_per_trial > 0 else "cpu",
@@ -168,8 +196,11 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
         seed=cfg.train.seed,
         cpus_per_trial=cfg.resources.cpus_per_trial,
     )
-    if cfg.model == "embedded":
-        ensure_embedded(spec, log=log)
+    if cfg.model == "embedded" or (is_shape(cfg.model) and not (cfg.shape.tokenizer and cfg.data)):
+        ensure_embedded(spec, log=log)  # a shape model takes its tokenizer (and data) from it unless given
+    if is_shape(cfg.model):
+        ensure_shape(cfg.model, setup.shape_tokenizer or str(ensure_embedded(spec).model_dir), setup.shape_seed,
+                     log=log)
     paths = setup.data_paths()
     data = load_study_data(paths, seed=setup.seed, heldout=setup.heldout)
 

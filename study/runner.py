@@ -18,18 +18,21 @@ from .mlflow_ui import runs_page_url
 from .mmie_tracking import MmieGatesRecorder
 from .prepare import check_ray_address, prepare_study, ray_address, storage_path, tracking_uri
 from .pareto_tracking import ParetoRecorder, trial_status
+from .robustness import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
 from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
 
 # Ray's switch for its single-machine mode (the default on Windows and macOS), in which it stays on 127.0.0.1.
 SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "degenerate", "step")
+SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility", "es_forget", "degenerate",
+                   "relearn_forget_efficacy", "relearn_es_forget", "step")
 
 
 def trial_extras(cfg: StudyConfig) -> dict:
     """What trials must report for this study's searcher and scheduler."""
     weights = tuple(scalarization_weights(cfg).items()) if cfg.scheduler.type == "asha" else ()
-    return {"collateral_every_step": "xlang_utility" in cfg.search.objectives, "objective_weights": weights}
+    return {"collateral_every_step": "xlang_utility" in cfg.search.objectives, "objective_weights": weights,
+            "robustness": robustness_settings(cfg)}
 
 
 def _init_ray(cfg: StudyConfig) -> None:
@@ -141,7 +144,7 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
-    searcher = make_searcher(cfg)
+    searcher = make_searcher(cfg, setup.model_shape)
     if cfg.search.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=cfg.search.max_concurrent)
     tuner = tune.Tuner(
@@ -212,7 +215,8 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
     log(f"study {cfg.study!r}: MLflow run {parent} at {redact_uri(uri)}; Ray state in {experiment_path(cfg, parent)}")
 
     def trials():
-        return _finish(run_trials(cfg, setup, log=log), cfg, setup, client, log)
+        measured = with_oracle(cfg, setup, client, parent, log)  # the retain-only reference, before any trial
+        return _finish(run_trials(cfg, measured, log=log), cfg, measured, client, log)
 
     return _run_parent(cfg, client, exp_id, parent, trials, log)
 
@@ -270,6 +274,7 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     check_ray_address(ray_address(cfg))
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg))
+    setup = with_oracle_share(setup, resumed_oracle_share(client, parent))
     log(f"resuming study {study!r} (MLflow run {parent}) from {here}: Ray's saved state there is pickled and "
         "unpickling it runs code; resume only from a folder you trust")
 

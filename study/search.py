@@ -65,7 +65,8 @@ def mmie_gate_constraints(result: dict) -> dict[str, float]:
     return out
 
 
-def make_searcher(cfg: StudyConfig) -> PartialAwareOptunaSearch:
+def make_searcher(cfg: StudyConfig, shape=None) -> PartialAwareOptunaSearch:
+    """`shape`: the study model's ModelShape (layer knobs search its layers); read from its config if None."""
     import optuna
 
     if cfg.search.searcher == "random":
@@ -78,7 +79,7 @@ def make_searcher(cfg: StudyConfig) -> PartialAwareOptunaSearch:
     if cfg.search.optuna_storage:
         storage = optuna.storages.RDBStorage(f"sqlite:///{Path(cfg.search.optuna_storage).resolve()}")
     return PartialAwareOptunaSearch(
-        space=define_by_run(cfg),
+        space=define_by_run(cfg, shape),
         metric=list(cfg.search.objectives),
         mode=["max"] * len(cfg.search.objectives),
         sampler=sampler,

@@ -3,6 +3,9 @@ exist only when that variant is chosen. The study config narrows, widens or fixe
 
 It is an Optuna define-by-run function, the form Ray's OptunaSearch takes for conditional spaces (giving the
 space through Tuner's param_space would also silently turn a multi-objective OptunaSearch single-objective).
+
+Knobs whose choices depend on the model (layer knobs: LoReFT's `layers`, the gates' `sae_layer`) are resolved
+here against the study model's shape, read from its config before Ray starts (study/prepare.py).
 """
 
 from __future__ import annotations
@@ -10,16 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 import trainables.variants  # noqa: F401  (registers every variant)
+from trainables.decoder_layers import ModelShape
 from trainables.registry import ADAPTERS, RETAIN_OBJECTIVES, Knob, get_variant
 
 from . import mmie
-from .config import KnobRange, StudyConfig
+from .config import ConfigError, KnobRange, StudyConfig
 
 
 def resolve_knob(knob: Knob, override: KnobRange | None) -> Knob | Any:
     """The knob as the study searches it, or its fixed value (a plain value, not a Knob)."""
     if override is None:
         return knob if knob.searched else knob.default
+    if override.searched is not None:  # its own default range (a layer knob: every layer of the model), or fixed
+        return knob if override.searched else knob.default
     if override.value is not None:
         return override.value
     if override.choices is not None:
@@ -43,11 +49,16 @@ class SearchSpace:
     Calling it suggests the searched knobs and returns the fixed (unsearched) ones as constants.
     """
 
-    def __init__(self, cfg: StudyConfig):
+    def __init__(self, cfg: StudyConfig, shape: ModelShape | None = None):
+        if shape is None:  # read from the model's config (no weights loaded)
+            from .prepare import model_shape
+
+            shape = model_shape(cfg)
         self.variants = list(cfg.variants)
         self.adapters = list(cfg.adapters)
         self.retains = list(cfg.retain_objectives)
         self.overrides = dict(cfg.search.space)
+        self.shape = shape
         self.mmie_only = cfg.search.mmie_expressible
         if self.mmie_only:  # the config's validation made sure something is left
             self.variants = mmie.expressible_variants(self.variants)
@@ -69,7 +80,7 @@ class SearchSpace:
             if knob.name in fixed:  # mmie.py hard-codes it
                 constants[knob.name] = fixed[knob.name]
                 continue
-            resolved = resolve_knob(knob, self.overrides.get(knob.name))
+            resolved = resolve_knob(knob.for_model(self.shape), self.overrides.get(knob.name))
             if isinstance(resolved, Knob):
                 _suggest(trial, resolved)
             else:
@@ -84,5 +95,36 @@ class SearchSpace:
         return options[0]
 
 
-def define_by_run(cfg: StudyConfig) -> SearchSpace:
-    return SearchSpace(cfg)
+def study_knobs(cfg: StudyConfig) -> list[Knob]:
+    """Every knob the study's variants and adapters have, each once (two pieces' same-named knobs both)."""
+    seen: list[Knob] = []
+    for name in cfg.variants:
+        variant = get_variant(name)
+        knobs = list(variant.knobs())
+        if variant.trains and variant.adapter is None:
+            knobs += [k for a in cfg.adapters for k in ADAPTERS.get(a).knobs]
+        seen += [k for k in knobs if k not in seen]
+    return seen
+
+
+def check_model_knobs(cfg: StudyConfig, shape: ModelShape, model: str) -> None:
+    """A configured value or choice of a model-dependent knob (a layer) must exist on the study's model."""
+    for knob in study_knobs(cfg):
+        override = cfg.search.space.get(knob.name)
+        if knob.model_choices is None or override is None:
+            continue
+        where = f"search.space.{knob.name}"
+        if override.searched is not None:
+            continue
+        if override.choices is None and override.value is None:
+            raise ConfigError(f"{where}: give choices or a value ({knob.model_choices}), not a numeric range")
+        for value in override.choices if override.choices is not None else [override.value]:
+            try:
+                knob.model_choices.check(value, shape)
+            except ValueError as e:
+                raise ConfigError(f"{where}: {e} (model {model})") from None
+
+
+def define_by_run(cfg: StudyConfig, shape: ModelShape | None = None) -> SearchSpace:
+    """The study's search space on its model (shape read from the model's config when not given)."""
+    return SearchSpace(cfg, shape)

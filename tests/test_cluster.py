@@ -1,5 +1,6 @@
-"""Cluster-wide studies on this machine, loopback only: several real Ray nodes (ray.cluster_utils.Cluster), a real
-`mlflow server` on 127.0.0.1 with a sqlite backend, and the CLI driving them as a user would (`--address`).
+"""Cluster-wide studies on this machine, loopback only: several real Ray nodes (ray.cluster_utils.Cluster, and the
+README's `ray start --head` / `ray start --address` path), a real `mlflow server` on 127.0.0.1 with a sqlite
+backend, and the CLI driving them as a user would (`--address`).
 Faults: a worker node killed mid-study, and the tracking server stopped for seconds mid-study."""
 
 import json
@@ -127,8 +128,8 @@ def study_config(tmp_path, name, steps, samples=4):
     }))
 
 
-def start_study(tmp_path, cluster, server):
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONUNBUFFERED": "1"}
+def start_study(tmp_path, cluster, server, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONUNBUFFERED": "1"} | (env_extra or {})
     cmd = [str(Path(sys.executable).with_name("unlearn-study")), "run", "--config", "study.yaml",
            "--address", cluster.address, "--tracking-uri", server.uri]
     return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=open(tmp_path / "study.log", "w"),
@@ -207,6 +208,106 @@ def test_tracking_server_blinking_mid_study_loses_nothing(embedded, tmp_path, cl
     mlflow_server.start()
     finish(proc, log)
     assert_every_trial_complete(mlflow_server, "server-blink", samples=4, steps=24)
+
+
+class RayStartNodes:
+    """Ray nodes started with the README's commands (`ray start --head`, `ray start --address`), each in its own
+    process group under one private temp dir and HOME (Ray writes its auth token under ~). Stopped by process
+    group and by that temp dir, never with `ray stop`, which stops every Ray instance on the machine."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must stay under 107 bytes
+        (root / "home").mkdir(exist_ok=True)
+        self.env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {
+            "HOME": str(root / "home"), "RAY_USAGE_STATS_ENABLED": "0"}
+        self.address = f"127.0.0.1:{free_port()}"
+        self.groups: list[int] = []
+
+    def start(self, *args: str) -> None:
+        log = self.root / "ray_start.log"
+        cmd = [str(Path(sys.executable).with_name("ray")), "start", *args, "--temp-dir", str(self.temp),
+               "--object-store-memory", str(80 * 1024**2), "--disable-usage-stats"]
+        proc = subprocess.Popen(cmd, env=self.env, stdout=open(log, "a"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.groups.append(proc.pid)
+        assert proc.wait(timeout=180) == 0, log.read_text()[-3000:]
+
+    def head(self) -> None:
+        host, port = self.address.split(":")
+        self.start("--head", "--node-ip-address", host, "--port", port, "--num-cpus", "0",
+                   "--include-dashboard", "false")
+
+    def worker(self, cpus: int) -> None:
+        self.start("--address", self.address, "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus))
+
+    def nodes(self) -> dict[str, float]:
+        """Node id -> CPUs, as a driver on this cluster sees them."""
+        code = ("import json, ray; ray.init(address=%r, configure_logging=False, log_to_driver=False); "
+                "print(json.dumps({n['NodeID']: n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']}))"
+                % self.address)
+        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    def _ours(self) -> list:
+        import psutil
+
+        mine = []
+        for p in psutil.process_iter():
+            try:
+                if str(self.temp) in " ".join(p.cmdline()):
+                    mine.append(p)
+            except psutil.Error:
+                pass
+        return mine
+
+    def stop(self) -> None:
+        import psutil
+
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for group in self.groups:
+                try:
+                    os.killpg(group, sig)
+                except ProcessLookupError:
+                    pass
+            for p in self._ours():
+                try:
+                    p.send_signal(sig)
+                except psutil.Error:
+                    pass
+            _, alive = psutil.wait_procs(self._ours(), timeout=15)
+            if not alive:
+                break
+        assert not self._ours(), "Ray processes left running"
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@pytest.fixture
+def ray_start_nodes(tmp_path):
+    nodes = RayStartNodes(tmp_path)
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+@pytest.mark.slow
+def test_ray_start_head_and_worker_then_run_with_address(embedded, tmp_path, ray_start_nodes, mlflow_server):
+    """The README's path for an existing cluster, command for command: `ray start --head`, `ray start --address`
+    per worker, then `unlearn-study run --address`. The head has no CPUs, so every trial runs on a worker node."""
+    nodes = ray_start_nodes
+    nodes.head()
+    nodes.worker(cpus=1)
+    nodes.worker(cpus=1)
+    cluster = nodes.nodes()
+    workers = {node for node, cpus in cluster.items() if cpus > 0}
+    assert len(cluster) == 3 and len(workers) == 2
+    study_config(tmp_path, "ray-start", steps=4, samples=2)
+    proc = start_study(tmp_path, nodes, mlflow_server, env_extra={"HOME": nodes.env["HOME"]})
+    finish(proc, tmp_path / "study.log")
+    children = assert_every_trial_complete(mlflow_server, "ray-start", samples=2, steps=4)
+    assert {run["tags"]["node_id"] for run in children} == workers  # one trial per worker node, none on the head
 
 
 def test_unreachable_server_fails_before_any_trial(tmp_path, monkeypatch, capsys):

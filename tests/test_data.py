@@ -56,7 +56,8 @@ def test_split_is_deterministic_and_disjoint(tmp_path):
     c = load_study_data(paths, seed=4, heldout=8)
     assert a.forget.heldout == b.forget.heldout and a.forget.heldout != c.forget.heldout
     assert len(a.forget.heldout) == 8 and not set(a.forget.heldout) & set(a.forget.train)
-    assert sorted(a.forget.heldout + a.forget.train) == sorted(read_jsonl(f))
+    assert sorted(a.forget.heldout + a.forget.train + a.forget.attack) == sorted(read_jsonl(f))
+    assert a.forget.attack and not set(a.forget.attack) & (set(a.forget.train) | set(a.forget.heldout))
     assert [s.name for s in a.collateral_sets()] == ["xlang_urdu"]
 
 

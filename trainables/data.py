@@ -18,6 +18,8 @@ from pathlib import Path
 
 
 UTILITY_SET = "utility"  # the set name of DataPaths.utility_eval
+# Forget lines kept for the relearning attack: never trained on by unlearning, never evaluated on.
+ATTACK_LINES = 128
 
 
 class DataError(ValueError):
@@ -125,6 +127,8 @@ class TextSet:
     path: str
     train: list[str]
     heldout: list[str]
+    # Lines held out from both training and evaluation, for the relearning attack (trainables.robustness).
+    attack: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -159,8 +163,16 @@ def split_heldout(texts: list[str], seed: int, heldout: int) -> tuple[list[str],
     return train, held
 
 
-def load_study_data(paths: DataPaths, seed: int = 0, heldout: int = 128) -> StudyData:
-    """Read and validate every file, then split each set into training and held-out lines."""
+def split_attack(train: list[str], attack: int) -> tuple[list[str], list[str]]:
+    """The last lines of the (already shuffled) training lines, up to a fifth of them, set aside for the
+    relearning attack. Training keeps the rest in the same order, so train + attack is the unsplit training list."""
+    n = min(attack, len(train) // 5)
+    return train[: len(train) - n], train[len(train) - n :]
+
+
+def load_study_data(paths: DataPaths, seed: int = 0, heldout: int = 128, attack: int = ATTACK_LINES) -> StudyData:
+    """Read and validate every file, then split each set into training and held-out lines (and the forget set's
+    attack lines)."""
     data = StudyData()
     for name, path in paths.roles().items():
         texts = read_jsonl(path, role="utility_eval" if name == UTILITY_SET else name.split("_")[0])
@@ -170,7 +182,8 @@ def load_study_data(paths: DataPaths, seed: int = 0, heldout: int = 128) -> Stud
             train, held = [], random.Random(seed).sample(texts, min(heldout, len(texts)))
         else:
             train, held = split_heldout(texts, seed, heldout)
-        data.sets[name] = TextSet(name=name, path=str(path), train=train, heldout=held)
+        train, attack_lines = split_attack(train, attack) if name == "forget" else (train, [])
+        data.sets[name] = TextSet(name=name, path=str(path), train=train, heldout=held, attack=attack_lines)
     return data
 
 

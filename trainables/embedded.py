@@ -197,18 +197,19 @@ def _build(spec: EmbeddedSpec, root: Path, log) -> None:
         corpus = _corpus(spec)
         for name, lines in corpus.items():
             write_jsonl(tmp / "data" / f"{name}.jsonl", lines)
-        # Split exactly as studies will, so the held-out lines a study evaluates on are never pretrained on.
+        # Split exactly as studies will, so the held-out lines a study evaluates on are never pretrained on (the
+        # relearning attack's lines are, like every other forget line: unlearning is what never sees them).
         splits = {}
         for name in corpus:
             path = str(tmp / "data" / f"{name}.jsonl")
             ds = load_study_data(DataPaths(forget=path, retain=path), seed=spec.seed, heldout=spec.heldout)
             splits[name] = ds.forget
         t0 = time.perf_counter()
-        tok = train_tokenizer([line for s in splits.values() for line in s.train], spec.vocab_size)
+        tok = train_tokenizer([line for s in splits.values() for line in s.train + s.attack], spec.vocab_size)
         tokenizer_s = time.perf_counter() - t0
         model = new_tiny_model(spec, len(tok))
         t0 = time.perf_counter()
-        final_loss = pretrain(model, tok, {n: s.train for n, s in splits.items()}, spec, log)
+        final_loss = pretrain(model, tok, {n: s.train + s.attack for n, s in splits.items()}, spec, log)
         pretrain_s = time.perf_counter() - t0
         model.save_pretrained(tmp / "model")
         tok.save_pretrained(tmp / "model")
@@ -336,3 +337,87 @@ def language_report(model, tok, heldout: dict[str, list[str]], seed: int, prompt
             entry["script_fidelity"] = None
         report[name] = entry
     return report
+
+
+# ---- the retain-only oracle ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class OracleModel:
+    """The embedded model pretrained without the forget language: its folder (model + the main tokenizer) and report."""
+
+    root: Path
+    report: dict = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+
+def ensure_oracle(spec: EmbeddedSpec, forget: str, log=print) -> OracleModel:
+    """The retain-only oracle of `spec` for the corpus set `forget` (TOFU's and MUSE's "retrain from scratch"):
+    the same tiny model, seed, steps and tokenizer, pretrained on the same lines minus the forget set and minus
+    every line of another set (the code-mixed one) that contains a character of the forget script.
+
+    Cached beside the main model and built under the same file lock, so concurrent callers wait for one build.
+    """
+    main = ensure_embedded(spec, log=log)
+    root = main.root / f"oracle-{forget}"
+    report_path = root / "report.json"
+    if not report_path.exists():
+        with file_lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
+            if not report_path.exists():
+                _build_oracle(spec, main, forget, root, log)
+    return OracleModel(root=root, report=json.loads(report_path.read_text()))
+
+
+def _build_oracle(spec: EmbeddedSpec, main: EmbeddedModel, forget: str, root: Path, log) -> None:
+    from .modeling import load_tokenizer
+    from .unicode_scripts import char_script
+
+    started = time.perf_counter()
+    torch.manual_seed(spec.seed)
+    names = list(main.report["languages"])  # the corpus's sets, in the main build's order
+    if forget not in names:
+        raise ValueError(f"oracle: no set {forget!r} in the embedded corpus (sets: {', '.join(names)})")
+    splits = {}
+    for name in names:
+        path = str(main.root / "data" / f"{name}.jsonl")
+        splits[name] = load_study_data(DataPaths(forget=path, retain=path), seed=spec.seed, heldout=spec.heldout).forget
+    script, _ = dominant_script(splits[forget].train)
+    train_lines, dropped = {}, {}
+    for name, s in splits.items():
+        if name == forget:
+            continue
+        lines = s.train + s.attack  # the main build's pretraining lines
+        kept = [line for line in lines if not any(char_script(ch) == script for ch in line)]
+        train_lines[name], dropped[name] = kept, len(lines) - len(kept)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-oracle-", dir=main.root))
+    try:
+        # The main model's tokenizer, byte for byte, so token masses and perplexities compare.
+        (tmp / "model").mkdir()
+        for f in main.model_dir.glob("tokenizer*"):
+            shutil.copy(f, tmp / "model" / f.name)
+        tok = load_tokenizer(str(main.model_dir))
+        model = new_tiny_model(spec, len(tok))
+        t0 = time.perf_counter()
+        final_loss = pretrain(model, tok, {n: v for n, v in train_lines.items() if v}, spec, log)
+        pretrain_s = time.perf_counter() - t0
+        model.save_pretrained(tmp / "model")
+        report = {
+            "spec": asdict(spec),
+            "forget": forget,
+            "forget_script": script,
+            "lines_dropped": dropped,
+            "final_pretrain_loss": final_loss,
+            "pretrain_seconds": pretrain_s,
+            "languages": language_report(model, tok, {n: s.heldout for n, s in splits.items()}, spec.seed),
+        }
+        report["build_seconds"] = time.perf_counter() - started
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        if root.exists():
+            shutil.rmtree(root)
+        tmp.rename(root)
+        log(f"retain-only oracle (without {forget}) built in {report['build_seconds']:.0f}s at {root}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import DataError, StudyData
-from .decoder_layers import decoder_body, decoder_layers, hidden_of, with_hidden
+from .decoder_layers import LayerChoices, decoder_body, decoder_layers, hidden_of, with_hidden
 from .registry import GATES, Knob, MmieForm
 from .sae import (
     SAEConfig,
@@ -52,7 +52,7 @@ SELECT_PERCENTILE = 90
 
 _N_FEATURES = Knob("n_features", 20, choices=(5, 10, 20, 50), help="selected SAE features (DSG's N)")
 # One SAE per layer (trained once per study and layer, then cached): fixed to an early layer unless a study asks.
-_SAE_LAYER = Knob("sae_layer", "0", choices=("0", "1"), searched=False,
+_SAE_LAYER = Knob("sae_layer", "0", model_choices=LayerChoices(), searched=False,
                   help="decoder layer whose output the SAE reads and the gate edits (DSG: an early layer)")
 STATIC_GATE_KNOBS = (
     # mmie.py's --sae_gate_alpha (default 0.35) attenuates (1 removes the features), but on the embedded model the

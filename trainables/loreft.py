@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
 from .adapters import Adapter
-from .decoder_layers import decoder_layers, hidden_of, with_hidden
+from .decoder_layers import LayerChoices, decoder_layers, hidden_of, with_hidden
 from .registry import ADAPTERS, Knob, MmieForm
 
 
@@ -125,7 +125,7 @@ class HookedInterventions(Adapter):
         Knob(
             "layers",
             "all",
-            choices=("all", "0", "1", "0,1"),
+            model_choices=LayerChoices(with_all=True, several=True),
             searched=False,
             help="decoder layers whose output is intervened on: 'all' or comma-separated indices",
         ),

@@ -2,11 +2,13 @@
 
 Loaded once per worker process and kept; each trial trains on its own copy, so one process can run trial after
 trial (Ray's actor reuse) without reloading weights from disk. trust_remote_code stays off unless configured.
+On CUDA the model's forward runs under bf16 autocast (weights stay in their dtype; logits come back in float32).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -67,5 +69,29 @@ def _honour_tokenizer_file(tok, path: Path):
 
 
 def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu"):
-    """A fresh, frozen copy of the model (the cached one is never modified)."""
-    return copy.deepcopy(_load_base(name_or_path, trust_remote_code, dtype)).to(device)
+    """A fresh, frozen copy of the model (the cached one is never modified), on `device`; under bf16 autocast on
+    CUDA."""
+    model = copy.deepcopy(_load_base(name_or_path, trust_remote_code, dtype)).to(device)
+    if torch.device(device).type == "cuda":
+        autocast_forward(model, "cuda", torch.bfloat16)
+    return model
+
+
+def autocast_forward(model, device_type: str, dtype: torch.dtype = torch.bfloat16):
+    """Make the model's forward (also inside generate and under a peft wrapper, which call it) run under autocast.
+
+    Only the forward: backward then runs each op in the dtype its forward used, as torch recommends, and the
+    optimiser's step stays in float32. Logits come back in float32, so log-softmax, NLL and the token mass are
+    computed at full precision."""
+    forward = model.forward
+
+    @functools.wraps(forward)
+    def autocast(*args, **kwargs):
+        with torch.autocast(device_type, dtype=dtype):
+            out = forward(*args, **kwargs)
+        if getattr(out, "logits", None) is not None:
+            out.logits = out.logits.float()
+        return out
+
+    model.forward = autocast
+    return model

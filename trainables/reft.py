@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .decoder_layers import LayerChoices
 from .loreft import HookedInterventions
 from .registry import ADAPTERS, Knob, MmieForm
 
@@ -48,7 +49,7 @@ def _flags(v: dict) -> list[str]:
     "reft",
     knobs=(
         Knob("rank", 8, choices=(2, 4, 8, 16), searched=False, help="rank r of A and B (mmie.py's --rank)"),
-        Knob("layers", "0,1", choices=("0", "1", "0,1"), searched=False,
+        Knob("layers", "0,1", model_choices=LayerChoices(several=True), searched=False,
              help="decoder layers whose output is edited, comma-separated (mmie.py's --force_layers)"),
         Knob("reft_gated", "off", choices=_ON_OFF, searched=False, help="scale the edit by sigmoid(g) (--reft_gated)"),
         Knob("reft_gate_l1", 1e-3, 1e-5, 1e-1, log=True, searched=False, help="L1 on |g_raw| (--reft_gate_l1)"),

@@ -18,7 +18,9 @@ T = TypeVar("T")
 class Knob:
     """A hyperparameter: its default and the range a study searches by default.
 
-    Either a numeric range (low, high, log scale or not, integer or not) or a tuple of choices.
+    Either a numeric range (low, high, log scale or not, integer or not), a tuple of choices, or choices that depend
+    on the model (`model_choices`, a function of its ModelShape such as decoder_layers.LayerChoices: a layer knob
+    searches the loaded model's layers; `for_model` resolves them).
     `searched` says whether a study searches it unless its config says otherwise.
     """
 
@@ -31,15 +33,28 @@ class Knob:
     choices: tuple | None = None
     searched: bool = True
     help: str = ""
+    model_choices: Callable[[Any], tuple] | None = None
 
     def __post_init__(self):
+        if self.model_choices is not None:
+            return
         if self.choices is None and (self.low is None or self.high is None):
             raise ValueError(f"knob {self.name}: needs low and high, or choices")
         if self.choices is None and not self.low <= self.default <= self.high:
             raise ValueError(f"knob {self.name}: default {self.default} outside [{self.low}, {self.high}]")
 
+    def for_model(self, shape) -> "Knob":
+        """This knob on a model of that shape: model-dependent choices resolved (the others unchanged)."""
+        if self.model_choices is None:
+            return self
+        choices = tuple(self.model_choices(shape))
+        default = self.default if self.default in choices or _valid(self.model_choices, self.default, shape) else choices[0]
+        return replace(self, choices=choices, default=default, model_choices=None)
+
     def describe(self) -> str:
-        if self.choices is not None:
+        if self.model_choices is not None:
+            rng = "{" + str(self.model_choices) + "}"
+        elif self.choices is not None:
             rng = "{" + ", ".join(map(str, self.choices)) + "}"
         else:
             rng = f"[{self.low:g}, {self.high:g}]" + (" log" if self.log else "") + (" int" if self.integer else "")
@@ -81,6 +96,15 @@ def _same(a, b) -> bool:
 
 
 NOT_DECLARED = MmieForm(missing="no mmie.py form is declared for this piece")
+
+
+def _valid(model_choices, value, shape) -> bool:
+    """Whether a value outside the listed choices is still one the model accepts (LoReFT's "0,1")."""
+    try:
+        model_choices.check(value, shape)
+    except (AttributeError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)

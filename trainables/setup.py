@@ -6,16 +6,25 @@ from dataclasses import dataclass, field
 
 from .data import DataPaths
 from .degenerate import DegenerateRule
+from .decoder_layers import ModelShape
 from .embedded import EmbeddedSpec, ensure_embedded
 from .mmie_metrics import MmieEvalConfig
+from .robustness import RobustnessSettings
 from .sae import SAEConfig
+from .shapes import ensure_shape, is_shape
 
 
 @dataclass(frozen=True)
 class TrialSetup:
-    # Model: "embedded" (built here from `embedded`), a hub name or a local path.
+    # Model: "embedded" (built here from `embedded`), "shape:NAME" (a real architecture's shape with random weights,
+    # trainables/shapes.py), a hub name or a local path.
     model: str = "embedded"
     embedded: EmbeddedSpec = field(default_factory=EmbeddedSpec)
+    # shape:NAME only: its tokenizer (a folder or tokenizer.json; the embedded build's if empty) and weight seed.
+    shape_tokenizer: str = ""
+    shape_seed: int = 0
+    # Depth and width of the model, read by the driver from its config (layer knobs search its layers).
+    model_shape: ModelShape | None = None
     trust_remote_code: bool = False
     dtype: str = "float32"
     device: str = "cpu"
@@ -48,6 +57,8 @@ class TrialSetup:
     # SAE gates: the SAE trained (once, cached) for a gate, or a pretrained one in SAELens's folder format.
     sae: SAEConfig = field(default_factory=SAEConfig)
     sae_pretrained: str = ""
+    # The relearning attack, activation perturbation and int8 checks (trainables.robustness).
+    robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
     # mmie.py's measurements and acceptance gates (trainables.mmie_metrics).
     mmie_eval: MmieEvalConfig = field(default_factory=MmieEvalConfig)
     max_grad_norm: float = 1.0
@@ -66,7 +77,12 @@ class TrialSetup:
     crash_at_step: int | None = None
 
     def model_path(self) -> str:
-        return str(ensure_embedded(self.embedded).model_dir) if self.model == "embedded" else self.model
+        if self.model == "embedded":
+            return str(ensure_embedded(self.embedded).model_dir)
+        if is_shape(self.model):
+            tokenizer = self.shape_tokenizer or str(ensure_embedded(self.embedded).model_dir)
+            return str(ensure_shape(self.model, tokenizer, self.shape_seed))
+        return self.model
 
     def data_paths(self) -> DataPaths:
         if self.data is not None:

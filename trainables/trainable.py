@@ -19,6 +19,7 @@ import ray
 import torch
 from ray import tune
 
+from .robustness import robustness_metrics
 from .setup import TrialSetup
 from .trial_tracking import TrialRun
 from .unlearner import Unlearner
@@ -76,6 +77,8 @@ def _evaluate_and_report(unlearner: Unlearner, setup: TrialSetup, run: TrialRun,
         metrics.update(unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
     elif setup.collateral_every_step:  # a study objective (xlang_utility): schedulers need it at every rung
         metrics.update(unlearner.evaluate_collateral())
+    if not diverged:  # the relearning attack and the other checks, on a copy of the trial's state
+        metrics.update(robustness_metrics(unlearner, setup.robustness, final=last))
     if setup.objective_weights:
         metrics["objective_scalar"] = sum(w * metrics.get(m, math.nan) for m, w in setup.objective_weights)
     metrics["step"] = step
@@ -83,6 +86,8 @@ def _evaluate_and_report(unlearner: Unlearner, setup: TrialSetup, run: TrialRun,
     metrics["finished"] = float(last)  # the study tells a completed trial from one the scheduler stopped
     metrics["tracking_errors"] = run.errors
     run.log(metrics, step)
+    if setup.robustness.relearn_is_objective and "relearn_forget_efficacy" not in metrics:
+        metrics = {**metrics, "relearn_forget_efficacy": math.nan}  # for Ray's check that results hold every objective
     if step % setup.checkpoint_every == 0 or last:
         run.flush()  # before the checkpoint, so a restore never logs a step twice
         with tempfile.TemporaryDirectory() as d:
