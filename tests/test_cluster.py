@@ -129,7 +129,8 @@ def study_config(tmp_path, name, steps, samples=4):
 
 
 def start_study(tmp_path, cluster, server, env_extra=None):
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONUNBUFFERED": "1"} | (env_extra or {})
+    base = getattr(cluster, "env", os.environ)  # RayStartNodes: a fresh shell's environment
+    env = {k: v for k, v in base.items() if k != "RAY_ADDRESS"} | {"PYTHONUNBUFFERED": "1"} | (env_extra or {})
     cmd = [str(Path(sys.executable).with_name("unlearn-study")), "run", "--config", "study.yaml",
            "--address", cluster.address, "--tracking-uri", server.uri]
     return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=open(tmp_path / "study.log", "w"),
@@ -219,7 +220,9 @@ class RayStartNodes:
         self.root = root
         self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # Ray's socket paths must stay under 107 bytes
         (root / "home").mkdir(exist_ok=True)
-        self.env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {
+        # As a fresh shell would: without the address, and without the token mode that an earlier ray.init() in
+        # this test session put into os.environ (Ray enables token auth for its own child processes that way).
+        self.env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and not k.startswith("RAY_AUTH")} | {
             "HOME": str(root / "home"), "RAY_USAGE_STATS_ENABLED": "0"}
         self.address = f"127.0.0.1:{free_port()}"
         self.groups: list[int] = []
