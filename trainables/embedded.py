@@ -222,14 +222,19 @@ def _build(spec: EmbeddedSpec, root: Path, log) -> None:
             "pretrain_seconds": pretrain_s,
             "languages": language_report(model, tok, {n: s.heldout for n, s in splits.items()}, spec.seed),
         }
-        report["build_seconds"] = time.perf_counter() - started
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
+        _publish(tmp, root, report, started)
         log(f"embedded default built in {report['build_seconds']:.0f}s at {root}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, root: Path, report: dict, started: float) -> None:
+    """Write the build's report and move the finished build into place in one rename (a reader never sees half)."""
+    report["build_seconds"] = time.perf_counter() - started
+    (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    if root.exists():
+        shutil.rmtree(root)
+    tmp.rename(root)
 
 
 def train_tokenizer(lines: list[str], vocab_size: int):
@@ -413,11 +418,7 @@ def _build_oracle(spec: EmbeddedSpec, main: EmbeddedModel, forget: str, root: Pa
             "pretrain_seconds": pretrain_s,
             "languages": language_report(model, tok, {n: s.heldout for n, s in splits.items()}, spec.seed),
         }
-        report["build_seconds"] = time.perf_counter() - started
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
+        _publish(tmp, root, report, started)
         log(f"retain-only oracle (without {forget}) built in {report['build_seconds']:.0f}s at {root}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
