@@ -8,46 +8,26 @@ A tracking failure is printed and never stops the study.
 
 from __future__ import annotations
 
-import sys
-import traceback
-
-from mlflow.tracking import MlflowClient
-from ray import tune
-
 from trainables.mmie_metrics import gates_verdict
+
+from .mlflow_callback import MlflowCallback
 
 TAG = "mmie_gates"
 BASE_PREFIXES = ("mmie/base/", "mia_min_k_auc_base")
 
 
-class MmieGatesRecorder(tune.Callback):
+class MmieGatesRecorder(MlflowCallback):
+    name = "mmie tracking"
+
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str):
-        self.tracking_uri = tracking_uri
-        self.experiment_id = experiment_id
-        self.parent = parent_run_id
+        super().__init__(tracking_uri, experiment_id, parent_run_id)
         self.base_logged = False
-        self._client: MlflowClient | None = None
-
-    @property
-    def client(self) -> MlflowClient:
-        if self._client is None:
-            self._client = MlflowClient(self.tracking_uri)
-        return self._client
-
-    def __getstate__(self):
-        return {**self.__dict__, "_client": None}
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._safely(self.record, trial.trial_id, dict(trial.last_result or {}))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._safely(self.record, trial.trial_id, dict(trial.last_result or {}))
-
-    def _safely(self, fn, *args) -> None:
-        try:
-            fn(*args)
-        except Exception:  # noqa: BLE001 - the study matters more than its bookkeeping
-            print(f"[mmie tracking] MLflow update failed:\n{traceback.format_exc()}", file=sys.stderr)
 
     def record(self, trial_id: str, result: dict) -> None:
         found = self.client.search_runs(

@@ -11,16 +11,12 @@ enters the front with its partial values. A tracking failure is printed and neve
 
 from __future__ import annotations
 
-import sys
-import traceback
-
 import numpy as np
-from mlflow.tracking import MlflowClient
-from ray import tune
 
-from .eligibility import FrontRule
 from trainables.mmie_metrics import gates_verdict
 
+from .eligibility import FrontRule
+from .mlflow_callback import MlflowCallback
 from .pareto import hypervolume, knee_point, nondominated_ranks, reference_point
 from .robustness import FRONT_METRICS
 
@@ -35,13 +31,13 @@ def trial_status(result: dict | None, error: bool = False) -> str:
     return "completed" if result.get("finished") else "stopped_early"
 
 
-class ParetoRecorder(tune.Callback):
+class ParetoRecorder(MlflowCallback):
+    name = "pareto tracking"
+
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, objectives: list[str],
                  utility_floor: float | None = None, log=print, num_samples: int | None = None,
                  include_diverged: bool = False, include_degenerate: bool = False):
-        self.tracking_uri = tracking_uri
-        self.experiment_id = experiment_id
-        self.parent = parent_run_id
+        super().__init__(tracking_uri, experiment_id, parent_run_id)
         self.objectives = list(objectives)
         self.floor = utility_floor
         self.rule = FrontRule(tuple(objectives), utility_floor, include_diverged, include_degenerate)
@@ -52,17 +48,9 @@ class ParetoRecorder(tune.Callback):
         self._run_ids: dict[str, str] = {}
         self._tags: dict[str, tuple[str, ...]] = {}  # what each child run is tagged with now
         self._hypervolume_logged_at: int | None = None  # ranked trials when hypervolume was last logged
-        self._client: MlflowClient | None = None
-
-    @property
-    def client(self) -> MlflowClient:
-        if self._client is None:
-            self._client = MlflowClient(self.tracking_uri)
-        return self._client
 
     def __getstate__(self):
-        # Ray pickles callbacks with the study's state; a live MLflow client (and the log function) stay behind.
-        return {**self.__dict__, "_client": None, "log": print}
+        return super().__getstate__() | {"log": print}  # the log function stays behind too
 
     # ---- Ray Tune callback hooks ----------------------------------------------------------------------------
 
@@ -96,12 +84,6 @@ class ParetoRecorder(tune.Callback):
         self.log(f"trials done {len(statuses)}{total} (completed {statuses.count('completed')}, stopped early "
                  f"{statuses.count('stopped_early')}, diverged {statuses.count('diverged')}, error "
                  f"{statuses.count('error')}; degenerate {degenerate}); front {front} trials, hypervolume {hv:.3f}")
-
-    def _safely(self, fn) -> None:
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - the study matters more than its bookkeeping
-            print(f"[pareto tracking] MLflow update failed:\n{traceback.format_exc()}", file=sys.stderr)
 
     def ranked(self) -> tuple[list[str], np.ndarray]:
         """Trial ids eligible for the front (study.eligibility's rule) and their points."""
