@@ -55,3 +55,21 @@ def test_gated_config_trains_its_variant_without_the_gate(inputs):
     assert run.gate is None and run.step == 2 and metrics["diverged"] == 0.0
     gate_only, _ = run_config(model, tok, forget, retain, variant="dsg", steps=2, bs=4, max_len=32)
     assert gate_only.step == 0  # a gate-only config trains nothing
+
+
+def test_entry_points_split_the_lines_as_the_study_does(tmp_path):
+    # An exported config re-run through the entry points must train on the study's training lines: same held-out
+    # lines, and the forget set's relearning-attack lines kept out of training as the study keeps them.
+    from trainables.adaptive_unlearning import _data
+    from trainables.data import DataPaths, load_study_data, write_jsonl
+
+    forget = [f"पंक्ति {i} यहाँ है" for i in range(900)]
+    retain = [f"line {i} is here" for i in range(400)]
+    write_jsonl(tmp_path / "f.jsonl", forget)
+    write_jsonl(tmp_path / "r.jsonl", retain)
+    study = load_study_data(DataPaths(forget=str(tmp_path / "f.jsonl"), retain=str(tmp_path / "r.jsonl")), seed=3)
+    entry = _data(forget, retain, seed=3, heldout=128)
+    for name in ("forget", "retain"):
+        a, b = study.sets[name], entry.sets[name]
+        assert (a.train, a.heldout, a.attack) == (b.train, b.heldout, b.attack)
+    assert study.forget.attack and not set(study.forget.attack) & set(study.forget.train)

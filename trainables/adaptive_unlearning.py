@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import variants  # noqa: F401  (registers every piece and variant)
-from .data import StudyData, TextSet, split_heldout
+from .data import StudyData, split_set
 from .registry import Variant, get_variant
 from .setup import TrialSetup
 from .unlearner import Unlearner
@@ -41,11 +41,9 @@ def resolve_variant(name: str, use_curriculum: bool | None, recompute_weights_ev
 
 
 def _data(forget: list[str], retain: list[str], seed: int, heldout: int) -> StudyData:
-    sets = {}
-    for name, texts in (("forget", forget), ("retain", retain)):
-        train, held = split_heldout(list(texts), seed, heldout)
-        sets[name] = TextSet(name=name, path=f"<{name} texts>", train=train, heldout=held)
-    return StudyData(sets=sets)
+    # The study's own split (held-out and attack lines included): the same lines in, the same training out.
+    return StudyData(sets={name: split_set(name, f"<{name} texts>", list(texts), seed, heldout)
+                           for name, texts in (("forget", forget), ("retain", retain))})
 
 
 def run_config(model, tok, forget: list[str], retain: list[str], device: str = "cpu", *, adapter: str = "lora",

@@ -170,6 +170,17 @@ def split_attack(train: list[str], attack: int) -> tuple[list[str], list[str]]:
     return train[: len(train) - n], train[len(train) - n :]
 
 
+def split_set(name: str, path: str, texts: list[str], seed: int, heldout: int, attack: int = ATTACK_LINES) -> TextSet:
+    """One set's lines split into training, held-out and (the forget set's) attack lines: the one split a study and
+    the mmie.py entry points share, so an exported configuration trains on exactly the study's lines."""
+    if name == UTILITY_SET:  # never trained on: all its lines are evaluation lines (a fixed sample of them)
+        train, held = [], random.Random(seed).sample(texts, min(heldout, len(texts)))
+    else:
+        train, held = split_heldout(texts, seed, heldout)
+    train, attack_lines = split_attack(train, attack) if name == "forget" else (train, [])
+    return TextSet(name=name, path=str(path), train=train, heldout=held, attack=attack_lines)
+
+
 def load_study_data(paths: DataPaths, seed: int = 0, heldout: int = 128, attack: int = ATTACK_LINES) -> StudyData:
     """Read and validate every file, then split each set into training and held-out lines (and the forget set's
     attack lines)."""
@@ -178,12 +189,7 @@ def load_study_data(paths: DataPaths, seed: int = 0, heldout: int = 128, attack:
         texts = read_jsonl(path, role="utility_eval" if name == UTILITY_SET else name.split("_")[0])
         if name in ("forget", "retain", UTILITY_SET) and len(texts) < 2:
             raise DataError(f"{name} file {path}: needs at least 2 lines (training and held-out), has {len(texts)}")
-        if name == UTILITY_SET:  # never trained on: all its lines are evaluation lines (a fixed sample of them)
-            train, held = [], random.Random(seed).sample(texts, min(heldout, len(texts)))
-        else:
-            train, held = split_heldout(texts, seed, heldout)
-        train, attack_lines = split_attack(train, attack) if name == "forget" else (train, [])
-        data.sets[name] = TextSet(name=name, path=str(path), train=train, heldout=held, attack=attack_lines)
+        data.sets[name] = split_set(name, path, texts, seed, heldout, attack)
     return data
 
 
