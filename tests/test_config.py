@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from study.config import ConfigError, load_config
 from study.space import define_by_run
@@ -109,3 +110,22 @@ def test_shipped_study_configs_are_valid():
     for path in configs:
         assert path.read_text().startswith("#"), f"{path} should open with the command that runs it"
         load_config(path)
+
+
+def test_default_yaml_spells_out_exactly_the_defaults():
+    """studies/default.yaml parses to the defaults, and names every setting: as a key, or commented out where the
+    default is no value."""
+    root = Path(__file__).resolve().parent.parent / "studies" / "default.yaml"
+    assert load_config(root) == load_config(None)
+    text = root.read_text(encoding="utf-8")
+    written = yaml.safe_load(text)
+
+    def check(defaults: dict, node: dict | None, where: str) -> None:
+        for key, value in defaults.items():
+            if node is not None and key in node:
+                if isinstance(value, dict) and isinstance(node[key], dict) and value:
+                    check(value, node[key], f"{where}{key}.")
+            else:
+                assert value in (None, {}, []) and f"# {key}:" in text, f"default.yaml lacks {where}{key}"
+
+    check(load_config(None).model_dump(), written, "")
