@@ -22,8 +22,9 @@ def test_config_builds_each_searcher_and_scheduler():
     asha = make_scheduler(weighted)
     assert isinstance(asha, AsyncHyperBandScheduler) and asha.metric == "objective_scalar"
     assert scalarization_weights(weighted) == {"forget_efficacy": 0.7, "utility": 0.3}
-    assert scalarization_weights(load_config(overrides={"scheduler.type": "asha"})) == {
-        "forget_efficacy": 0.5, "utility": 0.5}
+    # Equal weights over the study's objectives: the default's three.
+    assert scalarization_weights(load_config(overrides={"scheduler.type": "asha"})) == pytest.approx({
+        "forget_efficacy": 1 / 3, "utility": 1 / 3, "xlang_utility": 1 / 3})
 
 
 def toy_search(searcher_cls, tmp_path, **kwargs):
