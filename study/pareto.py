@@ -165,7 +165,9 @@ def knee_point(points) -> int:
 
     Definition (max-min): min-max normalise the front members to [0, 1] per objective, where 1 is the front's
     best value (an objective constant over the front counts as 1 for all), and pick the member whose worst
-    normalised objective is largest. Ties go to the lowest index.
+    normalised objective is largest. Ties (every member of a two-member front has a worst of 0) go to the larger
+    sum of normalised objectives, then to the better first objective (the study's forgetting), then to the
+    lowest index: a member that forgot nothing is not the knee of a front that holds one that forgot.
     """
     pts = _as_points(points)
     if len(pts) == 0:
@@ -174,7 +176,9 @@ def knee_point(points) -> int:
     front = pts[members]
     low, span = front.min(axis=0), np.ptp(front, axis=0)
     normalised = np.divide(front - low, span, out=np.ones_like(front), where=span > 0)
-    return int(members[np.argmax(normalised.min(axis=1))])
+    # np.lexsort sorts by its last key first; argmax of the sorted order's end is the best member.
+    order = np.lexsort((-np.arange(len(front)), front[:, 0], normalised.sum(axis=1), normalised.min(axis=1)))
+    return int(members[order[-1]])
 
 
 def apply_floor(points, objective_index: int, floor: float) -> np.ndarray:

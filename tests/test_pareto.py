@@ -85,6 +85,10 @@ def test_knee_point():
     # 3-D: normalised (1,0,0), (0,1,0), (0,0,1), (.5,.5,.5) -> the balanced point
     assert knee_point([(2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 1)]) == 3
     assert knee_point([(0.3, 0.7)]) == 0
+    # A two-member front ties on max-min (each member's worst is 0): the better forgetting wins, not the first
+    # listed (the default study's knee was a trial that forgot nothing, best only on collateral utility).
+    assert knee_point([(0.008, 1.0, 0.997), (0.714, 1.0, 0.962)]) == 1
+    assert knee_point([(0.714, 1.0, 0.962), (0.008, 1.0, 0.997)]) == 0
     with pytest.raises(ValueError):
         knee_point(np.zeros((0, 2)))
 
