@@ -82,8 +82,8 @@ def _file_digest(path: str) -> str:
 
 
 @dataclass
-class EmbeddedModel:
-    """Paths of a built embedded default: the model folder (model + tokenizer), its data files and report."""
+class BuiltModel:
+    """A model this project built and cached: its folder (model + tokenizer) and its build report."""
 
     root: Path
     report: dict = field(default_factory=dict)
@@ -91,6 +91,11 @@ class EmbeddedModel:
     @property
     def model_dir(self) -> Path:
         return self.root / "model"
+
+
+@dataclass
+class EmbeddedModel(BuiltModel):
+    """The built embedded default: its model folder, report, and the data files of its generated corpus."""
 
     def data_paths(self, forget: str = "hi", retain: str = "en") -> DataPaths:
         """DataPaths over the generated corpus; forget/retain may be any of its languages (say bn and en). Retaining
@@ -348,15 +353,8 @@ def language_report(model, tok, heldout: dict[str, list[str]], seed: int, prompt
 
 
 @dataclass
-class OracleModel:
-    """The embedded model pretrained without the forget language: its folder (model + the main tokenizer) and report."""
-
-    root: Path
-    report: dict = field(default_factory=dict)
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root / "model"
+class OracleModel(BuiltModel):
+    """The embedded model pretrained without the forget language (its folder holds the main model's tokenizer)."""
 
 
 def ensure_oracle(spec: EmbeddedSpec, forget: str, log=print) -> OracleModel:
