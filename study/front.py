@@ -82,6 +82,7 @@ class StudyRecord:
     config: dict[str, str]  # the flattened study config as logged (strings: paths and hashes stay verbatim)
     trials: list[TrialRecord] = field(default_factory=list)
     parent_status: str = ""  # the parent run's MLflow status (FINISHED, RUNNING, ...)
+    parent_metrics: dict[str, float] = field(default_factory=dict)  # the study's own figures (the oracle's)
 
     def describe(self) -> str:
         """Which parent run this is, for a read command to say what it took."""
@@ -125,6 +126,7 @@ def load_study(tracking_uri: str, study: str, parent_run_id: str | None = None, 
         config=dict(parent.data.params),
         trials=[_trial(run) for run in child_runs(client, parent.info.experiment_id, parent.info.run_id)],
         parent_status=parent.info.status,
+        parent_metrics=dict(parent.data.metrics),
     )
 
 

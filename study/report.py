@@ -20,6 +20,12 @@ fine-tuning, not utility), so hypervolumes lie in [0, 1]; a seed where no trial 
 forget efficacy 0 there (the base model itself reaches any floor with nothing forgotten), and the report shows
 on how many seeds one did; intervals are clipped to the range.
 
+Robustness: where the studies ran the relearning attack (trainables.robustness), the knee's forget efficacy and
+ES before and after it, the share of its forgetting the attack brought back, and that share against the retain-only
+oracle's (the model that never saw the forget language, measured on each study's parent run): forgetting that
+survives brings back no larger a share than the oracle's (`relearn_excess` <= 0). The knee's forget efficacy after
+the attack is compared with GA's seed by seed, as the other metrics are.
+
 Metric validity: the rank correlation between per-step forget_efficacy (token mass) and 1 - ES over every
 evaluated checkpoint, and, where the runs log it, 1 - mmie.py's ES (`mmie/es_forget`). If the token-mass proxy
 tracks ES poorly (Spearman below 0.8), the fronts use 1 - ES as the forget objective instead, and the report
@@ -134,6 +140,27 @@ class SeedResult:
     seconds_per_step: float
     statuses: dict[str, int]
     front: list[tuple[float, float]] = field(default_factory=list)
+    oracle: dict[str, float] = field(default_factory=dict)  # the parent run's oracle_* figures
+    relearn_steps: int | None = None  # the attack's length, where the study ran it
+
+    def knee_curve(self) -> list[tuple[int, float]]:
+        return relearn_curve(self.knee, "", self.relearn_steps)
+
+    def oracle_curve(self) -> list[tuple[int, float]]:
+        return relearn_curve(self.oracle, "oracle_", self.relearn_steps)
+
+
+def relearn_curve(metrics: dict[str, float], prefix: str, steps: int | None) -> list[tuple[int, float]]:
+    """forget_efficacy along the relearning attack, (attack step, value) from step 0 (before it), out of the
+    metrics the attack logs (`relearn_forget_efficacy_<k>` along the way, `relearn_forget_efficacy` at its end);
+    empty where it did not run."""
+    end = metrics.get(f"{prefix}relearn_forget_efficacy")
+    start = metrics.get(f"{prefix}forget_efficacy")
+    if end is None or start is None or steps is None:
+        return []
+    along = sorted((int(k.rsplit("_", 1)[1]), v) for k, v in metrics.items()
+                   if k.startswith(f"{prefix}relearn_forget_efficacy_") and k.rsplit("_", 1)[1].isdigit())
+    return [(0, start), *along, (steps, end)]
 
 
 def summarise_study(record: StudyRecord, rung: str, seed: int, forget_objective: str) -> SeedResult:
@@ -150,12 +177,17 @@ def summarise_study(record: StudyRecord, rung: str, seed: int, forget_objective:
         return SeedResult(rung, seed, 0.0, best, reached, {}, math.nan, statuses)
     front_idx = np.flatnonzero(nondominated_ranks(points) == 0)
     knee = trials[front_idx[knee_point(points[front_idx])]]
-    knee_metrics = {k: v for k, v in knee.metrics.items() if k.startswith("es_") or k.endswith("utility")}
+    knee_metrics = {k: v for k, v in knee.metrics.items()
+                    if k.startswith(("es_", "relearn_")) or k.endswith("utility") or k == "forget_efficacy"}
     knee_metrics[forget_objective] = forget_value(knee, forget_objective)
+    steps = record.config.get("robustness.relearn_steps")
+    ran_attack = record.config.get("robustness.relearn") == "True" and steps is not None
     return SeedResult(
         rung=rung, seed=seed, hypervolume=hypervolume(points, np.zeros(2)), best_forget=best, reached=reached,
         knee=knee_metrics, seconds_per_step=float(np.median([t.metrics.get("seconds_per_step", math.nan) for t in trials])),
         statuses=statuses, front=[tuple(p) for p in points[front_idx]],
+        oracle={k: v for k, v in record.parent_metrics.items() if k.startswith("oracle_")},
+        relearn_steps=int(steps) if ran_attack else None,
     )
 
 
@@ -230,8 +262,17 @@ class LadderReport:
         return [r for r in self.results if r.rung == rung]
 
     def values(self, rung: str, metric: str) -> dict[int, float]:
-        """seed -> the rung's value of one of `COMPARED_METRICS`."""
-        return {r.seed: COMPARED_METRICS[metric](r) for r in self.by_rung(rung)}
+        """seed -> the rung's value of one of `COMPARED_METRICS`, on the seeds where it was measured."""
+        values = {r.seed: COMPARED_METRICS[metric](r) for r in self.by_rung(rung)}
+        return {seed: v for seed, v in values.items() if v is not None}
+
+    @property
+    def attacked(self) -> bool:
+        """Did any study's knee go through the relearning attack?"""
+        return any("relearn_forget_efficacy" in r.knee for r in self.results)
+
+    def compared_metrics(self) -> list[str]:
+        return [m for m in COMPARED_METRICS if m != RELEARN_COMPARED or self.attacked]
 
     def against_baseline(self, rung: str, metric: str) -> PairedDifference:
         return paired_difference(self.values(rung, metric), self.values(self.baseline, metric))
@@ -244,9 +285,12 @@ def _best_forget(floor: float):
     return lambda r: r.best_forget[floor]
 
 
-# Each metric compared seed by seed, all in [0, 1]; the headline verdict is the hypervolume's.
+RELEARN_COMPARED = "forget efficacy after the relearning attack, at the knee"
+# Each metric compared seed by seed, all in [0, 1]; the headline verdict is the hypervolume's. A seed whose knee
+# was not attacked (a study without the attack, or a knee that diverged) has no value for the last one.
 COMPARED_METRICS = {"hypervolume": lambda r: r.hypervolume,
-                    **{f"best forget @ utility ≥ {f:g}": _best_forget(f) for f in UTILITY_FLOORS}}
+                    **{f"best forget @ utility ≥ {f:g}": _best_forget(f) for f in UTILITY_FLOORS},
+                    RELEARN_COMPARED: lambda r: r.knee.get("relearn_forget_efficacy")}
 
 
 def build_report(tracking_uri: str, ladder: str, margin: float = MEANINGFUL_DIFFERENCE) -> LadderReport:
@@ -359,7 +403,7 @@ def markdown(report: LadderReport) -> str:
            f"front objectives ({report.forget_objective}, utility capped at 1), reference point (0, 0).", "",
            "## Does each step help?", "", headline_table(report), "", *reading_guide(report), "",
            f"## Paired differences against {base}", ""]
-    for metric in COMPARED_METRICS:
+    for metric in report.compared_metrics():
         out += [paired_table(report, metric), ""]
     out += ["## At each rung's knee (mean over seeds)", "",
             "| rung | ES forget | ES mixed | ES cross-lingual (mean) | xlang_utility | mixed_utility | s/step | "
@@ -378,9 +422,53 @@ def markdown(report: LadderReport) -> str:
                    f"{_fmt(float(np.mean(xl)) if xl else None)} | {_fmt(avg('xlang_utility'))} | "
                    f"{_fmt(avg('mixed_utility'))} | {_fmt(float(np.nanmean([r.seconds_per_step for r in rs])))} | "
                    f"{' / '.join(str(counts[s]) for s in counts)} |")
+    out += ["", "## Does the forgetting survive the relearning attack?", "", *robustness_lines(report)]
     out += ["", "## Metric validity", "", *validity_lines(report)]
     out += ["", "![fronts](ladder_fronts.png)", "", "![hypervolume](ladder_hypervolume.png)", ""]
+    if report.attacked:
+        out += ["![relearning](ladder_relearning.png)", ""]
     return "\n".join(out)
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def _before_after(rs: list[dict[str, float]], key: str, prefix: str = "") -> str:
+    before = _mean(m.get(f"{prefix}{key}") for m in rs)
+    after = _mean(m.get(f"{prefix}relearn_{key}") for m in rs)
+    return f"{_fmt(before)} → {_fmt(after)}"
+
+
+def robustness_lines(report: LadderReport) -> list[str]:
+    """Per rung, the knee before and after the relearning attack (mean over seeds), against the oracle."""
+    if not report.attacked:
+        return ["The relearning attack did not run in these studies (`robustness.relearn: false`): the fronts "
+                "cannot tell forgetting that an attack undoes from forgetting that survives it."]
+    steps = sorted({r.relearn_steps for r in report.results if r.relearn_steps})
+    lines = [f"At each seed's knee, the relearning attack ({', '.join(map(str, steps))} steps of fine-tuning on "
+             "held-out forget lines; `robustness:` in the study config): mean over seeds. *Share back*: the "
+             "share of the knee's forgetting the attack undid. *Excess*: that share minus the retain-only "
+             "oracle's; at most 0 when the knee relearns no faster than a model that never saw the language.", "",
+             "| rung | forget_efficacy before → after | ES forget before → after | share back | excess over the "
+             "oracle | seeds with excess ≤ 0 |", "|---|---|---|---|---|---|"]
+    for rung in report.rungs:
+        knees = [r.knee for r in report.by_rung(rung) if "relearn_forget_efficacy" in r.knee]
+        excess = [k["relearn_excess"] for k in knees if math.isfinite(k.get("relearn_excess", math.nan))]
+        survives = f"{sum(e <= 0 for e in excess)}/{len(excess)}" if excess else "–"
+        lines.append(f"| {rung} | {_before_after(knees, 'forget_efficacy')} | {_before_after(knees, 'es_forget')} | "
+                     f"{_fmt(_mean(k.get('relearn_share_back') for k in knees))} | "
+                     f"{_fmt(_mean(excess), sign=True)} | {survives} |")
+    oracles = [r.oracle for r in report.results if "oracle_relearn_forget_efficacy" in r.oracle]
+    if oracles:
+        lines.append(f"| retain-only oracle | {_before_after(oracles, 'forget_efficacy', 'oracle_')} | "
+                     f"{_before_after(oracles, 'es_forget', 'oracle_')} | "
+                     f"{_fmt(_mean(o.get('oracle_relearn_share_back') for o in oracles))} | – | – |")
+    else:
+        lines += ["", "These studies measured no retain-only oracle (`robustness.oracle`), so there is no excess "
+                      "to compare with."]
+    return lines
 
 
 def plots(report: LadderReport, out_dir: Path) -> list[Path]:
@@ -423,7 +511,36 @@ def plots(report: LadderReport, out_dir: Path) -> list[Path]:
     hv = out_dir / "ladder_hypervolume.png"
     fig.savefig(hv, dpi=120)
     plt.close(fig)
-    return [fronts, hv]
+    images = [fronts, hv]
+    if report.attacked:
+        images.append(relearning_plot(report, out_dir, plt))
+    return images
+
+
+def _mean_curve(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[float]]:
+    """The mean over curves at the attack steps they all measured."""
+    common = sorted(set.intersection(*(set(dict(c)) for c in curves))) if curves else []
+    return common, [float(np.mean([dict(c)[s] for c in curves])) for s in common]
+
+
+def relearning_plot(report: LadderReport, out_dir: Path, plt) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for rung in report.rungs:
+        steps, values = _mean_curve([c for c in (r.knee_curve() for r in report.by_rung(rung)) if c])
+        if steps:
+            ax.plot(steps, values, "o-", label=rung, alpha=0.85)
+    steps, values = _mean_curve([c for c in (r.oracle_curve() for r in report.results) if c])
+    if steps:
+        ax.plot(steps, values, "k--", lw=2, label="retain-only oracle")
+    ax.set_xlabel("relearning attack step")
+    ax.set_ylabel("forget_efficacy (mean over seeds)")
+    ax.set_title("Each rung's knee under the relearning attack, against the oracle")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / "ladder_relearning.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def write_report(tracking_uri: str, ladder: str, out_dir: str | Path, log_to_mlflow: bool = True) -> Path:

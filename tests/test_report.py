@@ -55,14 +55,20 @@ def test_paired_difference_is_a_paired_t_interval():
     assert math.isnan(paired_difference({0: 0.5}, {0: 0.4}).low)
 
 
-def make_study(client, name, trials, steps=4, mmie_es=None):
+def make_study(client, name, trials, steps=4, mmie_es=None, relearn=None, oracle=None):
     """A study as the platform writes it: a parent run and one child run per trial with per-step histories.
 
     trials: list of (status, final forget_efficacy, final utility, es_forget at the end). mmie_es: if given, a
-    function of (trial's final es_forget, step fraction) logged as mmie.py's ES at the evaluation checkpoints."""
+    function of (trial's final es_forget, step fraction) logged as mmie.py's ES at the evaluation checkpoints.
+    relearn: per trial, the relearning attack's end-of-trial metrics (the study then ran a 20-step attack);
+    oracle: the parent run's oracle_* metrics."""
     exp = client.create_experiment(name)
     parent = client.create_run(exp, tags={"role": "study", "objectives": "forget_efficacy,utility",
                                           "study_steps": str(steps), "study_seed": "0"}).info.run_id
+    client.log_param(parent, "robustness.relearn", str(relearn is not None))
+    client.log_param(parent, "robustness.relearn_steps", "20")
+    for key, value in (oracle or {}).items():
+        client.log_metric(parent, key, value, step=0)
     for i, (status, fe, utility, es) in enumerate(trials):
         run = client.create_run(exp, tags={"mlflow.parentRunId": parent, "trial_id": f"{name}-{i}",
                                            "trial_status": status}).info.run_id
@@ -81,6 +87,8 @@ def make_study(client, name, trials, steps=4, mmie_es=None):
                 if mmie_es is not None:
                     metrics.append(Metric(MMIE_ES_FORGET, mmie_es(es, frac), 0, step))
         client.log_batch(run, metrics=metrics)
+        for key, value in (relearn[i] if relearn else {}).items():
+            client.log_metric(run, key, value, step=steps)
     return parent
 
 
@@ -198,6 +206,51 @@ def test_proxy_is_checked_against_mmie_es_where_the_runs_log_it(store):
     assert disagree.mmie_es_check.spearman < 0.8
     assert disagree.forget_objective == "forget_efficacy"  # our ES still tracks: the fronts keep the proxy
     assert "tracks mmie.py's ES poorly" in markdown(disagree)
+
+
+ORACLE = {"oracle_forget_efficacy": 0.9, "oracle_es_forget": 0.1, "oracle_relearn_forget_efficacy_10": 0.8,
+          "oracle_relearn_forget_efficacy": 0.72, "oracle_relearn_es_forget": 0.2, "oracle_relearn_share_back": 0.2}
+
+
+def attacked(fe_after, share, excess, mid):
+    return {"relearn_forget_efficacy": fe_after, "relearn_forget_efficacy_10": mid, "relearn_es_forget": 0.5,
+            "relearn_share_back": share, "relearn_excess": excess}
+
+
+def test_report_compares_the_relearning_attack_with_the_oracle_per_rung(store, tmp_path):
+    uri, client = store
+    # ga's forgetting (0.8) comes back (after: 0.2, 0.3: share 0.75, 0.625); bounded's survives (0.75, 0.7)
+    for seed, after in enumerate([0.2, 0.3]):
+        share = (0.8 - after) / 0.8
+        make_study(client, f"rob-ga-s{seed}", [("completed", 0.8, 1.0, 0.2)],
+                   relearn=[attacked(after, share, share - 0.2, 0.5)], oracle=ORACLE)
+    for seed, after in enumerate([0.75, 0.7]):
+        share = (0.8 - after) / 0.8
+        make_study(client, f"rob-bounded-s{seed}", [("completed", 0.8, 1.0, 0.2)],
+                   relearn=[attacked(after, share, share - 0.2, 0.78)], oracle=ORACLE)
+    report = build_report(uri, "rob")
+    assert report.attacked
+    ga0 = next(r for r in report.results if (r.rung, r.seed) == ("ga", 0))
+    assert ga0.knee_curve() == [(0, 0.8), (10, 0.5), (20, 0.2)]
+    assert ga0.oracle_curve() == [(0, 0.9), (10, 0.8), (20, 0.72)]
+    diff = report.against_baseline("bounded", "forget efficacy after the relearning attack, at the knee")
+    assert diff.differences == pytest.approx((0.55, 0.4))
+    text = markdown(report)
+    assert "| ga | 0.800 → 0.250 | 0.200 → 0.500 | 0.688 | +0.488 | 0/2 |" in text
+    assert "| bounded | 0.800 → 0.725 | 0.200 → 0.500 | 0.094 | -0.106 | 2/2 |" in text
+    assert "| retain-only oracle | 0.900 → 0.720 | 0.100 → 0.200 | 0.200 | – | – |" in text
+    assert "| bounded | s0 +0.550, s1 +0.400 |" in text  # the paired table of the attacked knees
+    write_report(uri, "rob", tmp_path, log_to_mlflow=False)
+    assert (tmp_path / "ladder_relearning.png").exists()
+
+
+def test_report_says_when_no_attack_ran(store):
+    uri, client = store
+    make_study(client, "calm-ga-s0", [("completed", 0.8, 1.0, 0.2)])
+    report = build_report(uri, "calm")
+    assert not report.attacked and report.compared_metrics() == ["hypervolume", "best forget @ utility ≥ 0.95",
+                                                                 "best forget @ utility ≥ 0.9"]
+    assert "The relearning attack did not run in these studies" in markdown(report)
 
 
 def test_no_ladder_is_a_clear_error(store):
