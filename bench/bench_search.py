@@ -61,6 +61,7 @@ from study.prepare import prepare_study
 from study.runner import SUMMARY_METRICS, run_study
 from study.tracking import child_runs, latest_parent_run
 from trainables import modeling, unlearner as unlearner_module
+from trainables.status import ENDED_STATUSES, FINAL_STATUSES
 from trainables.unlearner import Unlearner
 
 STRATEGIES = {  # name -> (searcher, scheduler)
@@ -68,7 +69,6 @@ STRATEGIES = {  # name -> (searcher, scheduler)
     "tpe+asha": ("optuna", "asha"),
     "tpe+moasha": ("optuna", "moasha"),
 }
-FINISHED = ("completed", "diverged")
 TRAIN_SEED = 0  # fixed: the seeds vary the search, not the training batches
 
 
@@ -97,7 +97,7 @@ def start_order(cfg: StudyConfig) -> list[str]:
 
 
 def front_hypervolume(rows: list[dict], objectives: list[str]) -> float:
-    points = [[r.get(o) for o in objectives] for r in rows if r["status"] in FINISHED]
+    points = [[r.get(o) for o in objectives] for r in rows if r["status"] in FINAL_STATUSES]
     points = [p for p in points if all(v is not None and math.isfinite(v) for v in p)]
     return hypervolume(np.array(points, dtype=float).reshape(-1, len(objectives)), reference_point(objectives))
 
@@ -136,8 +136,7 @@ def first_k_at_spend(result: dict, spend: int) -> dict:
 
 def status_counts(rows: list[dict]) -> str:
     statuses = [r["status"] for r in rows]
-    return (f"{statuses.count('completed')} completed, {statuses.count('stopped_early')} stopped, "
-            f"{statuses.count('diverged')} diverged, {statuses.count('error')} error")
+    return ", ".join(f"{statuses.count(s)} {s.replace('_', ' ')}" for s in ENDED_STATUSES)
 
 
 def mean_std(values: list[float], fmt: str = ".3f") -> str:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# The statuses whose last values are final; a trial stopped early by the scheduler has partial values that would
-# wrongly dominate finished trials.
-FINAL_STATUSES = ("completed", "diverged")
+from trainables.status import FINAL_STATUSES, TrialStatus
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class FrontRule:
         `final_only=False` also ranks trials still running or stopped early (a look at a study in progress)."""
         if final_only and status not in FINAL_STATUSES:
             return f"status {status}"
-        if status == "diverged" and not self.include_diverged:
+        if status == TrialStatus.DIVERGED and not self.include_diverged:
             return "diverged"
         if metrics.get("degenerate") and not self.include_degenerate:
             return "degenerate"

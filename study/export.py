@@ -23,6 +23,7 @@ from trainables.data import DataPaths
 from trainables.embedded import EmbeddedModel
 from trainables.mmie_metrics import gates_verdict
 from trainables.registry import get_variant
+from trainables.status import TrialStatus
 from trainables.unlearner import retain_objective_of
 
 from . import mmie
@@ -168,7 +169,7 @@ def entry_arguments(record: StudyRecord, trial: TrialRecord) -> tuple[dict, dict
         **({"retain_objective": retain_objective_of(variant, trial.params)} if variant.trains else {}),
         **trial.knobs(),
     }
-    if trial.status == "diverged":  # measured after the step it diverged at: the run stops there, on the same schedule
+    if trial.status == TrialStatus.DIVERGED:  # measured after the step it diverged at: the run stops there, on the same schedule
         kwargs["stop_at_step"] = reached_step(trial)
     if trial.adapter != "loreft":
         return {}, kwargs
@@ -266,7 +267,7 @@ def _mmie_inputs(record: StudyRecord) -> tuple[str, DataPaths]:
 
 def _notes(record: StudyRecord, trial: TrialRecord) -> list[str]:
     notes = []
-    if trial.status == "diverged":
+    if trial.status == TrialStatus.DIVERGED:
         notes.append(
             f"This trial diverged at step {reached_step(trial)} of {record.steps}: its metrics were measured there, "
             f"and config.json's kwargs stop the run there (stop_at_step) on the {record.steps}-step schedule. "
@@ -303,7 +304,7 @@ def _provenance(record: StudyRecord, trial: TrialRecord) -> dict:
         "parent_run_id": record.parent_run_id,
         "run_id": trial.run_id,
         "trial_id": trial.trial_id,
-        "trial_status": trial.status,
+        "trial_status": str(trial.status),
         "tracking_uri": redact_uri(record.tracking_uri),
         "package_version": record.config.get("package_version"),
         "code_version": record.config.get("code_version"),

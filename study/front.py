@@ -21,13 +21,12 @@ import trainables.variants  # noqa: F401  (registers every variant and adapter)
 from trainables.mmie_metrics import gates_verdict
 from trainables.registry import ADAPTERS, Knob, get_variant
 
-from .eligibility import FINAL_STATUSES, FrontRule
+from trainables.status import STATUS_TAG, TrialStatus
+
+from .eligibility import FrontRule
 from .pareto import pareto_front_mask
 from .robustness import FRONT_METRICS
 from .tracking import child_runs, readable_parent_run, redact_uri
-
-RANKED_STATUSES = FINAL_STATUSES  # kept for readers of this module; the rule itself is study.eligibility's
-
 
 def parse_value(text: str) -> Any:
     """An MLflow param (always a string) as the int or float it was logged from, else the string itself."""
@@ -45,7 +44,7 @@ class TrialRecord:
 
     run_id: str
     trial_id: str
-    status: str
+    status: TrialStatus
     params: dict[str, Any]
     metrics: dict[str, float]
     pareto: bool
@@ -145,13 +144,22 @@ def _parent_run(client: MlflowClient, uri: str, study: str, parent_run_id: str |
     return run
 
 
+def _status(run) -> TrialStatus:
+    tag = run.data.tags.get(STATUS_TAG, TrialStatus.RUNNING)
+    try:
+        return TrialStatus(tag)
+    except ValueError:
+        raise ValueError(f"MLflow run {run.info.run_id}: tag {STATUS_TAG}={tag!r} is not a trial status "
+                         f"({', '.join(TrialStatus)})") from None
+
+
 def _trial(run) -> TrialRecord:
     tags = run.data.tags
     rank = tags.get("pareto_rank", "none")
     return TrialRecord(
         run_id=run.info.run_id,
         trial_id=tags.get("trial_id", run.info.run_id),
-        status=tags.get("trial_status", "running"),
+        status=_status(run),
         params={k: parse_value(v) for k, v in run.data.params.items()},
         metrics=dict(run.data.metrics),  # MLflow keeps each metric's value at its latest step here
         pareto=tags.get("pareto") == "true",

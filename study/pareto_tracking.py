@@ -14,21 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from trainables.mmie_metrics import gates_verdict
+from trainables.status import ENDED_STATUSES, STATUS_TAG, TrialStatus, trial_status
 
 from .eligibility import FrontRule
 from .mlflow_callback import MlflowCallback
 from .pareto import hypervolume, knee_point, nondominated_ranks, reference_point
 from .robustness import FRONT_METRICS
-
-
-def trial_status(result: dict | None, error: bool = False) -> str:
-    """From a trial's last result: the trainable marks its own last report `finished` (all its steps, or none
-    for a gate-only variant); a trial whose last report is not finished was stopped by the scheduler."""
-    if error or not result:
-        return "error"
-    if result.get("diverged"):
-        return "diverged"
-    return "completed" if result.get("finished") else "stopped_early"
 
 
 class ParetoRecorder(MlflowCallback):
@@ -81,9 +72,9 @@ class ParetoRecorder(MlflowCallback):
         hv = hypervolume(points, self.reference) if ids else 0.0
         total = f"/{self.num_samples}" if self.num_samples else ""
         degenerate = sum(bool(t["result"].get("degenerate")) for t in self.trials.values())
-        self.log(f"trials done {len(statuses)}{total} (completed {statuses.count('completed')}, stopped early "
-                 f"{statuses.count('stopped_early')}, diverged {statuses.count('diverged')}, error "
-                 f"{statuses.count('error')}; degenerate {degenerate}); front {front} trials, hypervolume {hv:.3f}")
+        counts = ", ".join(f"{s.replace('_', ' ')} {statuses.count(s)}" for s in ENDED_STATUSES)
+        self.log(f"trials done {len(statuses)}{total} ({counts}; degenerate {degenerate}); front {front} trials, "
+                 f"hypervolume {hv:.3f}")
 
     def ranked(self) -> tuple[list[str], np.ndarray]:
         """Trial ids eligible for the front (study.eligibility's rule) and their points."""
@@ -119,8 +110,8 @@ class ParetoRecorder(MlflowCallback):
             self.client.set_tag(run_id, "pareto", tags[0])
             self.client.set_tag(run_id, "pareto_rank", tags[1])
             self.client.set_tag(run_id, "degenerate", tags[2])
-            if self.trials[tid]["status"] == "stopped_early":
-                self.client.set_tag(run_id, "trial_status", "stopped_early")
+            if self.trials[tid]["status"] == TrialStatus.STOPPED_EARLY:
+                self.client.set_tag(run_id, STATUS_TAG, TrialStatus.STOPPED_EARLY)
             self._tags[tid] = tags
         if self._hypervolume_logged_at is None:  # a resumed study continues its parent's series
             history = self.client.get_metric_history(self.parent, "hypervolume")

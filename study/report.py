@@ -42,6 +42,8 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
+from trainables.status import ENDED_STATUSES
+
 from .front import StudyRecord, TrialRecord, load_study, ranked_trials
 from .pareto import hypervolume, knee_point, nondominated_ranks
 
@@ -417,7 +419,7 @@ def markdown(report: LadderReport) -> str:
 
         xl = [np.mean([v for k, v in r.knee.items() if k.startswith("es_xlang_")]) for r in rs
               if any(k.startswith("es_xlang_") for k in r.knee)]
-        counts = {s: sum(r.statuses.get(s, 0) for r in rs) for s in ("completed", "stopped_early", "diverged", "error")}
+        counts = {s: sum(r.statuses.get(s, 0) for r in rs) for s in ENDED_STATUSES}
         out.append(f"| {rung} | {_fmt(avg('es_forget'))} | {_fmt(avg('es_mixed'))} | "
                    f"{_fmt(float(np.mean(xl)) if xl else None)} | {_fmt(avg('xlang_utility'))} | "
                    f"{_fmt(avg('mixed_utility'))} | {_fmt(float(np.nanmean([r.seconds_per_step for r in rs])))} | "

@@ -17,7 +17,9 @@ from .config import StudyConfig, parse_config
 from .mlflow_ui import runs_page_url
 from .mmie_tracking import MmieGatesRecorder
 from .prepare import check_ray_address, prepare_study, ray_address, storage_path, tracking_uri
-from .pareto_tracking import ParetoRecorder, trial_status
+from trainables.status import STATUS_TAG, TrialStatus, trial_status
+
+from .pareto_tracking import ParetoRecorder
 from .robustness import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
 from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
@@ -108,8 +110,8 @@ def _close_interrupted(client, experiment_id: str, parent: str, log) -> None:
     try:
         for run in child_runs(client, experiment_id, parent):
             if run.info.status == "RUNNING":
-                client.set_tag(run.info.run_id, "trial_status", "interrupted")
-                client.set_terminated(run.info.run_id, "KILLED")
+                client.set_tag(run.info.run_id, STATUS_TAG, TrialStatus.INTERRUPTED)
+                client.set_terminated(run.info.run_id, TrialStatus.INTERRUPTED.run_status)
     except Exception as e:  # noqa: BLE001 - the interrupt, not a tracking error, is what the user must see
         log(f"could not close the trials' MLflow runs ({e})")
     log(f"study interrupted: parent run {parent} marked KILLED; `unlearn-study resume` continues it")
@@ -249,9 +251,9 @@ def _mark_lost_trials(client, experiment_id: str, parent: str, known: set, log) 
     died): their runs stay, marked `lost`, so every run in MLflow is accounted for."""
     for run in child_runs(client, experiment_id, parent):
         if run.data.tags.get("trial_id") not in known:
-            for key, value in (("trial_status", "lost"), ("pareto", "false"), ("pareto_rank", "none")):
+            for key, value in ((STATUS_TAG, TrialStatus.LOST), ("pareto", "false"), ("pareto_rank", "none")):
                 client.set_tag(run.info.run_id, key, value)
-            client.set_terminated(run.info.run_id, "KILLED")
+            client.set_terminated(run.info.run_id, TrialStatus.LOST.run_status)
             log(f"trial {run.data.tags.get('trial_id')} was lost with the driver (MLflow run {run.info.run_id})")
 
 

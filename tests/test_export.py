@@ -22,8 +22,9 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
 from study.export import export_config, pick
-from study.front import RANKED_STATUSES, format_front, front_table, load_study
+from study.front import format_front, front_table, load_study
 from study.pareto import dominates
+from trainables.status import FINAL_STATUSES
 from trainables import adaptive_unlearning
 from trainables.adaptive_unlearning import run_config
 from trainables.registry import ADAPTERS, get_variant
@@ -147,7 +148,7 @@ def test_front_matches_brute_force_and_ignores_unfinished_trials(record):
                        "forget_efficacy": 0.9, "utility": 0.5, "mmie_gates": "unknown", "lr": 0.001, "rank": 8,
                        "target_modules": "q_proj,v_proj", "lora_alpha": 16}
     assert rows[3]["adapter"] == "sine_lora" and "loreft" not in {r["trial_id"] for r in rows}
-    assert set(RANKED_STATUSES) == {"completed", "diverged"}  # final values; diverged ones still off by default
+    assert set(FINAL_STATUSES) == {"completed", "diverged"}  # final values; diverged ones still off by default
 
 
 def test_front_includes_diverged_trials_only_where_the_study_asks(record):

@@ -21,6 +21,7 @@ from ray import tune
 
 from .robustness import robustness_metrics
 from .setup import TrialSetup
+from .status import TrialStatus
 from .trial_tracking import TrialRun
 from .unlearner import Unlearner
 
@@ -46,24 +47,24 @@ def unlearning_trainable(config: dict, setup: TrialSetup) -> None:
     except SystemExit:
         # Tune stops a function trainable by raising SystemExit inside tune.report: a scheduler's early stop, or
         # the stop of a trial that just reported its last step.
-        run.finish("completed" if unlearner.step >= unlearner.steps else "stopped_early")
+        run.finish(TrialStatus.COMPLETED if unlearner.step >= unlearner.steps else TrialStatus.STOPPED_EARLY)
         raise
     except BaseException:
-        run.finish("error")
+        run.finish(TrialStatus.ERROR)
         raise
     run.finish(status)
 
 
-def _train(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, restored: bool) -> str:
+def _train(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, restored: bool) -> TrialStatus:
     if not unlearner.trains:  # a gate-only variant: its gate on the base model, measured and reported once
         _evaluate_and_report(unlearner, setup, run, {"diverged": 0.0})
-        return "completed"
+        return TrialStatus.COMPLETED
     while unlearner.step < unlearner.steps:
         if setup.crash_at_step is not None and unlearner.step == setup.crash_at_step and not restored:
             os._exit(17)  # a hard kill of the worker process, as when a node dies
         if _evaluate_and_report(unlearner, setup, run, unlearner.train_step()):
-            return "diverged"
-    return "completed"
+            return TrialStatus.DIVERGED
+    return TrialStatus.COMPLETED
 
 
 def _evaluate_and_report(unlearner: Unlearner, setup: TrialSetup, run: TrialRun, metrics: dict) -> bool:

@@ -15,10 +15,7 @@ import sys
 import time
 import traceback
 
-STATUS_TAG = "trial_status"  # completed | stopped_early | diverged | error
-# The run's MLflow status from the trial's, as mlflow.optuna's storage maps Optuna's states (PRUNED -> KILLED, FAIL ->
-# FAILED, COMPLETE -> FINISHED): a diverged trial ended on its own, so it is FINISHED with its tag saying why.
-RUN_STATUS = {"completed": "FINISHED", "diverged": "FINISHED", "stopped_early": "KILLED", "error": "FAILED"}
+from .status import STATUS_TAG, TrialStatus
 
 
 def _rejected(error: Exception) -> bool:
@@ -79,7 +76,7 @@ class TrialRun:
         run = self.client.create_run(
             experiment_id,
             run_name=trial_name,
-            tags={"mlflow.parentRunId": parent_run_id, "trial_id": trial_id, STATUS_TAG: "running", **tags},
+            tags={"mlflow.parentRunId": parent_run_id, "trial_id": trial_id, STATUS_TAG: TrialStatus.RUNNING, **tags},
         )
         self.run_id = run.info.run_id
         self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())])
@@ -130,7 +127,7 @@ class TrialRun:
             print(f"[trial tracking] MLflow rejected metric {metric.key!r}, dropped ({error})", file=sys.stderr)
             self._call(self.client.set_tag, self.run_id, "tracking_dropped_metrics", ",".join(sorted(self.dropped)))
 
-    def finish(self, status: str, attempts: int = 6, wait_s: float = 5.0) -> None:
+    def finish(self, status: TrialStatus, attempts: int = 6, wait_s: float = 5.0) -> None:
         """Flush and close the run; retried for about half a minute, since after this the trial is gone."""
         if self._open_args is None:
             return
@@ -138,7 +135,7 @@ class TrialRun:
             self.flush()
             if (not self._buffer and self.run_id is not None
                     and self._call(self.client.set_tag, self.run_id, STATUS_TAG, status)
-                    and self._call(self.client.set_terminated, self.run_id, RUN_STATUS[status])):
+                    and self._call(self.client.set_terminated, self.run_id, status.run_status)):
                 return
             if attempt < attempts - 1:
                 time.sleep(wait_s)
