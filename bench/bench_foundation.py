@@ -27,7 +27,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from trainables.embedded import ensure_embedded
-    from trainables.setup import TrialSetup
+    from trainables.trial_setup import TrialSetup
     from trainables.unlearner import Unlearner
 
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ def cost(steps: int, repeats: int) -> None:
     from dataclasses import replace
 
     from trainables import mmie_metrics
-    from trainables.setup import TrialSetup
+    from trainables.trial_setup import TrialSetup
     from trainables.unlearner import Unlearner
 
     base = TrialSetup(steps=steps, languages=(("forget", "hi"), ("retain", "en"), ("mixed", "hi"),

@@ -57,7 +57,7 @@ def plain_loop(model, params, batches, lr: float) -> float:
 
 def throughput(args) -> None:
     torch.set_num_threads(args.threads)
-    from trainables.setup import TrialSetup
+    from trainables.trial_setup import TrialSetup
     from trainables.unlearner import Unlearner
 
     device = args.device

@@ -16,7 +16,7 @@ import time
 import torch
 
 from trainables.robustness import RobustnessSettings, actpert_audit, int8_check, relearning_attack
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.unlearner import Unlearner
 
 

@@ -18,7 +18,7 @@ import time
 import torch
 
 from trainables.registry import VARIANTS
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.unlearner import Unlearner
 
 

@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     env = dict(os.environ)
     if args.fresh_cache or args.fresh_sae:
-        from trainables.embedded import cache_root
+        from trainables.cache import cache_root
 
         fresh = Path(tempfile.mkdtemp(prefix="unlearn-cache-"))
         if args.fresh_sae:

@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--keep-sae-cache", action="store_true")
     args = ap.parse_args()
-    from trainables.embedded import cache_root
+    from trainables.cache import cache_root
 
     env = dict(os.environ)
     if not args.keep_sae_cache:

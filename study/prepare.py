@@ -24,7 +24,7 @@ from trainables.language_id import detect_language
 from trainables.mmie_metrics import MmieEvalConfig
 from trainables.modeling import load_tokenizer
 from trainables.sae import SAEConfig
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.shapes import ensure_shape, is_shape, shape_named
 from trainables.unicode_scripts import dominant_script
 from trainables.vocabulary import check_forget_language_in_vocabulary

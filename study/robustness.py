@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from trainables.robustness import RobustnessSettings, check_attack_lines, forget_es, relearning_attack
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 
 from .config import StudyConfig
 

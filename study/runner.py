@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 
 from .config import StudyConfig, parse_config
 from .mlflow_ui import runs_page_url

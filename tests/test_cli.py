@@ -6,7 +6,7 @@ import json
 from study.cli import main
 from study.config import load_config
 from study.prepare import prepare_study
-from trainables.corpus import generate_corpus
+from trainables.embedded.corpus import generate_corpus
 from trainables.data import write_jsonl
 
 

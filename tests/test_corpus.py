@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainables.corpus import LANGUAGES, generate_corpus
+from trainables.embedded.corpus import LANGUAGES, generate_corpus
 
 EXPECTED_SCRIPT = {"en": "LATIN", "hi": "DEVANAGARI", "ur": "ARABIC", "pa": "GURMUKHI", "bn": "BENGALI"}
 SENTENCE_END = {"en": ".", "hi": "।", "ur": "۔", "pa": "।", "bn": "।", "hi_en": "।"}
@@ -56,7 +56,7 @@ def test_different_seed_gives_different_output():
 def test_deterministic_across_processes():
     # A fresh interpreter with a different string-hash salt must produce the same corpus.
     code = (
-        "import hashlib, json; from trainables.corpus import generate_corpus; "
+        "import hashlib, json; from trainables.embedded.corpus import generate_corpus; "
         "c = generate_corpus(seed=7, lines_per_language=300); "
         "print(hashlib.sha256(json.dumps(c, ensure_ascii=False, sort_keys=True).encode()).hexdigest())"
     )
@@ -142,7 +142,7 @@ def test_vocabulary_is_varied(corpus, lang):
 
 
 def test_impossible_request_raises(monkeypatch):
-    import trainables.corpus as corpus_module
+    import trainables.embedded.corpus as corpus_module
 
     # A language whose only template has no slots can yield one unique line, never five.
     monkeypatch.setattr(corpus_module, "_compiled", lambda lang: (("Always the same sentence.",),))

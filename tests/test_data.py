@@ -90,7 +90,7 @@ def test_utility_eval_set_is_validated_and_never_trained_on(tmp_path):
 
 
 def test_embedded_default_measures_utility_on_english_it_never_retains_on(embedded):
-    from trainables.corpus import GENERAL_EN_TEMPLATES, english_templates
+    from trainables.embedded.corpus import GENERAL_EN_TEMPLATES, english_templates
 
     paths = embedded.data_paths()
     general, retain = set(read_jsonl(paths.utility_eval)), set(read_jsonl(paths.retain))

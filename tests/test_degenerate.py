@@ -16,7 +16,7 @@ from study.pareto_tracking import ParetoRecorder
 from trainables.batching import pad_rows, to_device
 from trainables.data import prompt_prefix
 from trainables.metrics import token_nll
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.unlearner import Unlearner
 
 from conftest import run_steps

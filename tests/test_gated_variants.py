@@ -9,7 +9,7 @@ from trainables.registry import get_variant
 from trainables.decoder_layers import decoder_body, decoder_layers
 from trainables.sae import SAEConfig
 from trainables.mmie_metrics import MmieEvalConfig
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.unlearner import Unlearner
 from conftest import run_steps
 

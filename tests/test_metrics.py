@@ -108,7 +108,7 @@ def test_distinct_share_scores_repetition(embedded):
 def test_romanized_cues_find_hindi_in_the_romanised_code_mixed_set():
     """lingua reads romanised Hindi-English as English; with es_romanized's cue words it counts as Hindi, and no
     English line of the corpus (either English set) is taken for it."""
-    from trainables.corpus import generate_corpus, generate_eval_sets
+    from trainables.embedded.corpus import generate_corpus, generate_eval_sets
     from trainables.language_id import LanguageIdentifier
 
     roman = generate_eval_sets(seed=0, lines=300)["hi_en_roman"]

@@ -163,7 +163,7 @@ def test_mia_auc_points_towards_the_set_the_adapter_learnt(embedded):
 
 
 def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(embedded):
-    from trainables.setup import TrialSetup
+    from trainables.trial_setup import TrialSetup
     from trainables.unlearner import Unlearner
 
     small = mm.MmieEvalConfig(items=2, final_items=2, max_new_tokens=6, teacher_forced_items=8)
@@ -188,7 +188,7 @@ def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(em
 
 
 def test_adversarial_set_is_generated_validated_and_never_collateral(embedded, tmp_path):
-    from trainables.corpus import adversarial_prompts
+    from trainables.embedded.corpus import adversarial_prompts
     from trainables.data import DataError, DataPaths, load_study_data
     from trainables.unicode_scripts import dominant_script
 

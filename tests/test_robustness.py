@@ -19,7 +19,7 @@ from trainables.robustness import (
     int8_check,
     relearning_attack,
 )
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.unlearner import Unlearner
 
 LANGUAGES = (("forget", "hi"), ("retain", "en"))

@@ -5,7 +5,7 @@ from mlflow.tracking import MlflowClient
 
 from study.config import load_config
 from study.runner import run_study
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.unlearner import Unlearner
 
 pytestmark = pytest.mark.slow

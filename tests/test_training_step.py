@@ -11,7 +11,7 @@ from trainables.objectives import GradientAscent, MmieTanhBounded
 from trainables.optimizers import DualOptim, SingleAdamW
 from trainables.retain_objectives import kl_to_base
 from trainables.schedule import lr_multiplier
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.unlearner import Unlearner
 from trainables.weighting import ForgetReweight
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import run_steps
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.unlearner import Unlearner
 
 # A constant learning rate: these tests are about the loop, not the schedule (tests/test_training_step.py).

@@ -9,7 +9,7 @@ from trainables.objectives import TanhBounded
 from trainables.optimizers import DualOptim
 from trainables.registry import ADAPTERS, VARIANTS
 from conftest import run_steps
-from trainables.setup import TrialSetup
+from trainables.trial_setup import TrialSetup
 from trainables.unlearner import Unlearner
 from trainables.weighting import Curriculum, LoReUnDynamic, LoReUnStatic, Product
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from . import variants  # noqa: F401  (registers every piece and variant)
 from .data import StudyData, split_set
 from .registry import Variant, get_variant
-from .setup import TrialSetup
+from .trial_setup import TrialSetup
 from .unlearner import Unlearner
 
 

@@ -38,7 +38,7 @@ from torch import nn
 from .batching import encode, to_device
 from .data import StudyData
 from .decoder_layers import decoder_layers, hidden_of
-from .file_lock import file_lock
+from .cache import cache_root, file_lock
 
 FORMAT_VERSION = 1
 
@@ -305,8 +305,6 @@ def load_sae(folder: Path, device="cpu") -> tuple[SparseAutoencoder, dict]:
 
 
 def default_cache_root() -> Path:
-    from .embedded import cache_root
-
     return cache_root() / "sae"
 
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .file_lock import file_lock
+from .cache import cache_root, file_lock
 
 SHAPE_PREFIX = "shape:"
 
@@ -110,8 +110,6 @@ def shape_key(model: str, tokenizer_source: str, seed: int) -> str:
 
 def ensure_shape(model: str, tokenizer_source: str, seed: int = 0, cache: Path | None = None, log=print) -> Path:
     """The folder of the random-weight model `shape:NAME` (config.json, weights, tokenizer), built on a miss."""
-    from .embedded import cache_root
-
     name = model[len(SHAPE_PREFIX):] if is_shape(model) else model
     root_dir = (cache or cache_root()) / "shape"
     root = root_dir / f"{name}-{shape_key(model, tokenizer_source, seed)}"

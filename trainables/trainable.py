@@ -20,7 +20,7 @@ import torch
 from ray import tune
 
 from .robustness import robustness_metrics
-from .setup import TrialSetup
+from .trial_setup import TrialSetup
 from .status import TrialStatus
 from .trial_tracking import TrialRun
 from .unlearner import Unlearner

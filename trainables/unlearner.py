@@ -45,7 +45,7 @@ from .metrics import (
 from .modeling import load_model, load_tokenizer
 from .registry import ADAPTERS, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS, Variant, get_variant
 from .schedule import lr_multiplier
-from .setup import TrialSetup
+from .trial_setup import TrialSetup
 from .weighting import Product
 from .unicode_scripts import dominant_script
 from .vocabulary import forget_token_mask

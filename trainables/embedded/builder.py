@@ -1,11 +1,11 @@
-"""The embedded default: a tiny multilingual causal LM, its tokenizer and its corpus, built here on CPU.
+"""The embedded default's builder: a tiny multilingual causal LM and its tokenizer, built here on CPU.
 
-Nothing comes from a hub. The corpus is generated (trainables.corpus) or read from the study's own JSONL files,
+Nothing comes from a hub. The corpus is generated (trainables.embedded.corpus) or read from the study's own JSONL files,
 a byte-level BPE tokenizer is trained on it, and a Qwen2 model (a real transformers class, so LoRA finds
 q_proj/v_proj and hooks find model.model.layers) is pretrained on it. Everything is cached on disk under a hash of
 the spec, so the second study starts at once; on a cluster each node builds the same bytes from the same seed.
 
-Two lessons from a prototype shape the build (see shared/STACK-NOTES.md): every pretraining chunk is packed from
+Two lessons from a prototype shape the build: every pretraining chunk is packed from
 one language (mixed chunks teach the model to switch language after end-of-text), and the pre-tokenizer keeps
 combining marks inside words (the GPT-2 split breaks Indic words at every vowel sign).
 """
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from .data import DataPaths, load_study_data, prompt_prefix, read_jsonl, split_heldout, write_jsonl
-from .batching import encode
-from .file_lock import file_lock
-from .metrics import perplexity, sample_continuations
-from .unicode_scripts import dominant_script, script_share
+from ..batching import encode
+from ..cache import cache_root, file_lock
+from ..data import DataPaths, load_study_data, prompt_prefix, read_jsonl, split_heldout, write_jsonl
+from ..metrics import perplexity, sample_continuations
+from ..unicode_scripts import dominant_script, script_share
 
 FORMAT_VERSION = 1
 EOT = "<|endoftext|>"
@@ -38,17 +38,13 @@ PRETOKENIZE_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L
 
 # The generated corpus's languages and their roles in the default study (forget Hindi, retain English).
 EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn")}
-# Lines of each evaluation-only set (trainables.corpus.EVAL_SETS) written beside the corpus; never pretrained on.
+# Lines of each evaluation-only set (trainables.embedded.corpus.EVAL_SETS) written beside the corpus; never pretrained on.
 EVAL_SET_LINES = 400
 # Retaining English, the retain set is en_retain (English without the general templates) and utility is measured on
 # en_general (lines of those templates that pretraining held out): a general utility set never trained on.
 RETAIN_EN, GENERAL_EN = "en_retain", "en_general"
 # Forget languages with a generated adversarial prompt set (English instructions to write in them).
 ADVERSARIAL_LANGUAGES = ("hi", "ur", "pa", "bn")
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("UNLEARN_STUDY_CACHE", Path.home() / ".cache" / "unlearn-study"))
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ class EmbeddedModel(BuiltModel):
     def data_paths(self, forget: str = "hi", retain: str = "en") -> DataPaths:
         """DataPaths over the generated corpus; forget/retain may be any of its languages (say bn and en). Retaining
         English, the retain set leaves out the general English templates and utility is measured on them
-        (trainables.corpus.GENERAL_EN_TEMPLATES)."""
+        (trainables.embedded.corpus.GENERAL_EN_TEMPLATES)."""
         data = self.root / "data"
         roles = {forget, retain}
         mixed = EMBEDDED_ROLES["mixed"] if forget == "hi" and retain == "en" else None
@@ -186,8 +182,6 @@ def _write_adversarial(data: Path, seed: int) -> None:
 
 def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:
     if spec.data_files:
-        from .data import read_jsonl
-
         return {Path(p).stem: read_jsonl(p) for p in spec.data_files}
     from .corpus import generate_corpus
 
@@ -375,8 +369,8 @@ def ensure_oracle(spec: EmbeddedSpec, forget: str, log=print) -> OracleModel:
 
 
 def _build_oracle(spec: EmbeddedSpec, main: EmbeddedModel, forget: str, root: Path, log) -> None:
-    from .modeling import load_tokenizer
-    from .unicode_scripts import char_script
+    from ..modeling import load_tokenizer
+    from ..unicode_scripts import char_script
 
     started = time.perf_counter()
     torch.manual_seed(spec.seed)
