@@ -79,7 +79,8 @@ def main() -> None:
         # seed, as mmie.py seeds once per --seeds value); on the first member only, as mmie.py's base figures are
         # measured again for each seed.
         for k in range(args.noise_seeds if row is rows[0] else 0):
-            unlearner.setup = replace(trained_setup, seed=trained_setup.seed + 1 + k)
+            seed = trained_setup.train.seed + 1 + k
+            unlearner.setup = replace(trained_setup, train=replace(trained_setup.train, seed=seed))
             again = unlearner.evaluate_full(cfg.train.final_es_prompts)
             for name in FIGURES:
                 if name in again:

@@ -27,7 +27,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from trainables.embedded import ensure_embedded
-    from trainables.trial_setup import TrialSetup
+    from trainables.trial_setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
 
     t0 = time.perf_counter()
@@ -43,7 +43,7 @@ def main() -> None:
         print(f"{name:8} {e['perplexity']:10.2f} {e['uniform_perplexity']:8.0f} {e['script']:>11} {fid:>8}")
 
     for variant in ("ga", "npo"):
-        u = Unlearner(TrialSetup(steps=args.steps), {"variant": variant, "lr": 1e-3})
+        u = Unlearner(TrialSetup(train=TrainSettings(steps=args.steps)), {"variant": variant, "lr": 1e-3})
         steps, evals, fulls = [], [], []
         for i in range(args.steps):
             t = time.perf_counter()
@@ -57,7 +57,7 @@ def main() -> None:
                 u.evaluate_full(32)
                 fulls.append(time.perf_counter() - t)
         s, e = statistics.median(steps), statistics.median(evals)
-        print(f"{variant}: step {s * 1000:.1f} ms (batch {u.setup.batch_size}x<= {u.setup.max_len}, forget+retain "
+        print(f"{variant}: step {s * 1000:.1f} ms (batch {u.setup.train.batch_size}x<= {u.setup.train.max_len}, forget+retain "
               f"update), per-step eval {e * 1000:.1f} ms = {e / s:.1%} of a step; "
               f"full eval (collateral ppl + ES, 32 prompts x {len(u.data.sets) - 1} sets) {statistics.median(fulls):.2f} s")
 

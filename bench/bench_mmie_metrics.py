@@ -23,10 +23,10 @@ def cost(steps: int, repeats: int) -> None:
     from dataclasses import replace
 
     from trainables import mmie_metrics
-    from trainables.trial_setup import TrialSetup
+    from trainables.trial_setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
 
-    base = TrialSetup(steps=steps, languages=(("forget", "hi"), ("retain", "en"), ("mixed", "hi"),
+    base = TrialSetup(train=TrainSettings(steps=steps), languages=(("forget", "hi"), ("retain", "en"), ("mixed", "hi"),
                                               ("xlang_ur", "ur"), ("xlang_pa", "pa"), ("xlang_bn", "bn"),
                                               ("adversarial", "en")))
     hp = {"variant": "ga", "lr": 1e-3, "rank": 8, "target_modules": "q_proj,v_proj"}
@@ -54,8 +54,8 @@ def cost(steps: int, repeats: int) -> None:
             u.train_step()
             u.evaluate_step()
             last = u.step >= u.steps
-            if u.step % setup.eval_every == 0 or last:
-                u.evaluate_full(setup.final_es_prompts if last else setup.es_prompts)
+            if u.step % setup.train.eval_every == 0 or last:
+                u.evaluate_full(setup.train.final_es_prompts if last else setup.train.es_prompts)
         return time.perf_counter() - t0
 
     times: dict[str, list[float]] = {"off": [], "on": [], "on_all": []}
@@ -63,7 +63,7 @@ def cost(steps: int, repeats: int) -> None:
         for name, setup in (("off", off), ("on", on), ("on_all", on_all)):
             times[name].append(trial(setup))
     t_off, t_on, t_all = min(times["off"]), min(times["on"]), min(times["on_all"])
-    print(f"default trial ({steps} steps, eval every {base.eval_every}): {t_off:.1f} s without the mmie measurements; "
+    print(f"default trial ({steps} steps, eval every {base.train.eval_every}): {t_off:.1f} s without the mmie measurements; "
           f"{t_on:.1f} s with them (default, ES of the forget set at checkpoints): x{t_on / t_off:.2f}; "
           f"{t_all:.1f} s with every set at checkpoints: x{t_all / t_off:.2f} (best of {repeats}; the base model's "
           "once per worker process on top)")

@@ -57,12 +57,12 @@ def plain_loop(model, params, batches, lr: float) -> float:
 
 def throughput(args) -> None:
     torch.set_num_threads(args.threads)
-    from trainables.trial_setup import TrialSetup
+    from trainables.trial_setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
 
     device = args.device
-    setup = TrialSetup(model=f"shape:{args.shape}", batch_size=args.batch, max_len=args.len, eval_batch=8,
-                       eval_max_len=args.len, steps=10_000, device=device)
+    setup = TrialSetup(model=f"shape:{args.shape}", train=TrainSettings(batch_size=args.batch, max_len=args.len, steps=10_000),
+                       eval_batch=8, eval_max_len=args.len, device=device)
     path = setup.model_path()  # builds the random-weight model once (cached)
     before = pss_mib()
     # Retain by NLL (gradient difference), so both sides make the same two updates; the default KL retain step

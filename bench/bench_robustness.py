@@ -25,8 +25,8 @@ def default_trial(unlearner: Unlearner, setup: TrialSetup) -> None:
         unlearner.train_step()
         unlearner.evaluate_step()
         last = unlearner.step >= unlearner.steps
-        if unlearner.step % setup.eval_every == 0 or last:
-            unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts)
+        if unlearner.step % setup.train.eval_every == 0 or last:
+            unlearner.evaluate_full(setup.train.final_es_prompts if last else setup.train.es_prompts)
 
 
 def main() -> None:

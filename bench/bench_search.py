@@ -211,13 +211,13 @@ def plain_trial(setup, hparams: dict) -> dict:
     """One trial as `trainables.trainable._train` runs it, without Ray, MLflow or checkpoints."""
     u = Unlearner(setup, hparams)
     metrics: dict = {}
-    while u.step < setup.steps:
+    while u.step < setup.train.steps:
         metrics = u.train_step()
         metrics.update(u.evaluate_step())
-        diverged = bool(metrics["diverged"]) or metrics["adapter_norm"] > setup.max_adapter_norm
-        last = u.step == setup.steps or diverged
-        if u.step % setup.eval_every == 0 or last:
-            metrics.update(u.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
+        diverged = bool(metrics["diverged"]) or metrics["adapter_norm"] > setup.train.max_adapter_norm
+        last = u.step == setup.train.steps or diverged
+        if u.step % setup.train.eval_every == 0 or last:
+            metrics.update(u.evaluate_full(setup.train.final_es_prompts if last else setup.train.es_prompts))
         metrics["step"] = u.step
         if diverged:
             break

@@ -18,13 +18,13 @@ import time
 import torch
 
 from trainables.registry import VARIANTS
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 
 def run(variant: str, adapter: str, steps: int, lr: float, norm_every: int = 0):
     hp = {"variant": variant, "adapter": adapter, "lr": lr, "lr_forget": lr, "lr_retain": lr}
-    u = Unlearner(TrialSetup(steps=steps), hp)
+    u = Unlearner(TrialSetup(train=TrainSettings(steps=steps)), hp)
     times, norms, m = [], [], {}
     for _ in range(steps):
         t = time.perf_counter()

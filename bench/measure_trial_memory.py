@@ -39,7 +39,7 @@ stage("trial built")
 for _ in range(steps if u.trains else 0):
     u.train_step(); u.evaluate_step()
 stage("steps")
-u.evaluate_full(setup.final_es_prompts)
+u.evaluate_full(setup.train.final_es_prompts)
 stage("full evaluation")
 """
 

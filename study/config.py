@@ -14,8 +14,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from trainables.degenerate import DegenerateRule
+from trainables.embedded import EMBEDDED_ROLES, EmbeddedSpec
 from trainables.mmie_metrics import MmieEvalConfig
+from trainables.robustness import RobustnessSettings
 from trainables.sae import SAEConfig
+from trainables.trial_setup import TrainSettings, TrialSetup
+
+# A section's defaults are its trainables-side settings object's (trainables.trial_setup), which the driver builds
+# from the validated section: a default is stated once, there; tests/test_config.py checks that none is repeated.
 
 
 class ConfigError(ValueError):
@@ -37,18 +43,18 @@ class DataConfig(_Strict):
 
 
 class EmbeddedConfig(_Strict):
-    """The tiny model the project builds itself (used when model: embedded)."""
+    """The tiny model the project builds itself (used when model: embedded; trainables.embedded.EmbeddedSpec)."""
 
-    seed: int = 0
-    lines_per_language: int = Field(3000, ge=50)
-    pretrain_steps: int = Field(600, ge=1)
-    hidden_size: int = Field(128, ge=16)
-    num_layers: int = Field(2, ge=1)
+    seed: int = EmbeddedSpec.seed
+    lines_per_language: int = Field(EmbeddedSpec.lines_per_language, ge=50)
+    pretrain_steps: int = Field(EmbeddedSpec.pretrain_steps, ge=1)
+    hidden_size: int = Field(EmbeddedSpec.hidden_size, ge=16)
+    num_layers: int = Field(EmbeddedSpec.num_layers, ge=1)
     # Pretrain it on the study's own data files instead of the generated corpus (a laptop smoke test).
     train_on_data: bool = False
     # Which generated languages to forget and retain when no data files are given.
-    forget: Literal["hi", "en", "ur", "pa", "bn"] = "hi"
-    retain: Literal["hi", "en", "ur", "pa", "bn"] = "en"
+    forget: Literal["hi", "en", "ur", "pa", "bn"] = EMBEDDED_ROLES["forget"]
+    retain: Literal["hi", "en", "ur", "pa", "bn"] = EMBEDDED_ROLES["retain"]
 
 
 class ShapeConfig(_Strict):
@@ -57,7 +63,7 @@ class ShapeConfig(_Strict):
     # A tokenizer folder or a tokenizer.json file; the embedded build's tokenizer if absent. The model's vocabulary
     # is this tokenizer's.
     tokenizer: str | None = None
-    seed: int = 0  # of the random weights
+    seed: int = TrialSetup.shape_seed  # of the random weights
 
     @field_validator("tokenizer")
     @classmethod
@@ -134,21 +140,20 @@ class SchedulerConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    """mmie.py's training setup by default: batch 16, max_len 256, 10% warm-up then cosine, clip 1.0. A step is one
-    forget update plus the retain updates that go with it (mmie.py's --lora_steps counts both: 2 per step)."""
+    """The trials' training schedule (trainables.trial_setup.TrainSettings: mmie.py's by default)."""
 
-    steps: int = Field(100, ge=1)
-    batch_size: int = Field(16, ge=1)
-    max_len: int = Field(256, ge=8)
-    lr_schedule: Literal["warmup_cosine", "constant"] = "warmup_cosine"
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    eval_every: int = Field(25, ge=1)
-    checkpoint_every: int = Field(25, ge=1)
-    es_prompts: int = Field(32, ge=1)
-    final_es_prompts: int = Field(96, ge=1)
-    max_grad_norm: float = Field(1.0, ge=0)
-    max_adapter_norm: float = Field(1e3, gt=0)
-    seed: int = 0
+    steps: int = Field(TrainSettings.steps, ge=1)
+    batch_size: int = Field(TrainSettings.batch_size, ge=1)
+    max_len: int = Field(TrainSettings.max_len, ge=8)
+    lr_schedule: Literal["warmup_cosine", "constant"] = TrainSettings.lr_schedule
+    warmup_ratio: float = Field(TrainSettings.warmup_ratio, ge=0, lt=1)
+    eval_every: int = Field(TrainSettings.eval_every, ge=1)
+    checkpoint_every: int = Field(TrainSettings.checkpoint_every, ge=1)
+    es_prompts: int = Field(TrainSettings.es_prompts, ge=1)
+    final_es_prompts: int = Field(TrainSettings.final_es_prompts, ge=1)
+    max_grad_norm: float = Field(TrainSettings.max_grad_norm, ge=0)
+    max_adapter_norm: float = Field(TrainSettings.max_adapter_norm, gt=0)
+    seed: int = TrainSettings.seed
 
 
 class SAESettings(_Strict):
@@ -194,17 +199,19 @@ class RobustnessConfig(_Strict):
     # The "retrain from scratch" reference: None = built and measured for the embedded model, none for another;
     # false = none; true = the embedded model's; or the folder of a retain-only model with the study model's tokenizer.
     oracle: bool | str | None = None
-    relearn: bool = True
-    relearn_steps: int = Field(50, ge=1)
-    relearn_lr: float = Field(5e-5, gt=0)
-    relearn_params: Literal["adapter", "all"] = "adapter"  # all: the attacker trains every parameter
-    relearn_batch_size: int = Field(8, ge=1)
-    relearn_eval_every: int = Field(10, ge=1)  # forget_efficacy along the attack
-    relearn_es_prompts: int = Field(32, ge=1)  # extraction strength at the attack's end
+    relearn: bool = RobustnessSettings.relearn
+    relearn_steps: int = Field(RobustnessSettings.relearn_steps, ge=1)
+    relearn_lr: float = Field(RobustnessSettings.relearn_lr, gt=0)
+    # all: the attacker trains every parameter
+    relearn_params: Literal["adapter", "all"] = RobustnessSettings.relearn_params
+    relearn_batch_size: int = Field(RobustnessSettings.relearn_batch_size, ge=1)
+    relearn_eval_every: int = Field(RobustnessSettings.relearn_eval_every, ge=1)  # forget_efficacy along the attack
+    relearn_es_prompts: int = Field(RobustnessSettings.relearn_es_prompts, ge=1)  # ES at the attack's end
     relearn_at: Literal["end", "eval"] = "end"  # eval: also after every eval_every steps
-    actpert_audit: bool = False  # mmie.py's --actpert_audit: noise at the edit layers, the change in ES
-    actpert_amp: float = Field(0.1, gt=0)
-    int8_check: bool = False  # forgetting after torch's int8 dynamic quantisation (CPU, float32 models)
+    # mmie.py's --actpert_audit: noise at the edit layers, the change in ES
+    actpert_audit: bool = RobustnessSettings.actpert_audit
+    actpert_amp: float = Field(RobustnessSettings.actpert_amp, gt=0)
+    int8_check: bool = RobustnessSettings.int8_check  # forgetting after torch's int8 dynamic quantisation (CPU, float32 models)
 
     @field_validator("oracle")
     @classmethod
@@ -219,14 +226,16 @@ class MmieEvalSettings(_Strict):
     searcher is told as constraints. Item counts may be smaller than mmie.py's (200 prompts per set); its
     definitions (sampling, prompts, ES) are not settings."""
 
-    enabled: bool = True
+    enabled: bool = MmieEvalConfig.enabled
     items: int = Field(MmieEvalConfig.items, ge=1)  # generation prompts per set at evaluation checkpoints
     final_items: int = Field(MmieEvalConfig.final_items, ge=1)  # at the end of a trial, and for the base model
     # ES sets at checkpoints: forget only (generation is most of the cost) or all; the end measures every set.
-    checkpoint_sets: Literal["forget", "all"] = "forget"
+    checkpoint_sets: Literal["forget", "all"] = MmieEvalConfig.checkpoint_sets
     max_new_tokens: int = Field(MmieEvalConfig.max_new_tokens, ge=1)
-    through_eos: bool | None = None  # None: generation runs through end-of-text when there is no chat template
-    teacher_forced_items: int | None = Field(None, ge=1)  # None: mmie.py's (ppl 200, token KL 120, MIA 120)
+    # None: generation runs through end-of-text when there is no chat template
+    through_eos: bool | None = MmieEvalConfig.through_eos
+    # None: mmie.py's (ppl 200, token KL 120, MIA 120)
+    teacher_forced_items: int | None = Field(MmieEvalConfig.teacher_forced_items, ge=1)
     min_k: float = Field(MmieEvalConfig.min_k, gt=0, le=1)
     gate_es_forget_ratio: float = Field(MmieEvalConfig.gate_es_forget_ratio, ge=0)
     gate_es_mixed_ratio: float = Field(MmieEvalConfig.gate_es_mixed_ratio, ge=0)
@@ -236,7 +245,7 @@ class MmieEvalSettings(_Strict):
 
 
 class ResourcesConfig(_Strict):
-    cpus_per_trial: int = Field(1, ge=1)
+    cpus_per_trial: int = Field(TrialSetup.cpus_per_trial, ge=1)
     # A fraction (0.5: two trials share a GPU) or a whole number of GPUs per trial; above 0, trials run on CUDA.
     gpus_per_trial: float = Field(0, ge=0)
     max_failures: int = Field(2, ge=0)
@@ -312,9 +321,9 @@ def check_knob_override(knob, override: KnobRange) -> None:
 
 class StudyConfig(_Strict):
     study: str = "default"
-    model: str = "embedded"
-    trust_remote_code: StrictBool = False
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    model: str = TrialSetup.model
+    trust_remote_code: StrictBool = TrialSetup.trust_remote_code
+    dtype: Literal["float32", "bfloat16", "float16"] = TrialSetup.dtype
     embedded: EmbeddedConfig = EmbeddedConfig()
     shape: ShapeConfig = ShapeConfig()
     data: DataConfig | None = None
@@ -335,7 +344,7 @@ class StudyConfig(_Strict):
     front: FrontConfig = FrontConfig()
     degenerate: DegenerateConfig = DegenerateConfig()
     # mmie.py's --es_romanized: romanised forget-language text (cue words) counts as the forget language in ES.
-    es_romanized: bool = False
+    es_romanized: bool = TrialSetup.es_romanized
     train: TrainConfig = TrainConfig()
     sae: SAESettings = SAESettings()
     mmie_eval: MmieEvalSettings = MmieEvalSettings()

@@ -20,11 +20,10 @@ from trainables.embedded import EmbeddedSpec, ensure_embedded
 from trainables.gates import gate_lines
 from trainables.language_id import RomanizedCues, detect_language
 from trainables.registry import get_variant
-from trainables.language_id import detect_language
 from trainables.mmie_metrics import MmieEvalConfig
 from trainables.modeling import load_tokenizer
 from trainables.sae import SAEConfig
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.shapes import ensure_shape, is_shape, shape_named
 from trainables.unicode_scripts import dominant_script
 from trainables.vocabulary import check_forget_language_in_vocabulary
@@ -49,14 +48,21 @@ def embedded_spec(cfg: StudyConfig) -> EmbeddedSpec:
     if e.train_on_data and cfg.data is not None:
         d = cfg.data
         files = tuple(str(Path(p).resolve()) for p in (d.forget, d.retain, d.mixed, *d.xlang) if p)
-    return EmbeddedSpec(
-        seed=e.seed,
-        lines_per_language=e.lines_per_language,
-        pretrain_steps=e.pretrain_steps,
-        hidden_size=e.hidden_size,
-        num_layers=e.num_layers,
-        data_files=files,
-    )
+    return EmbeddedSpec(**e.model_dump(exclude={"train_on_data", "forget", "retain"}), data_files=files)
+
+
+def resolved_data_paths(cfg: StudyConfig) -> DataPaths | None:
+    """The study's data files as absolute paths (trials run in their own working directories), or None for the
+    embedded default's generated corpus."""
+    if cfg.data is None:
+        return None
+    def absolute(path: str | None) -> str | None:
+        return str(Path(path).resolve()) if path else None
+
+    d = cfg.data
+    return DataPaths(forget=absolute(d.forget), retain=absolute(d.retain), mixed=absolute(d.mixed),
+                     xlang=tuple(absolute(p) for p in d.xlang), utility_eval=absolute(d.utility_eval),
+                     adversarial=absolute(d.adversarial))
 
 
 def model_shape(cfg: StudyConfig) -> ModelShape:
@@ -154,17 +160,8 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
     check_resources(cfg, address)
     check_optuna_storage(cfg)
     spec = embedded_spec(cfg)
-    if cfg.data is not None:
-        d = cfg.data
-        paths = DataPaths(
-            forget=str(Path(d.forget).resolve()),
-            retain=str(Path(d.retain).resolve()),
-            mixed=str(Path(d.mixed).resolve()) if d.mixed else None,
-            xlang=tuple(str(Path(p).resolve()) for p in d.xlang),
-            utility_eval=str(Path(d.utility_eval).resolve()) if d.utility_eval else None,
-            adversarial=str(Path(d.adversarial).resolve()) if d.adversarial else None,
-        )
-        data = load_study_data(paths, seed=cfg.train.seed)  # validates every line before anything is built
+    # Each config section that trials read is passed whole, as the trainables-side settings object that states
+    # its defaults (trainables.trial_setup).
     setup = TrialSetup(
         model=cfg.model,
         embedded=spec,
@@ -174,35 +171,28 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
         trust_remote_code=cfg.trust_remote_code,
         dtype=cfg.dtype,
         device="cuda" if cfg.resources.gpus_per_trial > 0 else "cpu",
-        data=paths if cfg.data is not None else None,
+        data=resolved_data_paths(cfg),
         embedded_forget=cfg.embedded.forget,
         embedded_retain=cfg.embedded.retain,
-        steps=cfg.train.steps,
-        batch_size=cfg.train.batch_size,
-        max_len=cfg.train.max_len,
-        lr_schedule=cfg.train.lr_schedule,
-        warmup_ratio=cfg.train.warmup_ratio,
-        eval_every=cfg.train.eval_every,
-        checkpoint_every=cfg.train.checkpoint_every,
-        es_prompts=cfg.train.es_prompts,
-        final_es_prompts=cfg.train.final_es_prompts,
+        train=TrainSettings(**cfg.train.model_dump()),
         sae=SAEConfig(**cfg.sae.model_dump(exclude={"pretrained"})),
         sae_pretrained=str(Path(cfg.sae.pretrained).resolve()) if cfg.sae.pretrained else "",
         mmie_eval=MmieEvalConfig(**cfg.mmie_eval.model_dump(exclude={"constrain_search"})),
-        max_grad_norm=cfg.train.max_grad_norm,
-        max_adapter_norm=cfg.train.max_adapter_norm,
         degenerate=DegenerateRule(**cfg.degenerate.model_dump()),
         es_romanized=cfg.es_romanized,
-        seed=cfg.train.seed,
         cpus_per_trial=cfg.resources.cpus_per_trial,
     )
+    # The study's own files are read (and every line validated) before anything is built; the generated corpus
+    # exists once the embedded model is built. Either way the data is loaded once.
+    data = load_study_data(setup.data, seed=setup.train.seed, heldout=setup.heldout) if setup.data else None
     if cfg.model == "embedded" or (is_shape(cfg.model) and not (cfg.shape.tokenizer and cfg.data)):
         ensure_embedded(spec, log=log)  # a shape model takes its tokenizer (and data) from it unless given
     if is_shape(cfg.model):
         ensure_shape(cfg.model, setup.shape_tokenizer or str(ensure_embedded(spec).model_dir), setup.shape_seed,
                      log=log)
     paths = setup.data_paths()
-    data = load_study_data(paths, seed=setup.seed, heldout=setup.heldout)
+    if data is None:
+        data = load_study_data(paths, seed=setup.train.seed, heldout=setup.heldout)
 
     renamed = [f"{name} = {Path(s.path).name}" for name, s in data.sets.items()
                if name.startswith("xlang_") and name != f"xlang_{Path(s.path).stem}"]

@@ -69,7 +69,7 @@ def measure_oracle(setup: TrialSetup, oracle_path: str) -> dict[str, float]:
     out = {f"oracle_{k}": v for k, v in oracle.evaluate_step().items() if k in ("token_mass", "forget_efficacy",
                                                                                  "utility")}
     out["study_model_token_mass"] = main.baseline["token_mass"]
-    es = forget_es(oracle, setup.final_es_prompts)
+    es = forget_es(oracle, setup.train.final_es_prompts)
     if es is not None:
         out["oracle_es_forget"] = es
     if setup.robustness.relearn:
@@ -82,7 +82,8 @@ def with_oracle(cfg: StudyConfig, setup: TrialSetup, client, parent_run_id: str,
     get, with the oracle's relearning figure for them to compare with."""
     from trainables.data import load_study_data
 
-    check_attack_lines(load_study_data(setup.data_paths(), seed=setup.seed, heldout=setup.heldout), setup.robustness)
+    data = load_study_data(setup.data_paths(), seed=setup.train.seed, heldout=setup.heldout)
+    check_attack_lines(data, setup.robustness)
     path = oracle_model_path(cfg, setup, log)
     if path is None:
         return setup

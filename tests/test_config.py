@@ -129,3 +129,85 @@ def test_default_yaml_spells_out_exactly_the_defaults():
                 assert value in (None, {}, []) and f"# {key}:" in text, f"default.yaml lacks {where}{key}"
 
     check(load_config(None).model_dump(), written, "")
+
+
+def _mirrors():
+    """(config section, the trainables-side type whose defaults it takes, {config field: settings field}): every
+    setting a trial reads, and where its one default lives."""
+    from study import config as c
+    from trainables.degenerate import DegenerateRule
+    from trainables.embedded import EmbeddedSpec
+    from trainables.mmie_metrics import MmieEvalConfig
+    from trainables.robustness import RobustnessSettings
+    from trainables.sae import SAEConfig
+    from trainables.trial_setup import TrainSettings, TrialSetup
+
+    def same(section, *config_only):
+        return {f: f for f in section.model_fields if f not in config_only}
+
+    return [
+        (c.TrainConfig, TrainSettings, same(c.TrainConfig)),
+        (c.EmbeddedConfig, EmbeddedSpec, same(c.EmbeddedConfig, "train_on_data", "forget", "retain")),
+        (c.EmbeddedConfig, TrialSetup, {"forget": "embedded_forget", "retain": "embedded_retain"}),
+        (c.ShapeConfig, TrialSetup, {"seed": "shape_seed"}),
+        (c.SAESettings, SAEConfig, same(c.SAESettings, "pretrained")),
+        (c.MmieEvalSettings, MmieEvalConfig, same(c.MmieEvalSettings, "constrain_search")),
+        (c.DegenerateConfig, DegenerateRule, same(c.DegenerateConfig)),
+        (c.RobustnessConfig, RobustnessSettings, same(c.RobustnessConfig, "oracle", "relearn_at")),
+        (c.ResourcesConfig, TrialSetup, {"cpus_per_trial": "cpus_per_trial"}),
+        (c.StudyConfig, TrialSetup, {f: f for f in ("model", "trust_remote_code", "dtype", "es_romanized")}),
+    ]
+
+
+def _default_expression(tree, class_name: str, field: str):
+    """The source expression of a config field's default: `x: T = default` or `x: T = Field(default, ...)`."""
+    import ast
+
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
+    node = next(n for n in cls.body if isinstance(n, ast.AnnAssign) and n.target.id == field)
+    value = node.value
+    if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "Field":
+        value = value.args[0] if value.args else next(k.value for k in value.keywords if k.arg == "default")
+    return value
+
+
+def test_each_default_is_stated_once():
+    """A setting that trials read has its default in the trainables-side settings type only: the config section
+    equals it field by field, its source takes the value from there (no literal repeated), the driver's whole-
+    section conversion gives the settings type's defaults, and TrialSetup declares none of a section's fields."""
+    import ast
+    import dataclasses
+    import inspect
+
+    import study.config
+    from trainables.trial_setup import TrainSettings, TrialSetup
+
+    tree = ast.parse(inspect.getsource(study.config))
+    for section, settings, fields in _mirrors():
+        fields = dict(fields)
+        declared = {f.name: f for f in dataclasses.fields(settings)}
+        for name, target in fields.items():
+            f = declared[target]
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            assert section.model_fields[name].default == default, (section.__name__, name)
+            expr = _default_expression(tree, section.__name__, name)
+            assert not isinstance(expr, (ast.Constant, ast.List, ast.Tuple, ast.Dict, ast.UnaryOp)), (
+                f"{section.__name__}.{name}: default {ast.unparse(expr)} restates {settings.__name__}.{target}")
+        if settings is not TrialSetup:  # a whole section: the driver builds the settings object from it
+            assert settings(**section().model_dump(include=set(fields))) == settings()
+    setup_fields = {f.name for f in dataclasses.fields(TrialSetup)}
+    assert not setup_fields & {f.name for f in dataclasses.fields(TrainSettings)}
+
+
+def test_sections_reach_trials_whole(tmp_path):
+    """study.prepare builds the trials' settings from each section whole: what the config sets arrives, the rest
+    is the settings type's default (and the default study's embedded model is the one already cached)."""
+    from study.prepare import embedded_spec
+    from trainables.embedded import EmbeddedSpec
+    from trainables.trial_setup import TrainSettings
+
+    assert embedded_spec(load_config()) == EmbeddedSpec()
+    cfg = load_config(write(tmp_path, "embedded:\n  hidden_size: 64\n  seed: 2\n"))
+    assert embedded_spec(cfg) == EmbeddedSpec(hidden_size=64, seed=2)
+    cfg = load_config(write(tmp_path, "train:\n  steps: 40\n  max_grad_norm: 0.5\n  seed: 3\n"))
+    assert TrainSettings(**cfg.train.model_dump()) == TrainSettings(steps=40, max_grad_norm=0.5, seed=3)

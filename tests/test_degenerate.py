@@ -16,7 +16,7 @@ from study.pareto_tracking import ParetoRecorder
 from trainables.batching import pad_rows, to_device
 from trainables.data import prompt_prefix
 from trainables.metrics import token_nll
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 from conftest import run_steps
@@ -71,7 +71,7 @@ def _measure(unlearner: Unlearner) -> dict:
 @pytest.fixture(scope="module")
 def runs(embedded):
     torch.set_num_threads(1)
-    setup = TrialSetup(steps=30, languages=LANGUAGES, es_prompts=PROMPTS)
+    setup = TrialSetup(train=TrainSettings(steps=30, es_prompts=PROMPTS), languages=LANGUAGES)
     out = {}
     base = Unlearner(setup, {"variant": "ga", "lr": 1e-3})
     out["base"] = _measure(base)  # no update yet: the base model itself

@@ -9,12 +9,12 @@ from trainables.registry import get_variant
 from trainables.decoder_layers import decoder_body, decoder_layers
 from trainables.sae import SAEConfig
 from trainables.mmie_metrics import MmieEvalConfig
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 from conftest import run_steps
 
 # A small SAE (trained once into the test cache); features and tau are fitted on the training lines as in a study.
-SETUP = TrialSetup(steps=4, batch_size=4, languages=(("forget", "hi"), ("retain", "en")), es_prompts=8,
+SETUP = TrialSetup(train=TrainSettings(steps=4, batch_size=4, es_prompts=8), languages=(("forget", "hi"), ("retain", "en")),
                    sae=SAEConfig(d_sae=512, k=16, steps=300, lr=3e-3),
                    mmie_eval=MmieEvalConfig(items=2, final_items=2, max_new_tokens=8, teacher_forced_items=8))
 HP = {"adapter": "lora", "lr": 3e-3}

@@ -163,11 +163,12 @@ def test_mia_auc_points_towards_the_set_the_adapter_learnt(embedded):
 
 
 def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(embedded):
-    from trainables.trial_setup import TrialSetup
+    from trainables.trial_setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
 
     small = mm.MmieEvalConfig(items=2, final_items=2, max_new_tokens=6, teacher_forced_items=8)
-    setup = TrialSetup(steps=2, batch_size=4, languages=(("forget", "hi"), ("retain", "en")), mmie_eval=small)
+    setup = TrialSetup(train=TrainSettings(steps=2, batch_size=4), languages=(("forget", "hi"), ("retain", "en")),
+                       mmie_eval=small)
     hp = {"variant": "ga", "lr": 1e-3, "rank": 8, "target_modules": "q_proj,v_proj"}
     with_eval, without = Unlearner(setup, hp), Unlearner(setup, hp)
     with_eval.train_step()

@@ -19,12 +19,12 @@ from trainables.robustness import (
     int8_check,
     relearning_attack,
 )
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 LANGUAGES = (("forget", "hi"), ("retain", "en"))
-SETUP = TrialSetup(steps=20, batch_size=4, max_len=48, es_prompts=8, languages=LANGUAGES)
-FORGETTING = TrialSetup(steps=20, batch_size=8, max_len=48, es_prompts=8, languages=LANGUAGES)
+SETUP = TrialSetup(train=TrainSettings(steps=20, batch_size=4, max_len=48, es_prompts=8), languages=LANGUAGES)
+FORGETTING = TrialSetup(train=TrainSettings(steps=20, batch_size=8, max_len=48, es_prompts=8), languages=LANGUAGES)
 QUICK = RobustnessSettings(relearn_steps=4, relearn_eval_every=2, relearn_es_prompts=4, relearn_lr=1e-3)
 
 

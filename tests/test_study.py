@@ -5,7 +5,7 @@ from mlflow.tracking import MlflowClient
 
 from study.config import load_config
 from study.runner import run_study
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,8 @@ def test_study_with_killed_trials_restores_and_logs_every_step_once(ray_local, e
     hp = {k: row[k] for k in ("variant", "adapter", "lr", "rank", "target_modules")}
     if "beta" in row and row["beta"] is not None:
         hp["beta"] = row["beta"]
-    straight = Unlearner(TrialSetup(steps=6, batch_size=8, languages=(("forget", "hi"), ("retain", "en"))), hp)
+    setup = TrialSetup(train=TrainSettings(steps=6, batch_size=8), languages=(("forget", "hi"), ("retain", "en")))
+    straight = Unlearner(setup, hp)
     for _ in range(6):
         straight.train_step()
     assert straight.evaluate_step()["forget_efficacy"] == pytest.approx(row["forget_efficacy"], rel=1e-4, abs=1e-5)

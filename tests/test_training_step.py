@@ -11,11 +11,12 @@ from trainables.objectives import GradientAscent, MmieTanhBounded
 from trainables.optimizers import DualOptim, SingleAdamW
 from trainables.retain_objectives import kl_to_base
 from trainables.schedule import lr_multiplier
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 from trainables.weighting import ForgetReweight
 
-SETUP = TrialSetup(steps=12, batch_size=8, max_len=64, languages=(("forget", "hi"), ("retain", "en")))
+SETUP = TrialSetup(train=TrainSettings(steps=12, batch_size=8, max_len=64),
+                   languages=(("forget", "hi"), ("retain", "en")))
 
 
 def _retain_kl(u: Unlearner) -> float:
@@ -59,7 +60,7 @@ def test_warmup_cosine_starts_moving_and_ends_at_zero():
 
 
 def test_the_schedule_sets_each_update_learning_rate(embedded):
-    u = Unlearner(TrialSetup(steps=10, batch_size=4, max_len=32), {"variant": "ga", "lr": 1e-3})
+    u = Unlearner(TrialSetup(train=TrainSettings(steps=10, batch_size=4, max_len=32)), {"variant": "ga", "lr": 1e-3})
     seen = []
     for _ in range(10):
         u.train_step()

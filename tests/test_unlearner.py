@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from conftest import run_steps
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 # A constant learning rate: these tests are about the loop, not the schedule (tests/test_training_step.py).
-SETUP = TrialSetup(steps=20, batch_size=8, eval_every=5, es_prompts=8, lr_schedule="constant")
+SETUP = TrialSetup(train=TrainSettings(steps=20, batch_size=8, eval_every=5, es_prompts=8, lr_schedule="constant"))
 
 
 @pytest.mark.parametrize("variant", ["ga", "npo"])
@@ -53,7 +53,8 @@ def test_gradient_ascent_forgets_the_forget_language(embedded):
 
 
 def test_bengali_can_be_the_forget_language(embedded):
-    u = Unlearner(TrialSetup(steps=5, batch_size=8, embedded_forget="bn"), {"variant": "ga", "lr": 3e-3})
+    setup = TrialSetup(train=TrainSettings(steps=5, batch_size=8), embedded_forget="bn")
+    u = Unlearner(setup, {"variant": "ga", "lr": 3e-3})
     assert u.forget_language == "bn"
     assert set(u.data.sets) == {"forget", "retain", "xlang_hi", "xlang_ur", "xlang_pa", "utility", "adversarial"}
     assert u.baseline["token_mass"] > 0.5

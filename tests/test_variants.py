@@ -9,11 +9,11 @@ from trainables.objectives import TanhBounded
 from trainables.optimizers import DualOptim
 from trainables.registry import ADAPTERS, VARIANTS
 from conftest import run_steps
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 from trainables.weighting import Curriculum, LoReUnDynamic, LoReUnStatic, Product
 
-SETUP = TrialSetup(steps=6, batch_size=4, languages=(("forget", "hi"), ("retain", "en")))
+SETUP = TrialSetup(train=TrainSettings(steps=6, batch_size=4), languages=(("forget", "hi"), ("retain", "en")))
 STUDY_ADAPTERS = [a for a in ("lora", "loreft") if a in ADAPTERS]
 CASES = [  # every variant that trains (gate-only ones have no step: tests/test_gated_variants.py)
     (v, a)

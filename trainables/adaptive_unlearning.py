@@ -17,7 +17,7 @@ from dataclasses import replace
 from . import variants  # noqa: F401  (registers every piece and variant)
 from .data import StudyData, split_set
 from .registry import Variant, get_variant
-from .trial_setup import TrialSetup
+from .trial_setup import TrainSettings, TrialSetup
 from .unlearner import Unlearner
 
 
@@ -47,10 +47,12 @@ def _data(forget: list[str], retain: list[str], seed: int, heldout: int) -> Stud
 
 
 def run_config(model, tok, forget: list[str], retain: list[str], device: str = "cpu", *, adapter: str = "lora",
-               variant: str = "adaptive", steps: int = 500, bs: int = 16, max_len: int = 256, seed: int = 0,
+               variant: str = "adaptive", steps: int = 500, bs: int = TrainSettings.batch_size,
+               max_len: int = TrainSettings.max_len, seed: int = 0,
                use_curriculum: bool | None = None, recompute_weights_every: int | None = None,
-               max_grad_norm: float = 1.0, heldout: int = 128, lr_schedule: str = "warmup_cosine",
-               warmup_ratio: float = 0.1, retain_objective: str = "kl", stop_at_step: int | None = None,
+               max_grad_norm: float = TrainSettings.max_grad_norm, heldout: int = TrialSetup.heldout,
+               lr_schedule: str = TrainSettings.lr_schedule, warmup_ratio: float = TrainSettings.warmup_ratio,
+               retain_objective: str = "kl", stop_at_step: int | None = None,
                **knobs) -> tuple[Unlearner, dict]:
     """Unlearn with one configuration; returns the run (model, adapter) and its final per-step metrics.
     `retain_objective` names the retain step: kl (mmie.py's, the default) or nll. `stop_at_step` ends the run after
@@ -58,9 +60,9 @@ def run_config(model, tok, forget: list[str], retain: list[str], device: str = "
     stops where the trial's metrics were measured)."""
     for p in model.parameters():
         p.requires_grad_(False)  # only the adapter trains
-    setup = TrialSetup(model="<in memory>", device=device, steps=steps, batch_size=bs, max_len=max_len, seed=seed,
-                       max_grad_norm=max_grad_norm, heldout=heldout, lr_schedule=lr_schedule,
-                       warmup_ratio=warmup_ratio)
+    train = TrainSettings(steps=steps, batch_size=bs, max_len=max_len, seed=seed, max_grad_norm=max_grad_norm,
+                          lr_schedule=lr_schedule, warmup_ratio=warmup_ratio)
+    setup = TrialSetup(model="<in memory>", device=device, train=train, heldout=heldout)
     # A gate acts at evaluation, not in training: the entry points return the trained adapter without it (an
     # exported gated trial names its gate; trainables.gates.build_gate builds it from the model's path).
     chosen = replace(resolve_variant(variant, use_curriculum, recompute_weights_every), gate=None)

@@ -159,7 +159,7 @@ def relearning_attack(unlearner, settings: RobustnessSettings) -> dict[str, floa
         raise ValueError("the forget set holds no attack lines (trainables.data.split_attack)")
     tok, model, setup = unlearner.tok, unlearner.model, unlearner.setup
     rows = [tok.encode(t, add_special_tokens=False) for t in lines]
-    rng = random.Random(f"{_ATTACK_SEED}:{setup.seed}")
+    rng = random.Random(f"{_ATTACK_SEED}:{setup.train.seed}")
     out: dict[str, float] = {}
     with preserved(unlearner, settings.relearn_params) as params:
         start = unlearner.evaluate_step()["forget_efficacy"]
@@ -168,14 +168,14 @@ def relearning_attack(unlearner, settings: RobustnessSettings) -> dict[str, floa
         for step in range(1, settings.relearn_steps + 1):
             model.train()
             batch = to_device(pad_rows(tok, [rows[rng.randrange(len(rows))] for _ in range(settings.relearn_batch_size)],
-                                       setup.max_len), model.device)
+                                       setup.train.max_len), model.device)
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
             nll, count = token_nll(logits, batch["labels"])
             loss = nll.sum() / count.sum().clamp_min(1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if setup.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, setup.max_grad_norm)
+            if setup.train.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, setup.train.max_grad_norm)
             optimizer.step()
             if step % settings.relearn_eval_every == 0 or step == settings.relearn_steps:
                 measured = unlearner.evaluate_step()

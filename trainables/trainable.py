@@ -71,11 +71,11 @@ def _evaluate_and_report(unlearner: Unlearner, setup: TrialSetup, run: TrialRun,
     """Evaluate after a step (or once, for a run without steps), log and report; True when the run diverged."""
     metrics.update(unlearner.evaluate_step())
     step = unlearner.step
-    diverged = bool(metrics["diverged"]) or metrics["adapter_norm"] > setup.max_adapter_norm
+    diverged = bool(metrics["diverged"]) or metrics["adapter_norm"] > setup.train.max_adapter_norm
     metrics["diverged"] = float(diverged)
     last = step >= unlearner.steps or diverged
-    if step % setup.eval_every == 0 or last:
-        metrics.update(unlearner.evaluate_full(setup.final_es_prompts if last else setup.es_prompts))
+    if step % setup.train.eval_every == 0 or last:
+        metrics.update(unlearner.evaluate_full(setup.train.final_es_prompts if last else setup.train.es_prompts))
     elif setup.collateral_every_step:  # a study objective (xlang_utility): schedulers need it at every rung
         metrics.update(unlearner.evaluate_collateral())
     if not diverged:  # the relearning attack and the other checks, on a copy of the trial's state
@@ -89,7 +89,7 @@ def _evaluate_and_report(unlearner: Unlearner, setup: TrialSetup, run: TrialRun,
     run.log(metrics, step)
     if setup.robustness.relearn_is_objective and "relearn_forget_efficacy" not in metrics:
         metrics = {**metrics, "relearn_forget_efficacy": math.nan}  # for Ray's check that results hold every objective
-    if step % setup.checkpoint_every == 0 or last:
+    if step % setup.train.checkpoint_every == 0 or last:
         run.flush()  # before the checkpoint, so a restore never logs a step twice
         with tempfile.TemporaryDirectory() as d:
             unlearner.save(Path(d) / STATE_FILE)

@@ -1,4 +1,10 @@
-"""What every trial of a study shares (model, data, schedule, tracking), as opposed to what the search varies."""
+"""What every trial of a study shares (model, data, schedule, tracking), as opposed to what the search varies.
+
+Each section of the study config that trials read is one frozen settings object here (TrainSettings below; the
+embedded model's EmbeddedSpec, the SAE's SAEConfig, RobustnessSettings, MmieEvalConfig, DegenerateRule beside
+their code), whose defaults are the only ones: study/config.py validates each section and takes its defaults from
+these classes, and the driver passes each validated section whole.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,30 @@ from dataclasses import dataclass, field
 from .data import DataPaths
 from .degenerate import DegenerateRule
 from .decoder_layers import ModelShape
-from .embedded import EmbeddedSpec, ensure_embedded
+from .embedded import EMBEDDED_ROLES, EmbeddedSpec, ensure_embedded
 from .mmie_metrics import MmieEvalConfig
 from .robustness import RobustnessSettings
 from .sae import SAEConfig
 from .shapes import ensure_shape, is_shape
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """mmie.py's training setup by default: batch 16, max_len 256, 10% warm-up then cosine, clip 1.0. A step is one
+    forget update plus the retain updates that go with it (mmie.py's --lora_steps counts both: 2 per step)."""
+
+    steps: int = 100
+    batch_size: int = 16
+    max_len: int = 256
+    lr_schedule: str = "warmup_cosine"  # or "constant"
+    warmup_ratio: float = 0.1
+    eval_every: int = 25
+    checkpoint_every: int = 25
+    es_prompts: int = 32  # extraction-strength prompts at evaluation checkpoints
+    final_es_prompts: int = 96  # at the end of a trial
+    max_grad_norm: float = 1.0  # 0: no clipping
+    max_adapter_norm: float = 1e3  # an adapter whose norm passes this has diverged
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -30,24 +55,16 @@ class TrialSetup:
     device: str = "cpu"
     # Data: None means the embedded default's generated corpus, forgetting `embedded_forget`.
     data: DataPaths | None = None
-    embedded_forget: str = "hi"
-    embedded_retain: str = "en"
+    embedded_forget: str = EMBEDDED_ROLES["forget"]
+    embedded_retain: str = EMBEDDED_ROLES["retain"]
     # Languages (ISO 639-1) per data set name, and the forget set's script; the driver finds them from the data.
     languages: tuple[tuple[str, str], ...] = ()
     forget_script: str = ""
-    # Schedule: mmie.py's by default (batch 16, max_len 256, 10% warm-up then cosine, clip 1.0). A step is one
-    # forget update and the retain updates that go with it.
-    steps: int = 100
-    batch_size: int = 16
-    max_len: int = 256
-    lr_schedule: str = "warmup_cosine"
-    warmup_ratio: float = 0.1
+    # Schedule: mmie.py's by default (the study config's train: section).
+    train: TrainSettings = field(default_factory=TrainSettings)
+    # Not study settings: batches and lengths of the per-checkpoint measurements, and lines held out per set.
     eval_batch: int = 8
     eval_max_len: int = 32
-    eval_every: int = 25
-    checkpoint_every: int = 25
-    es_prompts: int = 32
-    final_es_prompts: int = 96
     max_new_tokens: int = 20
     heldout: int = 128
     # Collateral utilities every step (not only every eval_every), when one of them is a study objective.
@@ -61,13 +78,10 @@ class TrialSetup:
     robustness: RobustnessSettings = field(default_factory=RobustnessSettings)
     # mmie.py's measurements and acceptance gates (trainables.mmie_metrics).
     mmie_eval: MmieEvalConfig = field(default_factory=MmieEvalConfig)
-    max_grad_norm: float = 1.0
-    max_adapter_norm: float = 1e3
     # When a trial's forget continuations count as degenerate (trainables.degenerate), and whether romanised
     # forget-language text counts as the forget language in extraction strength (mmie.py's --es_romanized).
     degenerate: DegenerateRule = field(default_factory=DegenerateRule)
     es_romanized: bool = False
-    seed: int = 0
     cpus_per_trial: int = 1
     # Tracking (absolute URI; trials run in their own working directories).
     tracking_uri: str = ""

@@ -91,7 +91,7 @@ class Unlearner:
         self.setup = setup
         self.hparams = dict(hparams)
         self.variant = variant or get_variant(hparams["variant"])
-        torch.manual_seed(setup.seed)
+        torch.manual_seed(setup.train.seed)
         if model is None:
             path = setup.model_path()
             self.tok = load_tokenizer(path, setup.trust_remote_code)
@@ -103,7 +103,7 @@ class Unlearner:
         self.adapter = ADAPTERS.build(self.variant.adapter or hparams.get("adapter", "lora"), hparams)
         self.model = self.adapter.attach(model)
         self.trains = self.variant.trains
-        self.steps = setup.steps if self.trains else 0
+        self.steps = setup.train.steps if self.trains else 0
         if self.trains:
             self.objective = OBJECTIVES.build(self.variant.objective, hparams)
             self.retain_objective = RETAIN_OBJECTIVES.build(retain_objective_of(self.variant, hparams), hparams)
@@ -116,7 +116,7 @@ class Unlearner:
 
         if data is None:
             paths = setup.data_paths()
-            data = _study_data(paths, setup.seed, setup.heldout)
+            data = _study_data(paths, setup.train.seed, setup.heldout)
         self.data = data
         self.train_tokens = {
             phase: [self.tok.encode(t, add_special_tokens=False) for t in s.train]
@@ -127,7 +127,7 @@ class Unlearner:
         if path is None:
             mask = _forget_mask(self.tok, self.data, script, vocab)
         else:
-            mask = _cached_forget_mask(path, setup.trust_remote_code, paths, setup.seed, setup.heldout, script, vocab)
+            mask = _cached_forget_mask(path, setup.trust_remote_code, paths, setup.train.seed, setup.heldout, script, vocab)
         self.forget_mask = mask.to(self.model.device)
         n = setup.eval_batch
         # One per-step forward pass: held-out forget lines, then the utility set's lines, then (when utility has a
@@ -170,17 +170,17 @@ class Unlearner:
     # ---- training -------------------------------------------------------------------------------------------
 
     def _batch(self, phase: str, k: int) -> dict[str, torch.Tensor]:
-        key = f"{self.setup.seed}:{phase}:{self.step}:{k}"
+        key = f"{self.setup.train.seed}:{phase}:{self.step}:{k}"
         lines = self.train_tokens[phase]
         indices = None
         if phase == "forget":  # a sampler piece (mmie.py's --forget_reweight) may choose the lines
             rng = torch.Generator().manual_seed(int.from_bytes(key.encode(), "little") % 2**63)
-            indices = self.weighting.draw(len(lines), self.setup.batch_size, rng, self.step, self.setup.steps,
+            indices = self.weighting.draw(len(lines), self.setup.train.batch_size, rng, self.step, self.setup.train.steps,
                                           self._current_forget_losses)
         if indices is None:
             rng = random.Random(key)
-            indices = [rng.randrange(len(lines)) for _ in range(self.setup.batch_size)]
-        batch = pad_rows(self.tok, [lines[i] for i in indices], self.setup.max_len)
+            indices = [rng.randrange(len(lines)) for _ in range(self.setup.train.batch_size)]
+        batch = pad_rows(self.tok, [lines[i] for i in indices], self.setup.train.max_len)
         return to_device(batch, self.model.device) | {"indices": torch.tensor(indices)}
 
     def _forward(self, batch) -> torch.Tensor:
@@ -193,7 +193,7 @@ class Unlearner:
         out = []
         for start in range(0, len(indices), chunk):
             rows = [lines[i] for i in indices[start : start + chunk]]
-            batch = to_device(pad_rows(self.tok, rows, self.setup.max_len), self.model.device)
+            batch = to_device(pad_rows(self.tok, rows, self.setup.train.max_len), self.model.device)
             total, count = token_nll(self._forward(batch), batch["labels"])
             out.append((total / count.clamp_min(1)).cpu())
         return torch.cat(out)
@@ -224,15 +224,15 @@ class Unlearner:
             nll_sum, n_tokens = token_nll(logits, batch["labels"])
             ref_nll_sum = token_nll(self._base_logits(batch), batch["labels"])[0] if self.objective.uses_reference else None
             weights = self.weighting.weights(
-                (nll_sum / n_tokens.clamp_min(1)).detach(), batch["indices"], self.step, self.setup.steps
+                (nll_sum / n_tokens.clamp_min(1)).detach(), batch["indices"], self.step, self.setup.train.steps
             )
             loss = self.objective.loss(nll_sum, n_tokens, ref_nll_sum, weights)
         penalty = self.adapter.penalty()
         return loss if penalty is None else loss + penalty
 
     def _schedule_lr(self, update: int) -> None:
-        factor = lr_multiplier(self.setup.lr_schedule, update, self.steps * self.updates_per_step,
-                               self.setup.warmup_ratio)
+        factor = lr_multiplier(self.setup.train.lr_schedule, update, self.steps * self.updates_per_step,
+                               self.setup.train.warmup_ratio)
         for opt, lrs in zip(self.optim.optimizers(), self.base_lrs):
             for group, lr in zip(opt.param_groups, lrs):
                 group["lr"] = lr * factor
@@ -259,8 +259,8 @@ class Unlearner:
                 diverged = True
                 losses[phase].append(loss.item())
                 break
-            if self.setup.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, self.setup.max_grad_norm)
+            if self.setup.train.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, self.setup.train.max_grad_norm)
             opt.step()
             losses[phase].append(loss.item())
             grad_norm = max(grad_norm, norm)
@@ -310,8 +310,8 @@ class Unlearner:
             collateral = self._collateral_ppl()
             base = {k: step[k] for k in ("token_mass", "retain_ppl", "utility_ppl")}
             if self.language_id is not None:  # the fluency rule's unit: the base's NLL of its own continuations
-                prompts = self._prompts(self.data.forget, self.setup.es_prompts)
-                conts = self._continuations(prompts, seed=self.setup.seed * 100_003 - 1)
+                prompts = self._prompts(self.data.forget, self.setup.train.es_prompts)
+                conts = self._continuations(prompts, seed=self.setup.train.seed * 100_003 - 1)
                 base["forget_cont_nll"] = continuation_nll(self.model, self.tok, [""] * len(conts), conts)
         return base | {f"ppl_{k}": v for k, v in collateral.items()}
 
@@ -362,7 +362,7 @@ class Unlearner:
         its firing rates on held-out forget and retain lines and on the prompts of each ES set, and its build
         figures."""
         out = self.evaluate_collateral()
-        out.update(self.evaluate_mmie(final=prompts >= self.setup.final_es_prompts))
+        out.update(self.evaluate_mmie(final=prompts >= self.setup.train.final_es_prompts))
         if self.gate is not None:
             out.update(self.gate_info)
             for s in (self.data.forget, self.data.retain):
@@ -371,7 +371,7 @@ class Unlearner:
         if self.language_id is not None:
             for s in [self.data.forget, *self.data.collateral_sets()]:
                 texts = self._prompts(s, prompts)
-                conts, fired = self._gate_fired(lambda: self._continuations(texts, self.setup.seed * 100_003 + self.step))
+                conts, fired = self._gate_fired(lambda: self._continuations(texts, self.setup.train.seed * 100_003 + self.step))
                 out[f"es_{s.name}"] = extraction_strength(conts, self.language_id, self.forget_language)
                 if self.gate is not None:
                     out[f"gate_fire_es_{s.name}"] = fired
@@ -412,10 +412,10 @@ class Unlearner:
         if not cfg.enabled:
             return {}
         script = self.setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
-        common = dict(target=self.forget_language, script=script, cfg=cfg, seed=self.setup.seed, lid=default_ensemble())
+        common = dict(target=self.forget_language, script=script, cfg=cfg, seed=self.setup.train.seed, lid=default_ensemble())
         key = None
         if self.model_path is not None:
-            key = (self.model_path, self.setup.dtype, self.setup.data_paths(), self.setup.seed, self.setup.heldout, cfg)
+            key = (self.model_path, self.setup.dtype, self.setup.data_paths(), self.setup.train.seed, self.setup.heldout, cfg)
         base = mmie_metrics.base_measurements(key, self, lambda: mmie_metrics.measure(
             self.model, self.tok, self.data, items=cfg.final_items, edited=self.adapter.disabled,
             prefix="mmie/base/", **common))

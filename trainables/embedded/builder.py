@@ -93,7 +93,7 @@ class BuiltModel:
 class EmbeddedModel(BuiltModel):
     """The built embedded default: its model folder, report, and the data files of its generated corpus."""
 
-    def data_paths(self, forget: str = "hi", retain: str = "en") -> DataPaths:
+    def data_paths(self, forget: str = EMBEDDED_ROLES["forget"], retain: str = EMBEDDED_ROLES["retain"]) -> DataPaths:
         """DataPaths over the generated corpus; forget/retain may be any of its languages (say bn and en). Retaining
         English, the retain set leaves out the general English templates and utility is measured on them
         (trainables.embedded.corpus.GENERAL_EN_TEMPLATES)."""
