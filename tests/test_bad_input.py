@@ -8,6 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from trainables.data import DataError, DataPaths, read_jsonl
+from trainables.status import TrialStatus
 from trainables.trial_tracking import TrialRun
 
 
@@ -53,7 +54,7 @@ def test_a_batch_mlflow_rejects_keeps_its_valid_metrics(tmp_path, empty_store, c
     for step in range(3):
         run.log({"utility": 1.0 - step / 10, "utility_xlang_उर्दू": 0.5, "step": step}, step)
     run.flush()
-    run.finish("completed")
+    run.finish(TrialStatus.COMPLETED)
     got = client.get_run(run.run_id)
     assert got.data.tags["trial_status"] == "completed" and got.info.status == "FINISHED"
     assert [m.value for m in client.get_metric_history(run.run_id, "utility")] == [1.0, 0.9, 0.8]

@@ -43,8 +43,8 @@ def test_dsg_alone_fires_on_forget_not_retain_and_lowers_forget_mass(embedded):
     step = u.evaluate_step()
     assert step["forget_efficacy"] > 0.2  # the gate alone removes forget-language mass ...
     # ... and leaves the retain set's English untouched (calibrated there, it rarely fires on it); on the general
-    # English set (other sentence forms), which it was not calibrated on, it fires and costs utility
-    # (retain 1.0 before main's real-shape/robustness merge, 0.78 after it: to look into)
+    # English set (other sentence forms), which it was not calibrated on, it fires and costs utility (it cost none
+    # before main's real-shape/robustness merge: to look into)
     assert step["retain_utility_raw"] > 0.7 and step["utility"] < 1.0
     full = u.evaluate_full(prompts=8)
     assert full["gate_fire_forget"] > 0.8

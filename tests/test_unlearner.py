@@ -47,7 +47,7 @@ def test_gradient_ascent_forgets_the_forget_language(embedded):
     metrics = run_steps(u, 20)[-1]
     after = u.evaluate_full(prompts=16)
     assert metrics["forget_efficacy"] > 0.8
-    assert metrics["utility"] > 0.6  # retain updates keep most of English (0.79 measured at these settings)
+    assert metrics["utility"] > 0.6  # retain updates keep most of English
     assert before["es_forget"] > 0.7 and after["es_forget"] < 0.3
     assert after["xlang_utility"] < before["xlang_utility"]  # collateral damage on the other languages
 

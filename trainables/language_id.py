@@ -1,9 +1,9 @@
 """Language identification with lingua (lingua-language-detector), restricted to the study's languages.
 
-Chosen over langid after a measurement on this machine (9,000 short texts in hi/en/ur/pa/bn plus code-mixed,
-empty and digit-only strings): lingua restricted to five languages built in 1.5 ms and labelled them in 0.04 s;
-langid took 1.4 s to load and 0.34 s to label, and it labels an empty or digit-only string as English, whereas
-lingua returns no language, which is what a degenerate continuation deserves. Both labelled every real line right.
+Chosen over langid after a comparison on short texts in hi/en/ur/pa/bn plus code-mixed, empty and digit-only
+strings: both labelled every real line right, lingua restricted to five languages loaded and labelled faster, and
+langid labels an empty or digit-only string as English, whereas lingua returns no language, which is what a
+degenerate continuation deserves.
 Romanised code-mixed text ("Hinglish") is never labelled Hindi by either: extraction strength on a romanised
 mixed set measures nothing, so the embedded mixed set keeps Hindi in Devanagari. Where a study turns on
 `es_romanized` (mmie.py's flag name), a small cue-word voter (`RomanizedCues`) labels Latin-script text with at

@@ -226,7 +226,7 @@ def train_sae(
     dead_after, k_aux = 20 * batch_tokens, max(sae.d_model // 2, 1)
     # The smallest kept activation of each step over the second half of training, when the encoder has settled: θ is
     # their mean. Written into one preallocated tensor: a list of 0-d tensors, one allocated per step between each
-    # step's large temporaries, fragmented the allocator's heap so that a 2000-step training held 3 GB after it.
+    # step's large temporaries, fragmented the allocator's heap so that a long training held gigabytes after it.
     kept_minimum = torch.zeros(steps - steps // 2, device=acts.device)
     for step in range(steps):
         x = acts[torch.randint(len(acts), (batch_tokens,), generator=generator, device=acts.device)]

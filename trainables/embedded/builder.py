@@ -61,7 +61,7 @@ class EmbeddedSpec:
     num_heads: int = 4
     num_kv_heads: int = 2
     intermediate_size: int = 512
-    pretrain_steps: int = 600  # 300 left Urdu and Bengali script fidelity at 0.86-0.88; 600 gives 0.94-0.98
+    pretrain_steps: int = 600  # half as many leave Urdu and Bengali script fidelity behind (the build report's)
     batch_size: int = 32
     seq_len: int = 128
     lr: float = 3e-3
