@@ -28,6 +28,12 @@ class PartialAwareOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self.mmie_constraints = mmie_constraints
 
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        if trial_id in self._ot_trials:  # names the trial's MLflow run (its `trial_id` tag) in optuna-dashboard
+            self._ot_trials[trial_id].set_user_attr("trial_id", trial_id)
+        return config
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if self.mmie_constraints and not error and result and trial_id not in self._completed_trials:
             for name, value in mmie_gate_constraints(result).items():
