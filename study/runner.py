@@ -45,6 +45,8 @@ def _init_ray(cfg: StudyConfig) -> None:
     # Ray saves the study's state (which trials exist) on its own schedule, every few minutes on a long study; a
     # driver that dies loses the trials started since. Saving every 2 s keeps that window short.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Ray's newer output engine prints its own header whatever the verbosity; study.progress is the study's output.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
     if ray.is_initialized():
         return
