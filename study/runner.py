@@ -134,7 +134,8 @@ def _trainable(cfg: StudyConfig, setup: TrialSetup):
 
 def _recorder(cfg: StudyConfig, setup: TrialSetup) -> ParetoRecorder:
     return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, list(cfg.search.objectives),
-                          cfg.utility_floor, include_diverged=cfg.front.include_diverged, include_degenerate=cfg.front.include_degenerate)
+                          cfg.utility_floor, include_diverged=cfg.front.include_diverged,
+                          include_degenerate=cfg.front.include_degenerate)
 
 
 def experiment_name(cfg: StudyConfig, parent_run_id: str) -> str:

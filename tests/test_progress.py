@@ -103,3 +103,32 @@ def test_quiet_drops_the_messages_and_the_progress(command, capsys):
     quiet["log"]("a message")
     assert capsys.readouterr().out == ""
     assert _output(build_parser().parse_args(command)) == {"log": print, "progress": True}
+
+
+def test_the_callback_reads_the_front_from_the_recorder_and_leaves_its_stream_out_of_ray_state():
+    import pickle
+    from types import SimpleNamespace
+
+    from study.pareto_tracking import ParetoRecorder
+    from study.progress import ProgressCallback
+
+    recorder = ParetoRecorder("", "", "", ["forget_efficacy", "utility"])  # no MLflow touched: nothing written
+    stream, clock = io.StringIO(), Clock()
+    callback = ProgressCallback(recorder, StudyProgress(3, stream, clock))
+    trials = [SimpleNamespace(trial_id=t) for t in "abc"]  # stand-ins for Ray's Trial: only its id is read
+    for trial in trials:
+        callback.on_trial_start(0, trials, trial)
+    # the recorder comes first in the Tuner's callbacks: it has the result when the progress is drawn
+    recorder.record_result({"forget_efficacy": 0.5, "utility": 0.8, "finished": 1.0}, {}, False, trial_id="a")
+    callback.on_trial_complete(0, trials, trials[0])
+    recorder.record_result({"forget_efficacy": 0.2, "utility": 0.9, "step": 2}, {}, False, trial_id="b")
+    callback.on_trial_complete(0, trials, trials[1])
+    recorder.record_result({}, {}, True, trial_id="c")
+    callback.on_trial_error(0, trials, trials[2])
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("trials done 1/3, 2 running, ETA 0s; front 1 trials, hypervolume 0.400 ")
+    assert lines[2].endswith("(completed 1, stopped early 1, diverged 0, error 1; degenerate 0)")
+
+    restored = pickle.loads(pickle.dumps(callback))  # as Ray saves the study's state
+    assert restored.progress is None and restored.recorder.trials.keys() == {"a", "b", "c"}
+    restored.on_trial_complete(0, trials, trials[0])  # a resumed driver with no progress set prints nothing
