@@ -27,6 +27,7 @@ CONFIG = {
     "train": {"steps": 4, "eval_every": 2, "checkpoint_every": 2, "batch_size": 8, "es_prompts": 4,
               "final_es_prompts": 8},
     "mmie_eval": {"items": 2, "final_items": 2, "max_new_tokens": 8, "teacher_forced_items": 8},
+    "robustness": {"oracle": False, "relearn": False},  # not what is checked here, and the attack outlasts the trial
 }
 
 
