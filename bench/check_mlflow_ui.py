@@ -185,7 +185,7 @@ def quick_store(root: Path, study: str = "ui-check") -> str:
     cfg = load_config(overrides={"study": study, "tracking_uri": uri,
                                  "search.objectives": ["forget_efficacy", "utility"]})
     client, exp_id, parent = start_parent_run(uri, cfg, f"study: {study}\n")
-    recorder = ParetoRecorder(uri, exp_id, parent, list(cfg.search.objectives), log=lambda *a: None)
+    recorder = ParetoRecorder(uri, exp_id, parent, list(cfg.search.objectives))
     for i, (variant, status, forget, utility) in enumerate(QUICK_TRIALS):
         trial_id = f"quick_{i:05d}"
         config = {"variant": variant, "lr": 1e-3 * (i + 1)}

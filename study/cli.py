@@ -67,22 +67,41 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="training seed of every trial")
     p.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
     p.add_argument("--address", help="Ray cluster address (default: a local Ray, or $RAY_ADDRESS)")
+    _add_quiet(p)
+
+
+QUIET_HELP = "print only the final result and errors (no progress while it runs)"
+
+
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+
+
+def _output(args) -> dict:
+    """What a command that runs trials prints while it runs: its messages (log) and progress, or, with --quiet,
+    neither (errors still go to stderr)."""
+    return {"log": (lambda *a: None) if args.quiet else print, "progress": not args.quiet}
 
 
 def cmd_run(args) -> int:
     from .config import load_config
-    from .runner import run_study
+    from .runner import format_table, run_study
 
     overrides = _overrides(args)
     cfg = load_config(args.config, overrides, flags={key: FLAGS[key] for key in overrides})
-    run_study(cfg)
+    rows = run_study(cfg, **_output(args))
+    if args.quiet:
+        print(format_table(rows))  # without --quiet the study printed it with its other messages
     return 0
 
 
 def cmd_resume(args) -> int:
-    from .runner import resume_study
+    from .runner import format_table, resume_study
 
-    resume_study(args.study, tracking=_tracking(args), path=args.path, trust_remote_code=args.trust_remote_code)
+    rows = resume_study(args.study, tracking=_tracking(args), path=args.path,
+                        trust_remote_code=args.trust_remote_code, **_output(args))
+    if args.quiet:
+        print(format_table(rows))
     return 0
 
 
@@ -126,7 +145,7 @@ def cmd_ladder(args) -> int:
     from .runner import run_ladder
 
     cfg = load_config(args.config, {"tracking_uri": args.tracking_uri} if args.tracking_uri else None)
-    path = run_ladder(cfg, quick=args.quick, out_dir=args.out)
+    path = run_ladder(cfg, quick=args.quick, out_dir=args.out, **_output(args))
     print(path.read_text())
     print(f"report: {path}")
     return 0
@@ -184,9 +203,7 @@ def cmd_build_default(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearn-study", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run a study (default: the embedded default study)")
@@ -199,6 +216,7 @@ def main(argv=None) -> int:
                                        "./ray_results). Its saved state is pickled: resume only from folders you trust")
     resume.add_argument("--trust-remote-code", action="store_true", dest="trust_remote_code",
                         help="run the model's own code (off unless given, whatever the study ran with)")
+    _add_quiet(resume)
     resume.set_defaults(fn=cmd_resume)
     front = sub.add_parser("front", help="print a study's Pareto front from MLflow")
     front.add_argument("--study", required=True, help=STUDY_HELP)
@@ -224,6 +242,7 @@ def main(argv=None) -> int:
     ladder.add_argument("--quick", action="store_true", help="fewer trials and steps, for a first look")
     ladder.add_argument("--out", default="ladder_report")
     ladder.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
+    _add_quiet(ladder)
     ladder.set_defaults(fn=cmd_ladder)
     report = sub.add_parser("report", help="write a ladder's report from MLflow alone (no training)")
     report.add_argument("--study", required=True, help="the ladder's name (its studies are <name>-<rung>-s<seed>)")
@@ -234,6 +253,13 @@ def main(argv=None) -> int:
     build = sub.add_parser("build-default", help="build (or show) the embedded default model and its report")
     build.add_argument("--config")
     build.set_defaults(fn=cmd_build_default)
+    return parser
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

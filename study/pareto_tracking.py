@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from trainables.mmie_metrics import gates_verdict
-from trainables.status import ENDED_STATUSES, STATUS_TAG, TrialStatus, trial_status
+from trainables.status import STATUS_TAG, TrialStatus, trial_status
 
 from .eligibility import FrontRule
 from .mlflow_callback import MlflowCallback
@@ -26,22 +26,17 @@ class ParetoRecorder(MlflowCallback):
     name = "pareto tracking"
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, objectives: list[str],
-                 utility_floor: float | None = None, log=print, num_samples: int | None = None,
-                 include_diverged: bool = False, include_degenerate: bool = False):
+                 utility_floor: float | None = None, include_diverged: bool = False,
+                 include_degenerate: bool = False):
         super().__init__(tracking_uri, experiment_id, parent_run_id)
         self.objectives = list(objectives)
         self.floor = utility_floor
         self.rule = FrontRule(tuple(objectives), utility_floor, include_diverged, include_degenerate)
-        self.log = log
-        self.num_samples = num_samples
         self.reference = reference_point(self.objectives)
         self.trials: dict[str, dict] = {}  # trial id -> {"result", "config", "status"}, in completion order
         self._run_ids: dict[str, str] = {}
         self._tags: dict[str, tuple[str, ...]] = {}  # what each child run is tagged with now
         self._hypervolume_logged_at: int | None = None  # ranked trials when hypervolume was last logged
-
-    def __getstate__(self):
-        return super().__getstate__() | {"log": print}  # the log function stays behind too
 
     # ---- Ray Tune callback hooks ----------------------------------------------------------------------------
 
@@ -54,7 +49,6 @@ class ParetoRecorder(MlflowCallback):
     def _on_finished(self, trial, error: bool) -> None:
         self.record_result(dict(trial.last_result or {}), dict(trial.config), error, trial_id=trial.trial_id)
         self._safely(self.update_tags)
-        self._progress()
 
     # ---- bookkeeping ----------------------------------------------------------------------------------------
 
@@ -64,17 +58,12 @@ class ParetoRecorder(MlflowCallback):
             "result": result, "config": config, "status": trial_status(result, error),
         }
 
-    def _progress(self) -> None:
-        """One line per finished trial: how far the study is and how its front looks."""
-        statuses = [t["status"] for t in self.trials.values()]
+    def front_summary(self) -> tuple[int, float]:
+        """The live front's size and hypervolume (study.progress shows them while the study runs)."""
         ids, points = self.ranked()
-        front = int((nondominated_ranks(points) == 0).sum()) if ids else 0
-        hv = hypervolume(points, self.reference) if ids else 0.0
-        total = f"/{self.num_samples}" if self.num_samples else ""
-        degenerate = sum(bool(t["result"].get("degenerate")) for t in self.trials.values())
-        counts = ", ".join(f"{s.replace('_', ' ')} {statuses.count(s)}" for s in ENDED_STATUSES)
-        self.log(f"trials done {len(statuses)}{total} ({counts}; degenerate {degenerate}); front {front} trials, "
-                 f"hypervolume {hv:.3f}")
+        if not ids:
+            return 0, 0.0
+        return int((nondominated_ranks(points) == 0).sum()), float(hypervolume(points, self.reference))
 
     def ranked(self) -> tuple[list[str], np.ndarray]:
         """Trial ids eligible for the front (study.eligibility's rule) and their points."""

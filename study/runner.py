@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from .prepare import check_ray_address, prepare_study, ray_address, storage_path
 from trainables.status import STATUS_TAG, TrialStatus, trial_status
 
 from .pareto_tracking import ParetoRecorder
+from .progress import ProgressCallback, StudyProgress
 from .robustness import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
 from .search import make_scheduler, make_searcher, scalarization_weights
 from .tracking import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
@@ -43,6 +45,8 @@ def _init_ray(cfg: StudyConfig) -> None:
     # Ray saves the study's state (which trials exist) on its own schedule, every few minutes on a long study; a
     # driver that dies loses the trials started since. Saving every 2 s keeps that window short.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Ray's newer output engine prints its own header whatever the verbosity; study.progress is the study's output.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
     if ray.is_initialized():
         return
@@ -74,7 +78,7 @@ class StudyInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the study; Ray saved its state, so `unlearn-study resume` continues it."""
 
 
-def _fit(tuner):
+def _fit(tuner, progress: StudyProgress | None = None):
     """tuner.fit(), with Ctrl-C made an error. On the first Ctrl-C, Ray Tune ends its loop, saves the study's
     state, stops the trials and then returns as if the study were done; a second Ctrl-C skips that. Tune's
     handler puts back the one it found when it takes a signal, and stays installed (swallowing later Ctrl-Cs)
@@ -95,6 +99,8 @@ def _fit(tuner):
             raise StudyInterrupted()
         return grid
     finally:
+        if progress:
+            progress.close()  # what is printed next starts on a line of its own
         if in_main:
             signal.signal(signal.SIGINT, previous)
 
@@ -126,10 +132,10 @@ def _trainable(cfg: StudyConfig, setup: TrialSetup):
     return tune.with_resources(tune.with_parameters(unlearning_trainable, setup=setup), resources)
 
 
-def _recorder(cfg: StudyConfig, setup: TrialSetup, log) -> ParetoRecorder:
+def _recorder(cfg: StudyConfig, setup: TrialSetup) -> ParetoRecorder:
     return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, list(cfg.search.objectives),
-                          cfg.utility_floor, log=log, num_samples=cfg.search.num_samples,
-                          include_diverged=cfg.front.include_diverged, include_degenerate=cfg.front.include_degenerate)
+                          cfg.utility_floor, include_diverged=cfg.front.include_diverged,
+                          include_degenerate=cfg.front.include_degenerate)
 
 
 def experiment_name(cfg: StudyConfig, parent_run_id: str) -> str:
@@ -142,11 +148,16 @@ def experiment_path(cfg: StudyConfig, parent_run_id: str) -> str:
     return f"{storage_path(cfg).rstrip('/')}/{experiment_name(cfg, parent_run_id)}"
 
 
-def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
+def _progress(cfg: StudyConfig, progress: bool) -> StudyProgress | None:
+    return StudyProgress(cfg.search.num_samples, sys.stdout) if progress else None
+
+
+def run_trials(cfg: StudyConfig, setup: TrialSetup, progress: bool = True):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
     searcher = make_searcher(cfg, setup.model_shape)
+    recorder, shown = _recorder(cfg, setup), _progress(cfg, progress)
     if cfg.search.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=cfg.search.max_concurrent)
     tuner = tune.Tuner(
@@ -158,12 +169,12 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, log=print):
             storage_path=storage_path(cfg),
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[_recorder(cfg, setup, log),
+            callbacks=[recorder, ProgressCallback(recorder, shown),
                        MmieGatesRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id)],
             verbose=0,
         ),
     )
-    return _fit(tuner)
+    return _fit(tuner, shown)
 
 
 def summarize(grid) -> list[dict]:
@@ -192,7 +203,7 @@ def format_table(rows: list[dict]) -> str:
 def _finish(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> list[dict]:
     """After the trials: the front from every trial's final result (a resumed study's earlier trials included),
     the summary table on the terminal and on the parent run."""
-    recorder = _recorder(cfg, setup, log)
+    recorder = _recorder(cfg, setup)
     for result in grid:
         if (result.metrics or {}).get("trial_id"):  # a trial that failed before its first report has nothing to rank
             recorder.record_result(result.metrics, result.config or {}, error=result.error is not None)
@@ -205,8 +216,9 @@ def _finish(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> list[dict
     return rows
 
 
-def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
-    """Run the whole study; setup_overrides replace TrialSetup fields (tests use crash_at_step)."""
+def run_study(cfg: StudyConfig, log=print, progress: bool = True, **setup_overrides) -> list[dict]:
+    """Run the whole study; `progress`: show it on stdout while it runs (study.progress); setup_overrides replace
+    TrialSetup fields (tests use crash_at_step)."""
     uri = tracking_uri(cfg)
     check_tracking_server(uri)
     check_ray_address(ray_address(cfg))
@@ -218,7 +230,7 @@ def run_study(cfg: StudyConfig, log=print, **setup_overrides) -> list[dict]:
 
     def trials():
         measured = with_oracle(cfg, setup, client, parent, log)  # the retain-only reference, before any trial
-        return _finish(run_trials(cfg, measured, log=log), cfg, measured, client, log)
+        return _finish(run_trials(cfg, measured, progress), cfg, measured, client, log)
 
     return _run_parent(cfg, client, exp_id, parent, trials, log)
 
@@ -257,8 +269,16 @@ def _mark_lost_trials(client, experiment_id: str, parent: str, known: set, log) 
             log(f"trial {run.data.tags.get('trial_id')} was lost with the driver (MLflow run {run.info.run_id})")
 
 
+def _show_restored_progress(tuner, progress: StudyProgress | None) -> None:
+    """Ray restores the study's callbacks from its saved state, without the stream their progress went to: the
+    resumed driver's own is set on them (Tune has no public access to a restored Tuner's callbacks)."""
+    for callback in tuner._local_tuner.get_run_config().callbacks or ():
+        if isinstance(callback, ProgressCallback):
+            callback.progress = progress
+
+
 def resume_study(study: str, tracking: str | None = None, log=print, path: str | None = None,
-                 trust_remote_code: bool = False) -> list[dict]:
+                 trust_remote_code: bool = False, progress: bool = True) -> list[dict]:
     """Continue a study whose driver died, from Ray's state in the working directory it ran in (or `path`, the
     study's folder that `run` printed).
 
@@ -283,7 +303,9 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     def body():
         tuner = tune.Tuner.restore(here, trainable=_trainable(cfg, setup), resume_unfinished=True,
                                    resume_errored=True)
-        grid = _fit(tuner)
+        shown = _progress(cfg, progress)
+        _show_restored_progress(tuner, shown)
+        grid = _fit(tuner, shown)
         _mark_lost_trials(client, exp_id, parent, {(r.metrics or {}).get("trial_id") for r in grid}, log)
         return _finish(grid, cfg, setup, client, log)
 
@@ -336,11 +358,12 @@ def ladder_study_configs(cfg: StudyConfig, quick: bool = False) -> list[StudyCon
     return configs
 
 
-def run_ladder(cfg: StudyConfig, quick: bool = False, out_dir: str = "ladder_report", log=print) -> Path:
+def run_ladder(cfg: StudyConfig, quick: bool = False, out_dir: str = "ladder_report", log=print,
+               progress: bool = True) -> Path:
     from .report import write_report
 
     configs = ladder_study_configs(cfg, quick)
     for i, sub in enumerate(configs, 1):
         log(f"ladder {cfg.study}: study {i}/{len(configs)}: {sub.study}")
-        run_study(sub, log=lambda *a: None)
+        run_study(sub, log=lambda *a: None, progress=progress)
     return write_report(tracking_uri(cfg), cfg.study, out_dir)

@@ -5,8 +5,8 @@ NSGA-II, or Optuna's random sampler as the baseline, so every searcher handles t
 Ray's OptunaSearch tells Optuna that a trial the scheduler stopped early is COMPLETE with the values of its last
 rung: the partial result then sits on Optuna's Pareto set and in the sampler's model. `PartialAwareOptunaSearch`
 tells Optuna such a trial is PRUNED instead, keeping its partial values as user attributes. It also tells Optuna
-mmie.py's acceptance gates as constraints (`Trial.set_constraint`, before `tell`), from the trial's last result:
-an infeasible trial is then never on Optuna's Pareto set, and TPE and NSGA-II sample away from it.
+mmie.py's acceptance gates as constraints (before `tell`), from the trial's last result: an infeasible trial is then
+never on Optuna's Pareto set, and TPE and NSGA-II sample away from it.
 """
 
 from __future__ import annotations
@@ -28,10 +28,15 @@ class PartialAwareOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self.mmie_constraints = mmie_constraints
 
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        if trial_id in self._ot_trials:  # names the trial's MLflow run (its `trial_id` tag) in optuna-dashboard
+            self._ot_trials[trial_id].set_user_attr("trial_id", trial_id)
+        return config
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if self.mmie_constraints and not error and result and trial_id not in self._completed_trials:
-            for name, value in mmie_gate_constraints(result).items():
-                self._ot_trials[trial_id].set_constraint(name, value)
+            store_constraints(self._ot_trials[trial_id], mmie_gate_constraints(result))
         if error or not result or trial_id in self._completed_trials or self._ran_to_the_end(result):
             return super().on_trial_complete(trial_id, result, error)
         from optuna.trial import TrialState
@@ -51,16 +56,30 @@ class PartialAwareOptunaSearch(OptunaSearch):
         return bool(result.get("finished")) or bool(result.get("diverged"))
 
 
+def store_constraints(ot_trial, constraints: dict[str, float]) -> None:
+    """Constraints on an Optuna trial as Optuna's own `constraints_func` path stores them: a sequence, the trial's
+    system attribute `constraints`. Optuna's samplers and `best_trials` read it as they read `Trial.set_constraint`'s
+    named form, and optuna-dashboard reads this form only (with the named one it would draw infeasible trials as
+    feasible). The names, in order, are the study's user attribute `constraints`."""
+    ot_trial.storage.set_trial_system_attr(ot_trial._trial_id, "constraints", list(constraints.values()))
+    if ot_trial.study.user_attrs.get("constraints") != list(constraints):
+        ot_trial.study.set_user_attr("constraints", list(constraints))
+
+
 def mmie_gate_constraints(result: dict) -> dict[str, float]:
     """mmie.py's gates as Optuna constraints (<= 0 feasible) from a trial's result (`mmie/gate_<gate>`, computed
-    by the trial); a gate missing from the result (it ended before its first full evaluation) counts infeasible."""
+    by the trial), every gate in GATES' order, so that every trial's constraints line up (they are stored by
+    position). A missing G1 or G2 (the trial ended before its first full evaluation) counts infeasible; a missing G3
+    (a study without a mixed set, or a checkpoint that measured the forget set only) is 0, as `gates_pass` lets
+    it pass."""
     from trainables.mmie_metrics import GATES
 
     out = {}
     for gate in GATES:
         value = result.get(f"mmie/gate_{gate}")
         if value is None and gate == "G3_es_mixed":
-            continue  # a study without a mixed set
+            out[gate] = 0.0
+            continue
         out[gate] = 1.0 if value is None or value != value else float(value)
     return out
 
