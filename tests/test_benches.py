@@ -163,7 +163,7 @@ def test_bench_export_reproduction(work):
 @pytest.mark.slow
 def test_bench_search(work):
     out = bench(work, "bench_search.py", "--seeds", "1", "--steps", "2", "--random-trials", "2",
-                "--sched-trials", "2", "--grace", "1", "--overhead-trials", "1", "--variants", "ga")
+                "--sched-trials", "2", "--grace", "1", "--overhead-trials", "1", "--variants", "ga", "--smoke")
     assert len(lines_like(out, rf"^seed 0  \S+ +2 trials .* HV {NUMBER} ")) == 3
     assert lines_like(out, r"^MO-ASHA reaches .*% of full-budget random search's hypervolume")
     assert lines_like(out, rf"^ratio {NUMBER}x \(target")
