@@ -40,8 +40,9 @@ def lines_like(stdout: str, pattern: str) -> list[str]:
     return [line for line in stdout.splitlines() if re.search(pattern, line)]
 
 
-# ---- no Ray: seconds to tens of seconds ---------------------------------------------------------------------------
+# ---- no Ray: a few seconds, or tens of seconds on 2 busy cores (marked slow) ------------------------------------
 
+@pytest.mark.slow
 def test_bench_variants_reports_gate_only_variants_at_step_0(work):
     out = bench(work, "bench_variants.py", "--steps", "2", "--growth-steps", "2", "--es-prompts", "2",
                 "--variants", "ga", "dsg", "npo")
@@ -51,6 +52,7 @@ def test_bench_variants_reports_gate_only_variants_at_step_0(work):
     assert len(lines_like(out, r"^(ga|bounded|sine_bounded)\s+1:\d+\.\d+\s+2:\d+\.\d+$")) == 3
 
 
+@pytest.mark.slow
 def test_bench_foundation(work):
     out = bench(work, "bench_foundation.py", "--cached", "--steps", "2", "--es-prompts", "2")
     assert lines_like(out, r"^embedded model: [\d,]+ parameters")
@@ -58,6 +60,7 @@ def test_bench_foundation(work):
     assert len(lines_like(out, rf"^(ga|npo): step {NUMBER} ms .* full eval .* {NUMBER} s$")) == 2
 
 
+@pytest.mark.slow
 def test_bench_robustness(work):
     out = bench(work, "bench_robustness.py", "--repeats", "1", "--steps", "2", "--relearn-steps", "2",
                 "--extras")
@@ -66,6 +69,7 @@ def test_bench_robustness(work):
     assert lines_like(out, r"^  actpert \(amp 0\.1, ") and lines_like(out, r"^  int8 \(")
 
 
+@pytest.mark.slow
 def test_bench_gates(work):
     out = bench(work, "bench_gates.py", "--sae-steps", "20", "--d-sae", "64", "--k", "8", "--n-features", "4",
                 "--repeats", "2", "--train-lines", "200", "--heldout-lines", "16")
@@ -76,6 +80,7 @@ def test_bench_gates(work):
     assert len(rows) == 6 + 5 + 5  # every alpha of the three gates
 
 
+@pytest.mark.slow
 def test_bench_mmie_metrics(work):
     out = bench(work, "bench_mmie_metrics.py", "--steps", "2", "--per-set", "2", "--lines", "8",
                 "--es-prompts", "2")
@@ -92,6 +97,7 @@ def test_bench_real_shape_throughput(work):
     assert lines_like(out, r"^trial process PSS: \d+ MiB")
 
 
+@pytest.mark.slow
 def test_measure_trial_memory(work):
     out = bench(work, "measure_trial_memory.py", "--variant", "ga", "--steps", "1", "--keep-sae-cache")
     assert lines_like(out, r"^variant ga, 1 steps, SAE cache kept: exit 0; peak PSS \d+ MiB$")
