@@ -1,6 +1,7 @@
 """Runs `unlearn-study` on bad inputs and misuses (issue 13's list) and writes what each prints as a Markdown table.
 
     python bench/bad_inputs.py --out docs/bad-inputs.md      # about 3 minutes on 2 cores
+    python bench/bad_inputs.py --out /tmp/b.md --only "empty config" "ftp://"   # the cases named so (a check)
 
 Each case runs the real command line in a fresh folder (its own files, no Ray started unless the case needs it)
 and records the exit status, the first line on stderr and the time taken. Figures, no assertions: the tests in
@@ -91,12 +92,17 @@ def run_case(files: dict, argv: list[str], env: dict) -> tuple[int, str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/bad-inputs.md")
+    parser.add_argument("--only", nargs="+", metavar="TEXT",
+                        help="run only the cases whose description contains one of these")
     args = parser.parse_args()
+    cases = [c for c in CASES if not args.only or any(text in c[0] for text in args.only)]
+    if not cases:
+        parser.error(f"no case matches --only {' '.join(args.only)}")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_ETAG_TIMEOUT": "5"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("RAY_ADDRESS", None)
     rows = []
-    for what, files, argv in CASES:
+    for what, files, argv in cases:
         rc, message, seconds = run_case(files, argv, env)
         rows.append((what, " ".join(a if a else "''" for a in argv), rc, message, seconds))
         print(f"{rc:>3}  {seconds:5.1f} s  {what}: {message}", flush=True)

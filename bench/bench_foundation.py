@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_foundation.py            # builds into a fresh temporary cache (~2 min)
     .venv/bin/python bench/bench_foundation.py --cached   # uses the normal cache
+    .venv/bin/python bench/bench_foundation.py --cached --steps 2 --es-prompts 2   # runs? (seconds)
 
 Prints figures only; nothing here is asserted. This machine has bursts of 10-20x slowdown, so each timing is the
 median of several repeats, and the evaluation share compares evaluation and step measured side by side.
@@ -20,6 +21,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cached", action="store_true", help="use the normal cache instead of a fresh one")
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--es-prompts", type=int, default=32, help="prompts per set of the full evaluation")
     args = ap.parse_args()
     if not args.cached:
         os.environ["UNLEARN_STUDY_CACHE"] = tempfile.mkdtemp(prefix="unlearn-bench-")
@@ -52,14 +54,14 @@ def main() -> None:
             t = time.perf_counter()
             u.evaluate_step()
             evals.append(time.perf_counter() - t)
-            if (i + 1) % 20 == 0:
+            if (i + 1) % 20 == 0 or (i + 1 == args.steps and not fulls):  # at least one, however few steps
                 t = time.perf_counter()
-                u.evaluate_full(32)
+                u.evaluate_full(args.es_prompts)
                 fulls.append(time.perf_counter() - t)
         s, e = statistics.median(steps), statistics.median(evals)
         print(f"{variant}: step {s * 1000:.1f} ms (batch {u.setup.train.batch_size}x<= {u.setup.train.max_len}, forget+retain "
               f"update), per-step eval {e * 1000:.1f} ms = {e / s:.1%} of a step; "
-              f"full eval (collateral ppl + ES, 32 prompts x {len(u.data.sets) - 1} sets) {statistics.median(fulls):.2f} s")
+              f"full eval (collateral ppl + ES, {args.es_prompts} prompts x {len(u.data.sets) - 1} sets) {statistics.median(fulls):.2f} s")
 
 
 if __name__ == "__main__":

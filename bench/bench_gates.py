@@ -1,6 +1,8 @@
 """SAE gates on the embedded default: the SAE, DSG's features, the gates' cost and the static gate against DSG.
 
     .venv/bin/python bench/bench_gates.py [--sae-steps 2000] [--d-sae 1024] [--k 32] [--n-features 20]
+    .venv/bin/python bench/bench_gates.py --sae-steps 20 --d-sae 64 --k 8 --n-features 4 --repeats 2 \
+        --train-lines 200 --heldout-lines 16      # runs? (seconds; its figures mean little)
 
 Prints: SAE training time, FVE, L0 and dead share on held-out activations (trained into a fresh cache), and the
 second call's cache hit and time; the selected features' activation rates on held-out forget and retain tokens;
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from dataclasses import replace
 import tempfile
 import time
 
 import torch
 
 from trainables.batching import encode
-from trainables.data import load_study_data
+from trainables.data import StudyData, load_study_data
 from trainables.embedded import ensure_embedded
 from trainables.gates import DynamicGate, StaticGate, attach_gate, calibrate_threshold
 from trainables.metrics import forget_token_mass, geometric_mean, perplexity_from, token_nll
@@ -104,12 +107,19 @@ def main() -> None:
     ap.add_argument("--n-features", type=int, default=20)
     ap.add_argument("--trigger-percentile", type=float, default=95.0)
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--train-lines", type=int, default=None, help="at most this many training lines per set "
+                    "(SAE, selection, calibration; default all)")
+    ap.add_argument("--heldout-lines", type=int, default=None, help="at most this many held-out lines per set "
+                    "(default all 128)")
     args = ap.parse_args()
 
     embedded = ensure_embedded()
     path = str(embedded.model_dir)
     tok, model = load_tokenizer(path), load_model(path)
     data = load_study_data(embedded.data_paths())
+    data = StudyData({name: replace(s, train=s.train[:args.train_lines], heldout=s.heldout[:args.heldout_lines])
+                      for name, s in data.sets.items()})
+    fit = min(FIT, len(data.retain.train) // 2)
     config = SAEConfig(d_sae=args.d_sae, k=args.k, steps=args.sae_steps)
 
     with tempfile.TemporaryDirectory(prefix="sae-bench-") as root:  # a fresh cache: the first call trains
@@ -130,9 +140,9 @@ def main() -> None:
     def acts(lines):
         return collect_activations(model, tok, lines, LAYER, config.max_len)
 
-    features = select_features(sae, acts(data.forget.train[:FIT])[0], acts(data.retain.train[:FIT])[0],
+    features = select_features(sae, acts(data.forget.train[:fit])[0], acts(data.retain.train[:fit])[0],
                                90, args.n_features)
-    calib = per_sequence(*acts(data.retain.train[FIT : 2 * FIT]))
+    calib = per_sequence(*acts(data.retain.train[fit : 2 * fit]))
     held_f, held_r = acts(data.forget.heldout)[0], acts(data.retain.heldout)[0]
     print(f"\n{len(features)} features (ratio in the top 10%, then by forget importance): any active on "
           f"{activation_rates(sae, features, held_f):.1%} of held-out forget tokens vs "
@@ -168,7 +178,7 @@ def main() -> None:
     rows += [("dsg", a, scores(measure(model, batches, mask, dsg(a)), base)) for a in DSG_ALPHAS]
     # the earlier form: only the selected features active at a token are clamped (the paper clamps all of them)
     rows += [("dsg_act", a, scores(measure(model, batches, mask, dsg(a, active_only=True)), base)) for a in DSG_ALPHAS]
-    print(f"\n128 held-out lines per set, {len(features)} features, DSG trigger percentile "
+    print(f"\n{len(data.forget.heldout)} held-out lines per set, {len(features)} features, DSG trigger percentile "
           f"{args.trigger_percentile:g}; utilities are ppl_bare / ppl_gated")
     print(f"{'gate':7} {'alpha':>6} {'forget_eff':>10} {'utility':>8} {'mixed_u':>8} {'xlang_u':>8} "
           f"{'fire_ret':>8} {'fire_fgt':>8}  verdict")

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_mmie_metrics.py                 # both parts, about 5 minutes on 2 cores
     .venv/bin/python bench/bench_mmie_metrics.py --part lid      # the disagreement only
+    .venv/bin/python bench/bench_mmie_metrics.py --steps 2 --per-set 2 --lines 8 --es-prompts 2   # runs? (seconds)
 
 Prints figures only; nothing here is asserted.
 - cost: the default trial's loop (ga, the default steps, full evaluations every eval_every steps and at the end,
@@ -19,7 +20,7 @@ import time
 from collections import Counter
 
 
-def cost(steps: int, repeats: int) -> None:
+def cost(steps: int, repeats: int, es_prompts: int | None = None) -> None:
     from dataclasses import replace
 
     from trainables import mmie_metrics
@@ -29,6 +30,9 @@ def cost(steps: int, repeats: int) -> None:
     base = TrialSetup(train=TrainSettings(steps=steps), languages=(("forget", "hi"), ("retain", "en"), ("mixed", "hi"),
                                               ("xlang_ur", "ur"), ("xlang_pa", "pa"), ("xlang_bn", "bn"),
                                               ("adversarial", "en")))
+    if es_prompts is not None:
+        base = replace(base, es_prompts=es_prompts, final_es_prompts=es_prompts,
+                       mmie_eval=replace(base.mmie_eval, items=es_prompts, final_items=es_prompts))
     hp = {"variant": "ga", "lr": 1e-3, "rank": 8, "target_modules": "q_proj,v_proj"}
     on = base
     on_all = replace(base, mmie_eval=replace(base.mmie_eval, checkpoint_sets="all"))
@@ -70,7 +74,7 @@ def cost(steps: int, repeats: int) -> None:
     del mmie_metrics
 
 
-def lid(per_set: int) -> None:
+def lid(per_set: int, lines: int | None = None) -> None:
     from trainables.data import load_study_data
     from trainables.embedded import ensure_embedded
     from trainables.language_id import LanguageIdentifier
@@ -96,7 +100,7 @@ def lid(per_set: int) -> None:
     totals = Counter()
     print("held-out lines:")
     for name, s in data.sets.items():
-        texts = s.heldout + (s.train if name == "adversarial" else [])
+        texts = (s.heldout + (s.train if name == "adversarial" else []))[:lines]
         d, n = compare(name, texts)
         totals.update(held_differ=d, held_n=n)
     tok = load_tokenizer(str(em.model_dir))
@@ -117,14 +121,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--per-set", type=int, default=32, dest="per_set")
+    ap.add_argument("--lines", type=int, default=None, help="lid: at most this many texts per set (default all)")
+    ap.add_argument("--es-prompts", type=int, default=None,
+                    help="cost: ES and mmie prompts per set (default: the trial setup's)")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     if args.part in ("lid", "both"):
-        lid(args.per_set)
+        lid(args.per_set, args.lines)
     if args.part in ("cost", "both"):
-        cost(args.steps, args.repeats)
+        cost(args.steps, args.repeats, args.es_prompts)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ study end to end. Prints figures; nothing is asserted.
     .venv/bin/python bench/bench_real_shape.py throughput [--shape qwen2.5-0.5b] [--steps 6] [--batch 4] [--len 32]
     .venv/bin/python bench/bench_real_shape.py smoke      [--shape qwen2.5-0.5b]     # the smoke study, 2 trials
     .venv/bin/python bench/bench_real_shape.py throughput --device cuda --batch 16 --len 256   # bench/gpu_check.sh
+    .venv/bin/python bench/bench_real_shape.py throughput --shape bench-tiny --steps 1 --rounds 1   # runs? (seconds)
 
 throughput: the trainable's training step (`Unlearner.train_step`, variant ga: a forget update then a retain
 update, LoRA on q/k/v/o) against a plain torch loop over the same model, the same batches (the trainable's own,
@@ -30,6 +31,17 @@ import psutil
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+# A shape only this script knows, in this process (so throughput only; a study's workers would not know it): it
+# checks that the benchmark runs, in seconds, without building a real shape's 1.4 GB model. Its figures mean nothing.
+TINY = "bench-tiny"
+
+
+def register_tiny_shape() -> None:
+    from trainables.shapes import SHAPES, ArchitectureShape
+
+    SHAPES.setdefault(TINY, ArchitectureShape(
+        hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=96, tie_word_embeddings=True,
+        rope_theta=1e6, rms_norm_eps=1e-6, max_position_embeddings=512, hub_vocab_size=151936))
 
 
 def pss_mib() -> float:
@@ -191,6 +203,10 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=["ga+sae_gate", "ga+dsg"], help="smoke: the study's variants")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.shape == TINY:
+        if args.part != "throughput":
+            ap.error(f"--shape {TINY} is known to this process only: throughput, not a study")
+        register_tiny_shape()
     throughput(args) if args.part == "throughput" else smoke(args)
 
 

@@ -1,6 +1,7 @@
 """What the relearning attack costs next to a default trial, and what it finds (figures, no assertions).
 
     PYTHONPATH=. python bench/bench_robustness.py [--variant ga --lr 1e-3 --repeats 2 --extras]
+        [--steps 100 --relearn-steps 50]      # smoke: --repeats 1 --steps 2 --relearn-steps 2 --extras
 
 One default trial's work (100 steps; per-step evaluation; collateral utilities and ES every 25 steps and at the
 end, as the trainable does), then the default attack on its final state, timed side by side in one process and
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import torch
 
 from trainables.robustness import RobustnessSettings, actpert_audit, int8_check, relearning_attack
-from trainables.trial_setup import TrialSetup
+from trainables.trial_setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 
@@ -35,11 +37,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--extras", action="store_true")
+    parser.add_argument("--steps", type=int, default=TrainSettings.steps, help="the trial's steps")
+    parser.add_argument("--relearn-steps", type=int, default=RobustnessSettings.relearn_steps)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    setup = TrialSetup(languages=(("forget", "hi"), ("retain", "en"), ("mixed", "hi"), ("xlang_bn", "bn"),
-                                  ("xlang_pa", "pa"), ("xlang_ur", "ur")))
-    settings = RobustnessSettings()
+    languages = (("forget", "hi"), ("retain", "en"), ("mixed", "hi"), ("xlang_bn", "bn"), ("xlang_pa", "pa"),
+                 ("xlang_ur", "ur"))
+    setup = TrialSetup(train=TrainSettings(steps=args.steps), languages=languages)
+    settings = RobustnessSettings(relearn_steps=args.relearn_steps)
     for r in range(args.repeats):
         u = Unlearner(setup, {"variant": args.variant, "lr": args.lr})
         t0 = time.perf_counter()
@@ -54,8 +59,8 @@ def main() -> None:
               f"{attack.get('relearn_es_forget', float('nan')):.3f}, half steps {attack['relearn_half_steps']}")
         if not args.extras:
             continue
-        strong = relearning_attack(u, RobustnessSettings(relearn_lr=1e-3))
-        full = relearning_attack(u, RobustnessSettings(relearn_params="all"))
+        strong = relearning_attack(u, replace(settings, relearn_lr=1e-3))
+        full = relearning_attack(u, replace(settings, relearn_params="all"))
         print(f"  lr 1e-3 on the adapter: {strong['relearn_forget_efficacy']:.3f}; lr 5e-5 on all parameters: "
               f"{full['relearn_forget_efficacy']:.3f}")
         t0 = time.perf_counter()

@@ -29,6 +29,10 @@ runs in a fresh temporary working directory, each study with its own MLflow sqli
    front's table and plots) and checkpoints. Ray itself is started once before everything; its start-up time is
    printed separately and added in a second ratio. Target: <= 1.10x.
 
+--smoke cuts every study's evaluation to 2 prompts per set and its relearning attack to 2 steps, with
+`--seeds 1 --steps 2 --random-trials 2 --sched-trials 2 --grace 1 --overhead-trials 1 --variants ga`: a check that
+the script runs (tests/test_benches.py), whose figures mean little.
+
 Figures only; nothing is asserted.
 """
 
@@ -70,6 +74,9 @@ STRATEGIES = {  # name -> (searcher, scheduler)
     "tpe+moasha": ("optuna", "moasha"),
 }
 TRAIN_SEED = 0  # fixed: the seeds vary the search, not the training batches
+SMOKE = {"train.es_prompts": 2, "train.final_es_prompts": 2, "mmie_eval.items": 2, "mmie_eval.final_items": 2,
+         "robustness.relearn_steps": 2, "robustness.relearn_es_prompts": 2}
+SMOKE_OVERRIDES: dict = {}  # SMOKE under --smoke
 
 
 def quiet(*_args) -> None:
@@ -86,7 +93,7 @@ def study_config(name: str, overrides: dict) -> StudyConfig:
     """A study of its own: a unique name and its own MLflow store (a folder per study in the working directory)."""
     store = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=Path.cwd()))
     return load_config(overrides={"study": name, "tracking_uri": f"sqlite:///{store / 'mlflow.db'}",
-                                  "train.seed": TRAIN_SEED, **overrides})
+                                  "train.seed": TRAIN_SEED, **SMOKE_OVERRIDES, **overrides})
 
 
 def start_order(cfg: StudyConfig) -> list[str]:
@@ -268,7 +275,10 @@ def main() -> None:
     ap.add_argument("--overhead-trials", type=int, default=4)
     ap.add_argument("--variants", nargs="+", default=None)
     ap.add_argument("--only", choices=("search", "overhead"), default=None)
+    ap.add_argument("--smoke", action="store_true", help="2 prompts per evaluation set, a 2-step attack (a check)")
     args = ap.parse_args()
+    if args.smoke:
+        SMOKE_OVERRIDES.update(SMOKE)
     # One line per study created is noise here; warnings still show.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)

@@ -41,6 +41,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from study.mlflow_ui import run_page_url, runs_page_url  # noqa: E402
 from study.tracking import child_runs, latest_parent_run  # noqa: E402
+from trainables.status import TrialStatus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # Without the background-networking flags Chromium keeps dialling Google's hosts, which this closed network refuses.
@@ -168,8 +169,9 @@ def check(tracking_uri: str, study: str, out: Path, workdir: Path, log=print) ->
 # ---- the store to check -------------------------------------------------------------------------------------------
 
 QUICK_TRIALS = [  # (variant, status, forget_efficacy, utility): synthetic end values, not trained ones
-    ("ga", "completed", 0.90, 0.80), ("npo", "completed", 0.60, 0.97), ("bounded", "completed", 0.50, 0.70),
-    ("ga", "stopped_early", 0.20, 0.99), ("npo", "error", 0.10, 0.95),
+    ("ga", TrialStatus.COMPLETED, 0.90, 0.80), ("npo", TrialStatus.COMPLETED, 0.60, 0.97),
+    ("bounded", TrialStatus.COMPLETED, 0.50, 0.70), ("ga", TrialStatus.STOPPED_EARLY, 0.20, 0.99),
+    ("npo", TrialStatus.ERROR, 0.10, 0.95),
 ]
 
 
@@ -190,13 +192,13 @@ def quick_store(root: Path, study: str = "ui-check") -> str:
         trial_id = f"quick_{i:05d}"
         config = {"variant": variant, "lr": 1e-3 * (i + 1)}
         run = TrialRun(uri, exp_id, parent, trial_id, f"unlearning_trainable_{trial_id}", params=config)
-        steps = 4 if status == "completed" else 2
+        steps = 4 if status == TrialStatus.COMPLETED else 2
         for step in range(1, steps + 1):
             run.log({"forget_efficacy": forget * step / steps, "utility": utility, "step": step}, step)
         run.finish(status, attempts=1)
         result = {"trial_id": trial_id, "forget_efficacy": forget, "utility": utility, "step": steps,
-                  "finished": status == "completed"}
-        recorder.record_result(result, config, error=status == "error")
+                  "finished": status == TrialStatus.COMPLETED}
+        recorder.record_result(result, config, error=status == TrialStatus.ERROR)
     recorder.write_front()
     client.set_terminated(parent, "FINISHED")
     return uri

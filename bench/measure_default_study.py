@@ -1,6 +1,7 @@
 """Wall time and peak memory of the README's default study, Ray's processes included.
 
     .venv/bin/python bench/measure_default_study.py [--fresh-cache | --fresh-sae] [-- extra unlearn-study run args]
+    .venv/bin/python bench/measure_default_study.py --smoke    # the default study cut to 2 trials x 4 steps: runs?
 
 Runs `unlearn-study run` in a temporary working directory and samples, every second, the summed PSS (proportional
 set size: shared pages split between the processes that map them, so the sum is what the study costs the
@@ -52,6 +53,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fresh-cache", action="store_true", help="build the embedded model and the SAE again")
     ap.add_argument("--fresh-sae", action="store_true", help="reuse the built embedded model, train the SAE again")
+    ap.add_argument("--smoke", action="store_true", help="the default study cut to 2 trials x 4 steps (grace "
+                    "period 2, a 2-step relearning attack), to check that this script runs; its figures mean little")
     ap.add_argument("rest", nargs="*")
     args = ap.parse_args()
     env = dict(os.environ)
@@ -64,6 +67,10 @@ def main() -> None:
         env["UNLEARN_STUDY_CACHE"] = str(fresh)
     cli = Path(sys.executable).with_name("unlearn-study")
     work = tempfile.mkdtemp(prefix="unlearn-default-")
+    if args.smoke:
+        Path(work, "smoke.yaml").write_text("search: {num_samples: 2}\ntrain: {steps: 4}\n"
+                                            "scheduler: {grace_period: 2}\nrobustness: {relearn_steps: 2}\n")
+        args.rest = ["--config", "smoke.yaml", *args.rest]
     started = time.perf_counter()
     proc = subprocess.Popen([str(cli), "run", *args.rest], cwd=work, env=env,
                             stdout=open(Path(work) / "out.txt", "w"), stderr=subprocess.STDOUT)
