@@ -3,10 +3,10 @@
     .venv/bin/python bench/bench_search.py [--seeds 3] [--steps 60] [--random-trials 12] [--sched-trials 24]
         [--grace 10] [--eta 3] [--overhead-trials 4] [--variants ga npo ...] [--only search|overhead]
 
-Cost on 2 cores, the embedded model cached: 15 minutes measured with the README's setting (`--sched-trials 16
---grace 5`, the 8 training variants), 3 seeds x 3 studies, then 2 x 4 overhead trials of 60 steps (about 2.5
-minutes of it; `--only overhead` runs that part alone). The smoke setting
-`--seeds 1 --steps 6 --random-trials 2 --sched-trials 3 --grace 2 --overhead-trials 1` took 80-110 s. Everything
+Cost: the README's setting (`--sched-trials 16 --grace 5`, the 8 training variants) runs 3 seeds x 3 studies,
+then 2 x 4 overhead trials of 60 steps (`--only overhead` runs that part alone); the README says what it took. The
+smoke setting `--seeds 1 --steps 6 --random-trials 2 --sched-trials 3 --grace 2 --overhead-trials 1` takes a few
+minutes. Everything
 runs in a fresh temporary working directory, each study with its own MLflow sqlite store there.
 
 1. Search strategies on the embedded default (the whole ladder of variants unless --variants), per seed:

@@ -13,8 +13,7 @@ Starts `mlflow server` on 127.0.0.1 (a free port) over the store, opens four pag
 3. the same table sorted by run name, which lists the child runs flat: every trial's run name;
 4. the parent run's artifacts: pareto_front.png, .html and .json.
 Screenshots go to --out (default bench/out/mlflow_ui/, ignored by git). Prints one line per page; exits 1 if a
-check fails. About 40-90 s on 2 busy cores with --quick (most of it the server's start); the tiny study adds 1-3
-minutes.
+check fails. With --quick most of the time is the server's start; the tiny study adds a few minutes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Shared fixtures. Everything runs for real: the embedded model is built once per test session (about 100 s on
-2 cores; kept under .cache/ between local runs), Ray runs a local instance, MLflow a temporary local store."""
+"""Shared fixtures. Everything runs for real: the embedded model is built once per test session (the slowest
+fixture; kept under .cache/ between local runs), Ray runs a local instance, MLflow a temporary local store."""
 
 import os
 from pathlib import Path

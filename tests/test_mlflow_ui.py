@@ -33,7 +33,7 @@ def test_links_open_the_model_training_view_on_the_right_server():
                                                               "machine_learning")
 
 
-@pytest.mark.slow  # shares the store (about 20 s to write on 2 busy cores) with the browser check
+@pytest.mark.slow  # shares the store (a tiny study, written once) with the browser check
 def test_trial_runs_end_with_the_status_mlflow_optuna_gives_their_optuna_state(quick_store):
     uri, _ = quick_store
     client, exp_id, parent = latest_parent_run(uri, "ui-check")
