@@ -56,6 +56,9 @@ def test_loreun_weights_favour_low_loss_and_average_one():
     assert torch.all(w[:-1] > w[1:]) and w.mean().item() == pytest.approx(1.0)
     sharper = LoReUnDynamic(temperature=0.2).weights(nll, torch.arange(4), 0, 10)
     assert sharper[0] > w[0]  # a lower temperature concentrates more weight on the lowest loss
+    # the paper's tau is fixed: the weights see the losses' scale (a batch-median rescaling made them blind to it)
+    doubled = LoReUnDynamic(temperature=1.0).weights(2 * nll, torch.arange(4), 0, 10)
+    assert doubled[0] > w[0] and not torch.allclose(doubled, w)
 
     static = LoReUnStatic(temperature=1.0)
     static.prepare(lambda: torch.tensor([5.0, 1.0, 3.0]))  # frozen-model losses of three training lines
@@ -83,6 +86,9 @@ def test_dual_optim_keeps_separate_states():
     dual.optimizer("retain").step()
     assert all(torch.equal(dual.forget.state[p][k], v) for k, v in forget_state.items())
     assert dual.forget.state[p]["step"].item() == 1 and dual.retain.state[p]["step"].item() == 2
+    # DualOptim's official code: AdamW with weight decay 0.01, on both optimisers
+    assert {g["weight_decay"] for opt in dual.optimizers() for g in opt.param_groups} == {0.01}
+    assert all(isinstance(opt, torch.optim.AdamW) for opt in dual.optimizers())
     # Budgets count forget updates: every step is one forget update and its retain_freq retain updates.
     assert DualOptim(1e-3, 1e-3, 5, [p]).phases(0) == ["forget"] + ["retain"] * 5
     assert DualOptim(1e-3, 1e-3, 5, [p]).phases(3) == ["forget"] + ["retain"] * 5
