@@ -1,47 +1,123 @@
-"""Every registered training piece subclasses its registry's abstract base class, implements its abstract methods,
-builds from its knobs' defaults, and keeps the contract its base class's docstring states (a table over the
-registries, as peft's and Optuna's tests run every method through the same cases)."""
+"""Every registered piece, of every registry, subclasses its registry's abstract base class, implements its abstract
+methods, builds from its knobs' defaults with the one call every registry shares (`build(name, hparams, context)`),
+and keeps the contract its base class's docstring states (a table over the registries, as peft's and Optuna's tests
+run every method through the same cases)."""
 
 import inspect
+from dataclasses import replace
 
 import pytest
 import torch
 
 import trainables.variants  # noqa: F401 - registers every piece
-from trainables.adapters import Adapter
-from trainables.objectives import ForgetObjective
-from trainables.optimizers import OptimizerScheme
-from trainables.registry import ADAPTERS, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS
-from trainables.retain_objectives import RetainObjective
-from trainables.weighting import SampleWeighting
+from trainables.data import load_study_data
+from trainables.gates import Gate
+from trainables.modeling import load_model, load_tokenizer
+from trainables.registry import (ADAPTERS, GATES, OBJECTIVES, OPTIMIZERS, REGISTRIES, RETAIN_OBJECTIVES, WEIGHTINGS,
+                                 BuildContext, Knob, Piece, Registry)
+from trainables.sae import SAEConfig
 
-CONTRACTS = [(OBJECTIVES, ForgetObjective), (RETAIN_OBJECTIVES, RetainObjective), (WEIGHTINGS, SampleWeighting),
-             (OPTIMIZERS, OptimizerScheme), (ADAPTERS, Adapter)]
-PIECES = [(registry, base, entry.name) for registry, base in CONTRACTS for entry in registry]
+PIECES = [(registry, entry.name) for registry in REGISTRIES for entry in registry]
+# A bare context builds every piece that needs nothing of the trial (no model, no adapter).
+BARE = BuildContext()
+
+
+@pytest.fixture(scope="module")
+def context(embedded, tmp_path_factory):
+    """A trial's context as the Unlearner fills it: the embedded model with a LoRA attached, its tokenizer, data and
+    path; a small SAE (cached under a temporary folder) so that building a gate costs seconds."""
+    path = str(embedded.model_dir)
+    base = BuildContext(model=load_model(path), tokenizer=load_tokenizer(path),
+                        data=load_study_data(embedded.data_paths()), model_path=path,
+                        sae=SAEConfig(d_sae=64, k=4, steps=20), sae_cache_root=tmp_path_factory.mktemp("sae"),
+                        gate_fit_lines=64)
+    adapter = ADAPTERS.build("lora", {}, base)
+    return replace(base, model=adapter.attach(base.model), adapter=adapter)
+
+
+@pytest.mark.parametrize("registry,name", PIECES, ids=[f"{r.kind}:{n}" for r, n in PIECES])
+def test_every_registered_piece_subclasses_its_contract_and_builds(registry, name, context):
+    factory = registry.get(name).factory
+    assert inspect.isclass(factory) and issubclass(factory, registry.base), f"{name} is not a {registry.base}"
+    assert not inspect.isabstract(factory), f"{name} leaves {sorted(factory.__abstractmethods__)} abstract"
+    assert isinstance(registry.build(name, {}, context), registry.base)
+
+
+def test_every_registry_declares_an_abstract_contract_and_has_pieces():
+    for registry in REGISTRIES:
+        assert registry.base is not None and issubclass(registry.base, Piece), registry.kind
+        assert inspect.isabstract(registry.base)
+        with pytest.raises(TypeError):
+            registry.base()
+        assert len(registry.names()) >= 2, registry.kind
+    assert GATES.base is Gate
+
+
+def test_a_registry_refuses_what_is_not_its_contract():
+    registry = Registry("test piece")
+    with pytest.raises(TypeError, match="none declared"):
+        registry.register("early")(type("Early", (Piece,), {}))
+
+    @registry.contract
+    class Contract(Piece):
+        pass
+
+    with pytest.raises(TypeError, match="not a subclass of Contract"):
+        registry.register("stranger")(type("Stranger", (Piece,), {}))
+
+    @registry.register("wrong", knobs=(Knob("size", 2, choices=(2, 3)),))
+    class Wrong(Contract):
+        @classmethod
+        def from_knobs(cls, knobs, context):
+            return knobs  # a factory that returns something else than one piece
+
+    with pytest.raises(TypeError, match="not a Contract"):
+        registry.build("wrong", {})
+
+
+def test_pieces_that_need_the_trial_say_so_on_a_bare_context():
+    with pytest.raises(ValueError, match="built after the adapter"):
+        OPTIMIZERS.build("adamw", {}, BARE)
 
 
 def build(registry, name):
-    extra = {"params": [torch.nn.Parameter(torch.zeros(3))]} if registry is OPTIMIZERS else {}
-    return registry.build(name, {}, **extra)
+    """The pieces below need nothing of the trial but an optimiser scheme's adapter (a LoRA on a tiny model)."""
+    if registry is OPTIMIZERS:
+        adapter = ADAPTERS.build("lora", {}, BARE)
+        adapter.attach(tiny_model())
+        return registry.build(name, {}, replace(BARE, adapter=adapter))
+    return registry.build(name, {}, BARE)
 
 
-@pytest.mark.parametrize("registry,base,name", PIECES, ids=[f"{r.kind}:{n}" for r, _, n in PIECES])
-def test_every_registered_piece_subclasses_its_contract_and_builds(registry, base, name):
-    factory = registry.get(name).factory
-    assert inspect.isclass(factory) and issubclass(factory, base), f"{name} is not a {base.__name__}"
-    assert not inspect.isabstract(factory), f"{name} leaves {sorted(factory.__abstractmethods__)} abstract"
-    assert isinstance(build(registry, name), base)
+@pytest.mark.parametrize("name", GATES.names())
+def test_gates_fit_on_the_base_model_log_their_build_and_unhook(name, context):
+    """A gate is fitted with the context's adapter disabled: a trained (here perturbed) adapter changes nothing of
+    what it selects or calibrates. Its hooks edit only inside attach_gate."""
+    from trainables.batching import encode
+    from trainables.gates import attach_gate
 
-
-def test_the_base_classes_are_abstract():
-    for _, base in CONTRACTS:
-        assert inspect.isabstract(base)
-        with pytest.raises(TypeError):
-            base()
-
-
-def test_every_registry_has_pieces():
-    assert all(len(registry.names()) >= 2 for registry, _ in CONTRACTS)
+    path = context.model_path
+    adapter = ADAPTERS.build("lora", {}, context)
+    adapted = adapter.attach(load_model(path))
+    with torch.no_grad():
+        for p in adapter.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    gate = GATES.build(name, {"n_features": 5}, replace(context, model=adapted, adapter=adapter))
+    plain = GATES.build(name, {"n_features": 5}, replace(context, model=load_model(path), adapter=None))
+    assert torch.equal(gate.features.indices, plain.features.indices)
+    assert gate.info.get("gate_threshold") == plain.info.get("gate_threshold")
+    assert gate.info["gate_build_seconds"] > 0
+    assert plain.info["gate_sae_cache_hit"] == 1.0  # the SAE is trained once (at the latest by the first build)
+    batch = encode(context.tokenizer, context.data.forget.heldout[:4], 24)
+    model = load_model(path)
+    with torch.no_grad():
+        before = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        with attach_gate(model, plain) as attached:
+            attached.reset()
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            assert attached.seen == 4 and 0.0 <= attached.firing_rate <= 1.0
+        after = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert torch.equal(before, after)
 
 
 NLL_SUM, N_TOKENS = torch.tensor([6.0, 9.0, 4.0, 12.0]), torch.tensor([3, 4, 2, 5])

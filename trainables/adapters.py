@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from contextlib import AbstractContextManager
 
 import torch
 
-from .registry import ADAPTERS, Knob, MmieForm
+from .registry import ADAPTERS, Knob, MmieForm, Piece
 
 MMIE_LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj"
 
 
-class Adapter(ABC):
+@ADAPTERS.contract
+class Adapter(Piece):
     """The trained parameters and how they enter the model. Life cycle, as the Unlearner drives it:
 
-    - built once per trial by `ADAPTERS.build(name, hparams)` (its knobs as keyword arguments), the name the
-      variant's or the trial's `adapter`; a gate-only variant gets one too and never trains it;
+    - built once per trial by `ADAPTERS.build(name, hparams, context)` (its knobs as its constructor's keyword
+      arguments; the context holds the base model, not yet its own), the name the variant's or the trial's
+      `adapter`; a gate-only variant gets one too and never trains it;
     - `attach(model)` once, right after the base model loads; every later forward pass uses what it returns;
     - `parameters()` once to build the optimiser scheme, then once per step (gradient norm and clipping);
     - `disabled()`, a context manager, around every forward pass that needs the frozen original model (NPO's

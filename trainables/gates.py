@@ -24,14 +24,15 @@ of every input; it is the baseline DSG is compared with.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from abc import abstractmethod
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 
 from .data import DataError, StudyData
 from .decoder_layers import LayerChoices, decoder_body, decoder_layers, hidden_of, with_hidden
-from .registry import GATES, Knob, MmieForm
+from .registry import GATES, BuildContext, Knob, MmieForm, Piece
 from .sae import (
     SAEConfig,
     SelectedFeatures,
@@ -77,10 +78,29 @@ DSG_GATE_KNOBS = (
 )
 
 
-class _Gate:
-    """Hooks and bookkeeping shared by both gates: a pre-hook on the decoder body stashes the attention mask and
-    input ids, a forward hook on the layer edits its output; sequences seen and gated are counted per fresh
-    (uncached) pass. Cached generation needs the attention mask (generate always passes it)."""
+@GATES.contract
+class Gate(Piece):
+    """An inference-time edit of one decoder layer's output through an SAE's selected features. Life cycle, as the
+    Unlearner drives it:
+
+    - built once per trial, after the base measurements and before any unlearning update:
+      `GATES.build(name, hparams, context)` runs `from_knobs`, which times `fit(context, **knobs)` on the frozen
+      base model (the context's adapter disabled). `fit` reads the cached SAE of its layer (trained on a miss,
+      keyed by `context.model_path`; `context.sae_pretrained` reads a SAELens folder instead), selects features
+      on training lines (never held-out ones) and calibrates what it needs; it returns the gate, with the figures
+      to log once (SAE quality, cache hit, selection, build seconds) in `info`;
+    - around every evaluation pass, never in training: `attach_gate(model, gate)` calls `register(model,
+      handles)`, a pre-hook on the decoder body (stashes the attention mask and input ids) and a forward hook on
+      `layer`, removed on exit; the Unlearner calls `reset()` before a pass whose firing rate it reports and
+      reads `firing_rate` after it;
+    - on every forward pass through the layer: `edit(h, mask, fresh)` once, `h` the layer's hidden states (batch,
+      positions, d), `mask` the attention mask over every position so far, `fresh` false for a cached decoding
+      step (it continues the previous pass's sequences). It returns the new hidden states, or None to leave the
+      layer's output as it is.
+    It keeps counters (`seen`, `gated`, `last_gated`) and what a cached decoding step continues from (DSG's
+    running share); nothing of it is checkpointed: a restored trial builds it again from the cached SAE.
+    Cached generation needs the attention mask (generate always passes it).
+    """
 
     def __init__(self, sae: SparseAutoencoder, layer: int, features: SelectedFeatures, special_ids=()):
         self.sae, self.layer, self.features = sae, int(layer), features
@@ -88,13 +108,28 @@ class _Gate:
         # finished keep receiving EOS with attention mask 1.
         self.special_ids = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
         self.rows = sae.W_dec[features.indices].detach()  # the only decoder rows a gate can change
+        self.info: dict[str, float] = {}  # build figures, logged once
         self.seen = self.gated = 0
         self.last_gated = torch.zeros(0, dtype=torch.bool)  # per row of the latest batch: gated at any point
         self._mask: torch.Tensor | None = None
         self._ids: torch.Tensor | None = None
 
+    @classmethod
+    def from_knobs(cls, knobs, context: BuildContext) -> Gate:
+        started = time.perf_counter()
+        with context.adapter.disabled() if context.adapter is not None else nullcontext():
+            gate = cls.fit(context, **knobs)
+        gate.info["gate_build_seconds"] = time.perf_counter() - started
+        return gate
+
+    @classmethod
+    @abstractmethod
+    def fit(cls, context: BuildContext, **knobs) -> Gate:
+        """The gate for these knob values, fitted on `context.model` and `context.data`, its figures in `info`."""
+
     @property
     def firing_rate(self) -> float:
+        """The share of sequences gated since `reset()`."""
         return self.gated / self.seen if self.seen else 0.0
 
     def reset(self) -> None:
@@ -135,16 +170,33 @@ class _Gate:
         """decode(z + dz) + (h − decode(z)) = h + dz W_dec, over the selected features' rows."""
         return h + (dz @ self.rows).to(h.dtype)
 
+    @abstractmethod
     def edit(self, h: torch.Tensor, mask: torch.Tensor, fresh: bool) -> torch.Tensor | None:
-        raise NotImplementedError
+        """The layer's new hidden states for this pass, or None to keep them (counting what it gates)."""
 
 
-class StaticGate(_Gate):
+@GATES.register("sae_gate", knobs=STATIC_GATE_KNOBS, help="mmie.py's static SAE gate: selected features scaled by "
+                "1 - sae_gate_alpha on every input",
+                mmie=MmieForm(flags=lambda v: ["--sae_gate", "--sae_gate_alpha", str(v["sae_gate_alpha"]),
+                                               "--sae_gate_topk", str(v["n_features"]),
+                                               "--sae_feature_picker", "activation"],
+                              missing="mmie.py trains its own SAE (on per-sequence mean states), encodes densely and "
+                                      "picks features by forget-minus-retain |z| (--sae_feature_picker activation is the "
+                                      "nearest of its pickers); this gate's SAE and DSG-style selection are not its"))
+class StaticGate(Gate):
     """Selected features scaled by (1 − alpha) at every position of every input (mmie.py's gate)."""
 
     def __init__(self, sae, layer: int, features: SelectedFeatures, alpha: float):
         super().__init__(sae, layer, features)
         self.base_alpha = float(alpha)
+
+    @classmethod
+    def fit(cls, context, sae_gate_alpha: float, n_features: int, sae_layer: str):
+        layer = int(sae_layer)
+        sae, features, info = _fit(context, layer, int(n_features))
+        gate = cls(sae, layer, features, sae_gate_alpha)
+        gate.info.update(info)
+        return gate
 
     @property
     def firing_rate(self) -> float:
@@ -157,7 +209,11 @@ class StaticGate(_Gate):
         return self._shifted(h, -self.base_alpha * self._selected(h))
 
 
-class DynamicGate(_Gate):
+@GATES.register("dsg", knobs=DSG_GATE_KNOBS, help="Dynamic SAE Guardrails: selected features clamped negative on "
+                "sequences whose trigger share exceeds a retain-calibrated threshold",
+                mmie=MmieForm(missing="mmie.py's dsg arm crashes as published (its call omits `lid`) and its --dsg "
+                                      "only sets a threshold on the static gate"))
+class DynamicGate(Gate):
     """DSG: per sequence, when the share of real tokens with any selected feature active exceeds `threshold`, every
     selected feature is clamped to −base_alpha × its typical forget activation at each token where any selected
     feature is active (the official intervention's (batch, length, 1) mask). `active_only` clamps only the
@@ -170,6 +226,16 @@ class DynamicGate(_Gate):
         self.active_only = active_only
         self.clamp = -self.base_alpha * features.typical.detach()  # z′ of an active selected feature
         self._active = self._real = torch.zeros(0)
+
+    @classmethod
+    def fit(cls, context, base_alpha: float, n_features: int, trigger_percentile: float, sae_layer: str):
+        layer = int(sae_layer)
+        sae, features, info = _fit(context, layer, int(n_features))
+        calib, lengths = _activations(context, _calibration_lines(context), layer)
+        threshold = calibrate_threshold(sae, features, per_sequence(calib, lengths), trigger_percentile)
+        gate = cls(sae, layer, features, base_alpha, threshold, context.tokenizer.all_special_ids)
+        gate.info.update(info, gate_threshold=threshold)
+        return gate
 
     def edit(self, h, mask, fresh):
         if fresh:  # a new batch of sequences; otherwise a cached decoding step continues the running share
@@ -200,7 +266,7 @@ def calibrate_threshold(sae, features: SelectedFeatures, retain_acts_per_sequenc
 
 
 @contextmanager
-def attach_gate(model, gate: _Gate):
+def attach_gate(model, gate: Gate):
     """The gate's hooks on `model` for the body of the block; removed on exit, also when the body raises."""
     handles: list = []
     try:
@@ -243,89 +309,50 @@ def gate_lines(data: StudyData, fit_lines: int = 1024) -> GateLines:
     return lines
 
 
-@dataclass
-class GateContext:
-    """What building a gate needs besides its knobs: the model before any unlearning update, its tokenizer and path
-    (the SAE cache's key), and the study's data. Features are selected on up to `fit_lines` forget and retain
-    training lines; DSG's τ is calibrated on the retain training lines after those (`gate_lines`; held-out lines
-    are never used)."""
-
-    model: object
-    tok: object
-    data: StudyData
-    model_path: str
-    sae_config: SAEConfig = SAEConfig()
-    cache_root: object = None
-    fit_lines: int = 1024
-    pretrained: str | None = None  # a SAELens folder read instead of training one (for the layer it was trained on)
-
-    @property
-    def lines(self) -> GateLines:
-        return gate_lines(self.data, self.fit_lines)
-
-    def calibration_lines(self) -> list[str]:
-        lines = self.lines
-        return self.data.retain.train[lines.retain : lines.retain + lines.calibration]
-
-    def fit(self, layer: int, n_features: int):
-        """The cached SAE (trained on a miss), the selected features, and figures to log once."""
-        lines = self.lines
-        forget, _ = self.activations(self.data.forget.train[: lines.forget], layer)
-        retain, _ = self.activations(self.data.retain.train[: lines.retain], layer)
-        if self.pretrained:
-            sae, hit = load_saelens(self.pretrained, self.model.device), True
-            report = evaluate_sae(sae, torch.cat([forget, retain]))
-        else:
-            sae, report, hit = load_or_train_sae(self.model_path, self.tok, self.data, layer, self.sae_config,
-                                                 self.cache_root, model=self.model)
-        features = select_features(sae, forget, retain, SELECT_PERCENTILE, n_features)
-        info = {
-            "gate_sae_fve": report["fve"], "gate_sae_l0": report["l0"], "gate_sae_dead_share": report["dead_share"],
-            "gate_sae_cache_hit": float(hit), "gate_n_features": float(len(features)),
-            "gate_feature_rate_forget": activation_rates(sae, features, forget),
-            "gate_feature_rate_retain": activation_rates(sae, features, retain),
-        }
-        return sae, features, info
-
-    def activations(self, lines: list[str], layer: int):
-        return collect_activations(self.model, self.tok, lines, layer, self.sae_config.max_len)
+def _sae_config(context: BuildContext) -> SAEConfig:
+    return context.sae if context.sae is not None else SAEConfig()
 
 
-@GATES.register("sae_gate", knobs=STATIC_GATE_KNOBS, help="mmie.py's static SAE gate: selected features scaled by "
-                "1 - sae_gate_alpha on every input",
-                mmie=MmieForm(flags=lambda v: ["--sae_gate", "--sae_gate_alpha", str(v["sae_gate_alpha"]),
-                                               "--sae_gate_topk", str(v["n_features"]),
-                                               "--sae_feature_picker", "activation"],
-                              missing="mmie.py trains its own SAE (on per-sequence mean states), encodes densely and "
-                                      "picks features by forget-minus-retain |z| (--sae_feature_picker activation is the "
-                                      "nearest of its pickers); this gate's SAE and DSG-style selection are not its"))
-def static_gate(sae_gate_alpha: float, n_features: int, sae_layer: str, *, context: GateContext):
-    layer = int(sae_layer)
-    sae, features, info = context.fit(layer, int(n_features))
-    return StaticGate(sae, layer, features, sae_gate_alpha), info
+def _calibration_lines(context: BuildContext) -> list[str]:
+    """DSG's τ is calibrated on the retain training lines after those features are selected on (`gate_lines`)."""
+    lines = gate_lines(context.data, context.gate_fit_lines)
+    return context.data.retain.train[lines.retain : lines.retain + lines.calibration]
 
 
-@GATES.register("dsg", knobs=DSG_GATE_KNOBS, help="Dynamic SAE Guardrails: selected features clamped negative on "
-                "sequences whose trigger share exceeds a retain-calibrated threshold",
-                mmie=MmieForm(missing="mmie.py's dsg arm crashes as published (its call omits `lid`) and its --dsg "
-                                      "only sets a threshold on the static gate"))
-def dynamic_gate(base_alpha: float, n_features: int, trigger_percentile: float, sae_layer: str, *,
-                 context: GateContext):
-    layer = int(sae_layer)
-    sae, features, info = context.fit(layer, int(n_features))
-    calib, lengths = context.activations(context.calibration_lines(), layer)
-    threshold = calibrate_threshold(sae, features, per_sequence(calib, lengths), trigger_percentile)
-    info["gate_threshold"] = threshold
-    return DynamicGate(sae, layer, features, base_alpha, threshold, context.tok.all_special_ids), info
+def _fit(context: BuildContext, layer: int, n_features: int):
+    """The cached SAE (trained on a miss), the features selected on up to `context.gate_fit_lines` forget and
+    retain training lines, and figures to log once."""
+    lines = gate_lines(context.data, context.gate_fit_lines)
+    forget, _ = _activations(context, context.data.forget.train[: lines.forget], layer)
+    retain, _ = _activations(context, context.data.retain.train[: lines.retain], layer)
+    if context.sae_pretrained:
+        sae, hit = load_saelens(context.sae_pretrained, context.model.device), True
+        report = evaluate_sae(sae, torch.cat([forget, retain]))
+    elif context.model_path is None:
+        raise ValueError("a gate needs the model's path (its SAE cache key) or a pretrained SAE")
+    else:
+        sae, report, hit = load_or_train_sae(context.model_path, context.tokenizer, context.data, layer,
+                                             _sae_config(context), context.sae_cache_root, model=context.model)
+    features = select_features(sae, forget, retain, SELECT_PERCENTILE, n_features)
+    info = {
+        "gate_sae_fve": report["fve"], "gate_sae_l0": report["l0"], "gate_sae_dead_share": report["dead_share"],
+        "gate_sae_cache_hit": float(hit), "gate_n_features": float(len(features)),
+        "gate_feature_rate_forget": activation_rates(sae, features, forget),
+        "gate_feature_rate_retain": activation_rates(sae, features, retain),
+    }
+    return sae, features, info
+
+
+def _activations(context: BuildContext, lines: list[str], layer: int):
+    return collect_activations(context.model, context.tokenizer, lines, layer, _sae_config(context).max_len)
 
 
 def build_gate(kind: str, hparams: dict, model, tok, data: StudyData, model_path: str,
                sae_config: SAEConfig = SAEConfig(), cache_root=None, fit_lines: int = 1024,
-               pretrained: str | None = None) -> tuple[_Gate, dict]:
-    """A trial's gate (a registered gate's name) from its knobs, on the model before any unlearning update.
-    Returns the gate and figures to log once (SAE quality, cache hit, selection, cost)."""
-    started = time.perf_counter()
-    context = GateContext(model, tok, data, model_path, sae_config, cache_root, fit_lines, pretrained)
-    gate, info = GATES.build(kind, hparams, context=context)
-    info["gate_build_seconds"] = time.perf_counter() - started
-    return gate, info
+               pretrained: str | None = None) -> tuple[Gate, dict]:
+    """A gate outside a trial: `GATES.build` with a context made of these, on the model as it is (before any
+    unlearning update). Returns the gate and its `info`, the figures to log once."""
+    context = BuildContext(model=model, tokenizer=tok, data=data, model_path=model_path, sae=sae_config,
+                           sae_pretrained=pretrained or "", sae_cache_root=cache_root, gate_fit_lines=fit_lines)
+    gate = GATES.build(kind, hparams, context)
+    return gate, gate.info

@@ -9,19 +9,20 @@ the papers' per-sequence forms. Padding never counts (mmie.py counts it: see doc
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
 import torch
 import torch.nn.functional as F
 
-from .registry import OBJECTIVES, Knob, MmieForm
+from .registry import OBJECTIVES, Knob, MmieForm, Piece
 
 
-class ForgetObjective(ABC):
+@OBJECTIVES.contract
+class ForgetObjective(Piece):
     """The loss of a forget batch. Life cycle, as the Unlearner drives it:
 
-    - built once per trial, after the adapter is attached: `OBJECTIVES.build(name, hparams)` passes the piece's
-      knobs as keyword arguments (and nothing else);
+    - built once per trial, after the adapter is attached: `OBJECTIVES.build(name, hparams, context)` passes the
+      piece's knobs to its constructor as keyword arguments (`from_knobs`; the context is not read);
     - on every forget update (one per step, whatever the optimiser scheme), after the training forward pass:
       `loss(nll_sum, n_tokens, ref_nll_sum, weights)` once. `nll_sum` and `n_tokens` are per sequence (padding
       excluded); `ref_nll_sum` is the same NLL under the frozen model (the adapter disabled, no gradient) when

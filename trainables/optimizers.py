@@ -8,22 +8,24 @@ code use); the learning rate follows the study's schedule (trainables.schedule),
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
 import torch
 
-from .registry import OPTIMIZERS, Knob, MmieForm
+from .registry import OPTIMIZERS, BuildContext, Knob, MmieForm, Piece
 
 WEIGHT_DECAY = 0.01
 MMIE_LR = 2e-4  # mmie.py's learning rate; it has no --lr flag
 
 
-class OptimizerScheme(ABC):
+@OPTIMIZERS.contract
+class OptimizerScheme(Piece):
     """Which optimiser makes each update of a step, and how many updates a step makes. Life cycle, as the Unlearner
     drives it:
 
-    - built once per trial, after the adapter is attached: `OPTIMIZERS.build(name, hparams,
-      params=adapter.parameters())`, its knobs as keyword arguments plus `params`, the parameters to train;
+    - built once per trial, after the adapter is attached: `OPTIMIZERS.build(name, hparams, context)` passes its
+      knobs to its constructor as keyword arguments, plus `params`, the parameters to train (the context's
+      adapter's `parameters()`);
     - right after: `optimizers()` (their learning rates are the base ones the schedule scales) and `phases(0)`
       (its length is the number of updates per step, the same at every step);
     - every step: `phases(step)` once; for each phase in order, the schedule sets the learning rate of every
@@ -31,6 +33,12 @@ class OptimizerScheme(ABC):
       a non-finite loss or gradient ends the step there, that update unmade);
     - `state_dict()` at every checkpoint, `load_state_dict(state)` once when a trial is restored from one.
     """
+
+    @classmethod
+    def from_knobs(cls, knobs, context: BuildContext):
+        if context.adapter is None:
+            raise ValueError(f"{cls.__name__}: an optimiser scheme is built after the adapter (the context has none)")
+        return cls(**knobs, params=context.adapter.parameters())
 
     @abstractmethod
     def phases(self, step: int) -> list[str]:

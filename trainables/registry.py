@@ -1,12 +1,16 @@
 """Registries of the pieces a variant is made of, and of the variants themselves.
 
-Each piece (a forget objective, a sample weighting, an optimiser scheme, an adapter, a gate) is a small module that
-registers itself once with its name and its knobs (hyperparameters with default search ranges). The trainable, the
-search space, the CLI and the exporter only ever look names up here: adding a piece never edits a switch elsewhere.
+Each piece (a forget objective, a retain objective, a sample weighting, an optimiser scheme, an adapter, a gate) is
+a class that registers itself once with its name and its knobs (hyperparameters with default search ranges). The
+trainable, the search space, the CLI and the exporter only ever look names up here: adding a piece never edits a
+switch elsewhere. Every registry builds its pieces the same way: `REGISTRY.build(name, hparams, context)` hands the
+piece's knob values and the trial's `BuildContext` to `Piece.from_knobs` and returns one piece, an instance of the
+registry's contract (the abstract base class its module declares with `@REGISTRY.contract`).
 """
 
 from __future__ import annotations
 
+from abc import ABC
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
@@ -108,6 +112,39 @@ def _valid(model_choices, value, shape) -> bool:
 
 
 @dataclass(frozen=True)
+class BuildContext:
+    """What a trial's pieces are built from besides their knobs: one object, handed to every registry's factory.
+
+    The Unlearner fills it as its set-up goes: the adapter is built with `model` the base model and `adapter` None;
+    every other piece after the adapter is attached (`model` the adapted model, `adapter` set). A piece reads only
+    what it needs; a bare `BuildContext()` builds any piece that needs nothing of the trial. A new piece that needs
+    more of the trial adds a field here."""
+
+    model: Any = None
+    tokenizer: Any = None
+    data: Any = None  # trainables.data.StudyData
+    model_path: str | None = None  # None: a model handed in (it has no SAE cache key)
+    adapter: Any = None  # the trial's Adapter, once attached (an optimiser scheme trains its parameters())
+    # SAE gates: the SAE's settings (trainables.sae.SAEConfig; None: its defaults), a SAELens folder read instead
+    # of training one, the SAE cache's root (None: the default) and the training lines per set a gate fits on.
+    sae: Any = None
+    sae_pretrained: str = ""
+    sae_cache_root: Any = None
+    gate_fit_lines: int = 1024
+
+
+class Piece(ABC):
+    """What every registered piece is: a class built from its knob values and the trial's BuildContext."""
+
+    @classmethod
+    def from_knobs(cls, knobs: dict[str, Any], context: BuildContext):
+        """The piece for one trial; `knobs` holds a value for each of its registered knobs. By default they are the
+        constructor's keyword arguments; a piece that needs something of the trial overrides this and reads
+        `context`."""
+        return cls(**knobs)
+
+
+@dataclass(frozen=True)
 class Entry(Generic[T]):
     name: str
     factory: Callable[..., T]
@@ -119,14 +156,28 @@ class Entry(Generic[T]):
 @dataclass
 class Registry(Generic[T]):
     kind: str
+    base: type | None = None  # the contract every piece subclasses (set by `contract`)
     _entries: dict[str, Entry[T]] = field(default_factory=dict)
 
+    def contract(self, base: type) -> type:
+        """Class decorator on the abstract base class (a Piece) that every piece of this registry subclasses."""
+        if self.base is not None:
+            raise ValueError(f"{self.kind}: contract {self.base.__name__} already declared")
+        if not issubclass(base, Piece):
+            raise TypeError(f"{self.kind}: contract {base.__name__} is not a Piece")
+        self.base = base
+        return base
+
     def register(self, name: str, knobs: tuple[Knob, ...] = (), help: str = "", mmie: MmieForm = NOT_DECLARED):
-        """Decorator: register a factory (a class or function) under `name` with its knobs and its mmie.py form."""
+        """Class decorator: register a piece (a subclass of the registry's contract) under `name` with its knobs and
+        its mmie.py form."""
 
         def decorate(factory):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} registered twice")
+            if self.base is None or not (isinstance(factory, type) and issubclass(factory, self.base)):
+                contract = self.base.__name__ if self.base else "its registry's contract (none declared yet)"
+                raise TypeError(f"{self.kind} {name!r}: {factory!r} is not a subclass of {contract}")
             self._entries[name] = Entry(name=name, factory=factory, knobs=tuple(knobs), help=help, mmie=mmie)
             return factory
 
@@ -138,11 +189,16 @@ class Registry(Generic[T]):
         except KeyError:
             raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries))}") from None
 
-    def build(self, name: str, hparams: dict[str, Any], **kwargs) -> T:
-        """Instantiate `name` with its knobs' values from hparams (defaults where absent)."""
+    def build(self, name: str, hparams: dict[str, Any], context: BuildContext = BuildContext()) -> T:
+        """The piece `name` for one trial: its knobs' values from hparams (defaults where absent) and the trial's
+        context, through its `from_knobs`."""
         entry = self.get(name)
         values = {k.name: hparams.get(k.name, k.default) for k in entry.knobs}
-        return entry.factory(**values, **kwargs)
+        piece = entry.factory.from_knobs(values, context)
+        if not isinstance(piece, self.base):
+            raise TypeError(f"{self.kind} {name!r}: from_knobs returned {type(piece).__name__}, not a "
+                            f"{self.base.__name__}")
+        return piece
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -160,6 +216,7 @@ WEIGHTINGS: Registry = Registry("sample weighting")
 OPTIMIZERS: Registry = Registry("optimiser scheme")
 ADAPTERS: Registry = Registry("adapter")
 GATES: Registry = Registry("gate")
+REGISTRIES = (OBJECTIVES, RETAIN_OBJECTIVES, WEIGHTINGS, OPTIMIZERS, ADAPTERS, GATES)
 
 
 @dataclass(frozen=True)

@@ -9,21 +9,22 @@ than the original" that is an artefact of training on the retain distribution).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .metrics import token_nll
-from .registry import RETAIN_OBJECTIVES, MmieForm
+from .registry import RETAIN_OBJECTIVES, MmieForm, Piece
 
 
-class RetainObjective(ABC):
+@RETAIN_OBJECTIVES.contract
+class RetainObjective(Piece):
     """The loss of a retain batch. Life cycle, as the Unlearner drives it:
 
-    - built once per trial by `RETAIN_OBJECTIVES.build(name, hparams)` (its knobs as keyword arguments), the name
-      the variant's or the study's (`retain_objectives`);
+    - built once per trial by `RETAIN_OBJECTIVES.build(name, hparams, context)` (its knobs as its constructor's
+      keyword arguments, the context not read), the name the variant's or the study's (`retain_objectives`);
     - on every retain update (the optimiser scheme's "retain" phases: one or more per step), after the training
       forward pass: `loss(logits, labels, base_logits)` once. `labels` mark padding -100; `base_logits()` runs the
       frozen model on the same batch (the adapter disabled, no gradient) and costs a forward pass, so only an

@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from functools import lru_cache
 from typing import TypeVar
 
@@ -22,7 +23,7 @@ import torch
 from . import variants  # noqa: F401  (registers every piece and variant)
 from .batching import encode, pad_rows, to_device
 from .data import DataPaths, StudyData, load_study_data, prompt_prefix
-from .gates import attach_gate, build_gate
+from .gates import attach_gate
 from .language_id import LanguageIdentifier, detect_language
 from .lid_ensemble import default_ensemble
 from . import mmie_metrics
@@ -43,7 +44,8 @@ from .metrics import (
     token_nll,
 )
 from .modeling import load_model, load_tokenizer
-from .registry import ADAPTERS, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS, Variant, get_variant
+from .registry import (ADAPTERS, GATES, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS, BuildContext, Variant,
+                       get_variant)
 from .schedule import lr_multiplier
 from .trial_setup import TrialSetup
 from .weighting import Product
@@ -91,47 +93,95 @@ class Unlearner:
         self.setup = setup
         self.hparams = dict(hparams)
         self.variant = variant or get_variant(hparams["variant"])
-        torch.manual_seed(setup.train.seed)
-        if model is None:
-            path = setup.model_path()
-            self.tok = load_tokenizer(path, setup.trust_remote_code)
-            model = load_model(path, setup.trust_remote_code, setup.dtype, setup.device)
-        else:
-            path, self.tok = None, tokenizer
-        self.model_path = path  # None: a model handed in, whose base measurements are not shared
-        # A gate-only variant keeps an (untrained, identity) adapter too, so every run evaluates the same way.
-        self.adapter = ADAPTERS.build(self.variant.adapter or hparams.get("adapter", "lora"), hparams)
-        self.model = self.adapter.attach(model)
         self.trains = self.variant.trains
         self.steps = setup.train.steps if self.trains else 0
+        self._setup_model(model, tokenizer)
+        self._setup_data(data)
+        self._setup_adapter()
         if self.trains:
-            self.objective = OBJECTIVES.build(self.variant.objective, hparams)
-            self.retain_objective = RETAIN_OBJECTIVES.build(retain_objective_of(self.variant, hparams), hparams)
-            parts = [WEIGHTINGS.build(name, hparams) for name in self.variant.weightings]
-            self.weighting = parts[0] if len(parts) == 1 else Product(parts)
-            self.optim = OPTIMIZERS.build(self.variant.optimizer, hparams, params=self.adapter.parameters())
-            # Base learning rates, which the schedule scales per update.
-            self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in self.optim.optimizers()]
-            self.updates_per_step = len(self.optim.phases(0))
+            self._setup_objectives()
+            self._setup_optimizers()
+        self._setup_forget_mask()
+        self._setup_eval_batches()
+        self._setup_languages()
+        self.step = 0
+        self.tokens_seen = 0
+        self.restores = 0  # how many times this run came back from a checkpoint
+        self.baseline = self._measure_baseline()
+        self._setup_gate()
+        if self.trains:
+            self.weighting.prepare(self._frozen_forget_losses)
 
+    # ---- set-up, in the order __init__ runs it (the seed is set first: the adapter's initialisation draws from it)
+
+    def _setup_model(self, model, tokenizer) -> None:
+        """Seeds torch with the trial's seed, then the base model and its tokenizer: the setup's (cached per
+        process) or the ones handed in."""
+        torch.manual_seed(self.setup.train.seed)
+        if model is None:
+            path = self.setup.model_path()
+            self.tok = load_tokenizer(path, self.setup.trust_remote_code)
+            model = load_model(path, self.setup.trust_remote_code, self.setup.dtype, self.setup.device)
+        else:
+            path, self.tok = None, tokenizer
+        self.model = model
+        self.model_path = path  # None: a model handed in, whose base measurements are not shared
+
+    def _setup_data(self, data: StudyData | None) -> None:
+        """The study's data (the setup's, cached per process, or the data handed in) and its training lines as
+        token ids."""
+        self.data_paths = None  # None: data handed in, whose forget-token mask is not shared
         if data is None:
-            paths = setup.data_paths()
-            data = _study_data(paths, setup.train.seed, setup.heldout)
+            self.data_paths = self.setup.data_paths()
+            data = _study_data(self.data_paths, self.setup.train.seed, self.setup.heldout)
         self.data = data
         self.train_tokens = {
             phase: [self.tok.encode(t, add_special_tokens=False) for t in s.train]
             for phase, s in (("forget", self.data.forget), ("retain", self.data.retain))
         }
-        script = setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
+
+    def _setup_adapter(self) -> None:
+        """The adapter, attached: from here on `self.model` is the adapted model, and `self.context`, what every
+        piece is built from besides its knobs, holds both. A gate-only variant keeps an (untrained, identity)
+        adapter too, so every run evaluates the same way."""
+        context = BuildContext(model=self.model, tokenizer=self.tok, data=self.data, model_path=self.model_path,
+                               sae=self.setup.sae, sae_pretrained=self.setup.sae_pretrained)
+        self.adapter = ADAPTERS.build(self.variant.adapter or self.hparams.get("adapter", "lora"), self.hparams, context)
+        self.model = self.adapter.attach(self.model)
+        self.context = replace(context, model=self.model, adapter=self.adapter)
+
+    def _setup_objectives(self) -> None:
+        """The forget objective, the retain objective and the sample weighting (several multiply)."""
+        self.objective = OBJECTIVES.build(self.variant.objective, self.hparams, self.context)
+        self.retain_objective = RETAIN_OBJECTIVES.build(retain_objective_of(self.variant, self.hparams), self.hparams,
+                                                        self.context)
+        parts = [WEIGHTINGS.build(name, self.hparams, self.context) for name in self.variant.weightings]
+        self.weighting = parts[0] if len(parts) == 1 else Product(parts)
+
+    def _setup_optimizers(self) -> None:
+        """The optimiser scheme over the adapter's parameters, the base learning rates the schedule scales per
+        update, and the number of updates per step."""
+        self.optim = OPTIMIZERS.build(self.variant.optimizer, self.hparams, self.context)
+        self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in self.optim.optimizers()]
+        self.updates_per_step = len(self.optim.phases(0))
+
+    def _setup_forget_mask(self) -> None:
+        """Which vocabulary tokens belong to the forget language's script (what token_mass sums over)."""
+        script = self.setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
         vocab = self.model.get_input_embeddings().weight.shape[0]
-        if path is None:
+        if self.model_path is None or self.data_paths is None:
             mask = _forget_mask(self.tok, self.data, script, vocab)
         else:
-            mask = _cached_forget_mask(path, setup.trust_remote_code, paths, setup.train.seed, setup.heldout, script, vocab)
+            mask = _cached_forget_mask(self.model_path, self.setup.trust_remote_code, self.data_paths,
+                                       self.setup.train.seed,
+                                       self.setup.heldout, script, vocab)
         self.forget_mask = mask.to(self.model.device)
-        n = setup.eval_batch
-        # One per-step forward pass: held-out forget lines, then the utility set's lines, then (when utility has a
-        # set of its own) held-out retain lines, so retain_ppl is always the retain set's.
+
+    def _setup_eval_batches(self) -> None:
+        """The fixed held-out batches: one per-step forward pass over held-out forget lines, then the utility set's
+        lines, then (when utility has a set of its own) held-out retain lines, so retain_ppl is always the retain
+        set's; and one batch per collateral set."""
+        n = self.setup.eval_batch
         self.eval_slices = {}
         lines: list[str] = []
         for name, s in (("forget", self.data.forget), ("utility", self.data.utility), ("retain", self.data.retain)):
@@ -139,33 +189,31 @@ class Unlearner:
                 continue
             self.eval_slices[name] = slice(len(lines), len(lines) + len(s.heldout[:n]))
             lines += s.heldout[:n]
-        self.eval_batch = encode(self.tok, lines, setup.eval_max_len)
+        self.eval_batch = encode(self.tok, lines, self.setup.eval_max_len)
         self.collateral_batches = {
-            s.name: encode(self.tok, s.heldout[:n], setup.eval_max_len) for s in self.data.collateral_sets()
+            s.name: encode(self.tok, s.heldout[:n], self.setup.eval_max_len) for s in self.data.collateral_sets()
         }
-        languages = dict(setup.languages)
+
+    def _setup_languages(self) -> None:
+        """The forget and retain languages (the setup's, found from the data outside a study) and the language
+        identifier extraction strength uses (None with fewer than two languages)."""
+        languages = dict(self.setup.languages)
         if "forget" not in languages:  # outside a study (the mmie entry points): find them here
             languages = {name: detect_language(s.train or s.heldout) for name, s in self.data.sets.items()}
         self.forget_language = languages["forget"]
         self.retain_language = languages["retain"]
         codes = tuple(sorted({c for c in languages.values() if c}))
-        romanized = self.forget_language if setup.es_romanized else None
+        romanized = self.forget_language if self.setup.es_romanized else None
         self.language_id = _language_id(codes, romanized) if len(codes) >= 2 else None
 
-        self.step = 0
-        self.tokens_seen = 0
-        self.restores = 0  # how many times this run came back from a checkpoint
-        self.baseline = self._measure_baseline()
-        self.gate, self.gate_info = None, {}
+    def _setup_gate(self) -> None:
+        """The variant's gate (None without one), fitted on the base model after the base measurements."""
+        self.gate = None
         if self.variant.gate:
-            if path is None:
+            if self.model_path is None:
                 raise ValueError(f"variant {self.variant.name}: a gate needs the model's path (its SAE cache key); "
                                  "outside a study, build it with trainables.gates.build_gate")
-            with self.adapter.disabled():  # the SAE and its features come from the base model
-                self.gate, self.gate_info = build_gate(self.variant.gate, hparams, self.model, self.tok, self.data,
-                                                       path, setup.sae, pretrained=setup.sae_pretrained or None)
-        if self.trains:
-            self.weighting.prepare(self._frozen_forget_losses)
+            self.gate = GATES.build(self.variant.gate, self.hparams, self.context)
 
     # ---- training -------------------------------------------------------------------------------------------
 
@@ -175,7 +223,8 @@ class Unlearner:
         indices = None
         if phase == "forget":  # a sampler piece (mmie.py's --forget_reweight) may choose the lines
             rng = torch.Generator().manual_seed(int.from_bytes(key.encode(), "little") % 2**63)
-            indices = self.weighting.draw(len(lines), self.setup.train.batch_size, rng, self.step, self.setup.train.steps,
+            train = self.setup.train
+            indices = self.weighting.draw(len(lines), train.batch_size, rng, self.step, train.steps,
                                           self._current_forget_losses)
         if indices is None:
             rng = random.Random(key)
@@ -305,6 +354,8 @@ class Unlearner:
         return {name: perplexity(self.model, b) for name, b in self.collateral_batches.items()}
 
     def _measure_baseline(self) -> dict[str, float]:
+        """The base model's figures every metric is relative to (the adapter disabled, no gate): the per-step
+        pass's, the collateral perplexities and, with a language identifier, the NLL of its own continuations."""
         with self.adapter.disabled():
             step = self._eval_pass()
             collateral = self._collateral_ppl()
@@ -364,14 +415,15 @@ class Unlearner:
         out = self.evaluate_collateral()
         out.update(self.evaluate_mmie(final=prompts >= self.setup.train.final_es_prompts))
         if self.gate is not None:
-            out.update(self.gate_info)
+            out.update(self.gate.info)
             for s in (self.data.forget, self.data.retain):
                 batch = encode(self.tok, s.heldout, self.setup.eval_max_len)
                 _, out[f"gate_fire_{s.name}"] = self._gate_fired(lambda: perplexity(self.model, batch))
         if self.language_id is not None:
             for s in [self.data.forget, *self.data.collateral_sets()]:
                 texts = self._prompts(s, prompts)
-                conts, fired = self._gate_fired(lambda: self._continuations(texts, self.setup.train.seed * 100_003 + self.step))
+                seed = self.setup.train.seed * 100_003 + self.step
+                conts, fired = self._gate_fired(lambda: self._continuations(texts, seed))
                 out[f"es_{s.name}"] = extraction_strength(conts, self.language_id, self.forget_language)
                 if self.gate is not None:
                     out[f"gate_fire_es_{s.name}"] = fired
@@ -412,10 +464,12 @@ class Unlearner:
         if not cfg.enabled:
             return {}
         script = self.setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
-        common = dict(target=self.forget_language, script=script, cfg=cfg, seed=self.setup.train.seed, lid=default_ensemble())
+        common = dict(target=self.forget_language, script=script, cfg=cfg, seed=self.setup.train.seed,
+                      lid=default_ensemble())
         key = None
         if self.model_path is not None:
-            key = (self.model_path, self.setup.dtype, self.setup.data_paths(), self.setup.train.seed, self.setup.heldout, cfg)
+            key = (self.model_path, self.setup.dtype, self.setup.data_paths(), self.setup.train.seed, self.setup.heldout,
+                   cfg)
         base = mmie_metrics.base_measurements(key, self, lambda: mmie_metrics.measure(
             self.model, self.tok, self.data, items=cfg.final_items, edited=self.adapter.disabled,
             prefix="mmie/base/", **common))

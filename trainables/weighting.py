@@ -8,22 +8,24 @@ probabilities from the current model's losses; they implement `draw` and keep un
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 
 import torch
 
-from .registry import WEIGHTINGS, Knob, MmieForm
+from .registry import WEIGHTINGS, Knob, MmieForm, Piece
 
 # Callable scoring forget training lines (by index) with the current model: mean NLL per token, no gradient.
 Scorer = Callable[[list[int]], torch.Tensor]
 
 
-class SampleWeighting(ABC):
+@WEIGHTINGS.contract
+class SampleWeighting(Piece):
     """How much each forget line counts, or which lines a forget batch holds. Life cycle, as the Unlearner drives it:
 
-    - built once per trial by `WEIGHTINGS.build(name, hparams)` (its knobs as keyword arguments), one per name in
-      the variant's `weightings`; several are combined by `Product`;
+    - built once per trial by `WEIGHTINGS.build(name, hparams, context)` (its knobs as its constructor's keyword
+      arguments, the context not read), one per name in the variant's `weightings`; several are combined by
+      `Product`;
     - `prepare(frozen_losses)` once, at the end of the Unlearner's set-up, before the first step (again in a
       trial restored from a checkpoint: the weighting itself is not checkpointed, it recomputes what it needs);
     - on every forget update (one per step): `draw(...)` once, before the batch is built (None: the default
