@@ -491,10 +491,7 @@ def plots(report: LadderReport, out_dir: Path) -> list[Path]:
     ax.set_ylabel("utility (capped at 1)")
     ax.set_title("Each seed's front members (dots) and the rung's front over all seeds (dashed)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fronts = out_dir / "ladder_fronts.png"
-    fig.savefig(fronts, dpi=120)
-    plt.close(fig)
+    fronts = _save(fig, out_dir / "ladder_fronts.png", plt)
 
     # The verdict's own picture: per-seed paired differences, their mean and interval, and the ±margin band.
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -509,10 +506,7 @@ def plots(report: LadderReport, out_dir: Path) -> list[Path]:
     ax.set_xticks(range(len(rungs)), rungs, rotation=30, ha="right")
     ax.set_ylabel(f"hypervolume − {report.baseline_label} (paired, 95% CI)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    hv = out_dir / "ladder_hypervolume.png"
-    fig.savefig(hv, dpi=120)
-    plt.close(fig)
+    hv = _save(fig, out_dir / "ladder_hypervolume.png", plt)
     images = [fronts, hv]
     if report.attacked:
         images.append(relearning_plot(report, out_dir, plt))
@@ -538,8 +532,11 @@ def relearning_plot(report: LadderReport, out_dir: Path, plt) -> Path:
     ax.set_ylabel("forget_efficacy (mean over seeds)")
     ax.set_title("Each rung's knee under the relearning attack, against the oracle")
     ax.legend(fontsize=8)
+    return _save(fig, out_dir / "ladder_relearning.png", plt)
+
+
+def _save(fig, path: Path, plt) -> Path:
     fig.tight_layout()
-    path = out_dir / "ladder_relearning.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
