@@ -42,7 +42,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from trainables.status import ENDED_STATUSES
+from trainables.status import ENDED_STATUSES, FINAL_STATUSES
 
 from .front import StudyRecord, TrialRecord, load_study, ranked_trials
 from .pareto import hypervolume, knee_point, nondominated_ranks
@@ -144,6 +144,8 @@ class SeedResult:
     front: list[tuple[float, float]] = field(default_factory=list)
     oracle: dict[str, float] = field(default_factory=dict)  # the parent run's oracle_* figures
     relearn_steps: int | None = None  # the attack's length, where the study ran it
+    # Finished trials (completed or diverged) kept off the front, by reason (study.eligibility): "degenerate", ...
+    off_front: dict[str, int] = field(default_factory=dict)
 
     def knee_curve(self) -> list[tuple[int, float]]:
         return relearn_curve(self.knee, "", self.relearn_steps)
@@ -171,12 +173,17 @@ def summarise_study(record: StudyRecord, rung: str, seed: int, forget_objective:
     points = np.array([[forget_value(t, forget_objective), min(1.0, t.metrics["utility"])] for t in trials],
                       dtype=float).reshape(len(trials), 2)
     statuses: dict[str, int] = {}
+    off_front: dict[str, int] = {}
+    rule = record.front_rule()
     for t in record.trials:
         statuses[t.status] = statuses.get(t.status, 0) + 1
+        reason = rule.exclusion(t.status, t.metrics) if t.status.is_final else None
+        if reason is not None:
+            off_front[reason] = off_front.get(reason, 0) + 1
     reached = {f: bool(np.any(points[:, 1] >= f)) for f in UTILITY_FLOORS}
     best = {f: max(0.0, float(points[points[:, 1] >= f, 0].max())) if reached[f] else 0.0 for f in UTILITY_FLOORS}
     if not trials:
-        return SeedResult(rung, seed, 0.0, best, reached, {}, math.nan, statuses)
+        return SeedResult(rung, seed, 0.0, best, reached, {}, math.nan, statuses, off_front=off_front)
     front_idx = np.flatnonzero(nondominated_ranks(points) == 0)
     knee = trials[front_idx[knee_point(points[front_idx])]]
     knee_metrics = {k: v for k, v in knee.metrics.items()
@@ -189,7 +196,7 @@ def summarise_study(record: StudyRecord, rung: str, seed: int, forget_objective:
         knee=knee_metrics, seconds_per_step=float(np.median([t.metrics.get("seconds_per_step", math.nan) for t in trials])),
         statuses=statuses, front=[tuple(p) for p in points[front_idx]],
         oracle={k: v for k, v in record.parent_metrics.items() if k.startswith("oracle_")},
-        relearn_steps=int(steps) if ran_attack else None,
+        relearn_steps=int(steps) if ran_attack else None, off_front=off_front,
     )
 
 
@@ -358,6 +365,26 @@ def paired_table(report: LadderReport, metric: str) -> str:
     return "\n".join(lines)
 
 
+def off_front_lines(report: LadderReport) -> list[str]:
+    """Per rung, the finished trials its fronts left out and why: a rung whose trials are all degenerate scores 0
+    because its output is not language, not because it forgot nothing."""
+    lines = []
+    for rung in report.rungs:
+        rs = report.by_rung(rung)
+        finished = sum(r.statuses.get(s, 0) for r in rs for s in FINAL_STATUSES)
+        reasons: dict[str, int] = {}
+        for r in rs:
+            for reason, n in r.off_front.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        if reasons:
+            why = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+            lines.append(f"- {rung}: of {finished} finished trials, kept off the fronts: {why}.")
+    if not lines:
+        return []
+    return ["Finished trials the fronts leave out (study.eligibility's rule: degenerate output is not forgetting, a "
+            "diverged run is not the budget's):", "", *lines, ""]
+
+
 def reading_guide(report: LadderReport) -> list[str]:
     base, m = report.baseline_label, report.margin
     return [
@@ -403,7 +430,8 @@ def markdown(report: LadderReport) -> str:
     out = [f"# Ladder report: {report.ladder}", "",
            f"Rungs {', '.join(report.rungs)}; seeds {', '.join(map(str, report.seeds))}; "
            f"front objectives ({report.forget_objective}, utility capped at 1), reference point (0, 0).", "",
-           "## Does each step help?", "", headline_table(report), "", *reading_guide(report), "",
+           "## Does each step help?", "", headline_table(report), "", *off_front_lines(report), *reading_guide(report),
+           "",
            f"## Paired differences against {base}", ""]
     for metric in report.compared_metrics():
         out += [paired_table(report, metric), ""]

@@ -116,6 +116,8 @@ def test_report_hypervolumes_failed_trials_and_regeneration(store, tmp_path):
     assert hv == pytest.approx({("ga", 0): 0.45, ("ga", 1): 0.54, ("bounded", 0): 0.76, ("bounded", 1): 0.85})
     ga0 = next(r for r in report.results if (r.rung, r.seed) == ("ga", 0))
     assert ga0.statuses == {"completed": 2, "error": 1}
+    bounded0 = next(r for r in report.results if (r.rung, r.seed) == ("bounded", 0))
+    assert bounded0.off_front == {"diverged": 1} and ga0.off_front == {}
     # no trial at utility >= 0.95 on this seed: best forget 0 there, and the seed is counted as not reaching it
     assert ga0.best_forget == {0.95: 0.0, 0.9: pytest.approx(0.5)} and ga0.reached == {0.95: False, 0.9: True}
     assert report.forget_objective == "forget_efficacy" and report.es_check.spearman > 0.8
@@ -126,6 +128,7 @@ def test_report_hypervolumes_failed_trials_and_regeneration(store, tmp_path):
     # GA's t-interval (0.495 ± 0.57) is clipped to hypervolume's range; 0 of 2 GA seeds reach utility 0.95
     assert "| ga | 2 | 0.495 [0.000, 1.000] | 0.000 [0.000, 0.000] (0/2) | 0.550 [0.000, 1.000] (2/2) |" in first
     assert "| bounded | 2 | 0.805 [" in first and "s0 +0.310, s1 +0.310" in first
+    assert "- bounded: of 4 finished trials, kept off the fronts: 1 diverged." in first
     assert "perplexity" not in first  # utility/perplexity correlation: true by construction, not reported
     assert "not logged in these runs" in first
     assert (tmp_path / "r1" / "ladder_fronts.png").exists() and (tmp_path / "r1" / "ladder_hypervolume.png").exists()
