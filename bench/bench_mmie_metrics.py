@@ -27,11 +27,11 @@ def cost(steps: int, repeats: int, es_prompts: int | None = None) -> None:
     from trainables.trial_setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
 
-    base = TrialSetup(train=TrainSettings(steps=steps), languages=(("forget", "hi"), ("retain", "en"), ("mixed", "hi"),
-                                              ("xlang_ur", "ur"), ("xlang_pa", "pa"), ("xlang_bn", "bn"),
-                                              ("adversarial", "en")))
+    languages = (("forget", "hi"), ("retain", "en"), ("mixed", "hi"), ("xlang_ur", "ur"), ("xlang_pa", "pa"),
+                 ("xlang_bn", "bn"), ("adversarial", "en"))
+    base = TrialSetup(train=TrainSettings(steps=steps), languages=languages)
     if es_prompts is not None:
-        base = replace(base, es_prompts=es_prompts, final_es_prompts=es_prompts,
+        base = replace(base, train=replace(base.train, es_prompts=es_prompts, final_es_prompts=es_prompts),
                        mmie_eval=replace(base.mmie_eval, items=es_prompts, final_items=es_prompts))
     hp = {"variant": "ga", "lr": 1e-3, "rank": 8, "target_modules": "q_proj,v_proj"}
     on = base
