@@ -48,3 +48,4 @@ def test_statuses_and_the_front_rule_import_without_ray():
     code = "import sys, trainables.status, study.eligibility, study.front; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+

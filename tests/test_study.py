@@ -208,3 +208,22 @@ def test_gate_only_and_gated_trials_share_one_study_and_front(ray_local, embedde
     assert "--sae_gate" not in config["mmie_command"] and "_steps" not in config["mmie_command"]
     assert config["mmie_exact"] is False and "dsg arm crashes" in config["note"] and "gate-only" in config["note"]
     assert "dsg gate acts at evaluation" in config["note"]
+
+
+def test_a_reused_actor_waits_for_the_last_trial_to_close_its_run(monkeypatch):
+    # A trial stopped early closes its MLflow run after Ray's stop; Ray fails the next trial on a reused actor if
+    # that takes longer than its thread timeout, which it reads from this variable when it resets the actor.
+    import inspect
+    import os
+
+    from ray.tune.trainable.function_trainable import FunctionTrainable
+
+    from trainables.trainable import THREAD_TIMEOUT_ENV, THREAD_TIMEOUT_S, let_the_last_trial_finish
+    from trainables.trial_tracking import TrialRun
+
+    assert THREAD_TIMEOUT_ENV in inspect.getsource(FunctionTrainable.reset_config)
+    monkeypatch.delenv(THREAD_TIMEOUT_ENV, raising=False)
+    let_the_last_trial_finish()
+    assert int(os.environ[THREAD_TIMEOUT_ENV]) == THREAD_TIMEOUT_S
+    finish = inspect.signature(TrialRun.finish).parameters
+    assert finish["attempts"].default * finish["wait_s"].default < THREAD_TIMEOUT_S  # its retries fit in the wait

@@ -26,9 +26,21 @@ from .trial_tracking import TrialRun
 from .unlearner import Unlearner
 
 STATE_FILE = "unlearner.pt"
+# Ray reuses a trial's actor for the next trial only once the last trial's thread has ended, and waits for that
+# TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s by default) before failing the next trial ("Trainable runner reuse requires
+# reset_config()"). A trial stopped early still closes its MLflow run (TrialRun.finish, retried for about half a
+# minute), which on loaded cores takes longer than 2 s. Ray reads the variable in the actor's process when it resets
+# it, so setting it here covers local and cluster workers alike.
+THREAD_TIMEOUT_ENV = "TUNE_FUNCTION_THREAD_TIMEOUT_S"
+THREAD_TIMEOUT_S = 60
+
+
+def let_the_last_trial_finish() -> None:
+    os.environ.setdefault(THREAD_TIMEOUT_ENV, str(THREAD_TIMEOUT_S))
 
 
 def unlearning_trainable(config: dict, setup: TrialSetup) -> None:
+    let_the_last_trial_finish()
     torch.set_num_threads(setup.cpus_per_trial)
     ctx = tune.get_context()
     unlearner = Unlearner(setup, config)
