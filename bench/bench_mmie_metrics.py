@@ -27,6 +27,8 @@ def cost(steps: int, repeats: int, es_prompts: int | None = None) -> None:
     from trainables.trial_setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
 
+    from bench_robustness import default_trial  # a default trial's work, as the robustness benchmark times it
+
     languages = (("forget", "hi"), ("retain", "en"), ("mixed", "hi"), ("xlang_ur", "ur"), ("xlang_pa", "pa"),
                  ("xlang_bn", "bn"), ("adversarial", "en"))
     base = TrialSetup(train=TrainSettings(steps=steps), languages=languages)
@@ -54,12 +56,7 @@ def cost(steps: int, repeats: int, es_prompts: int | None = None) -> None:
     def trial(setup) -> float:
         u = Unlearner(setup, hp)
         t0 = time.perf_counter()
-        while u.step < u.steps:
-            u.train_step()
-            u.evaluate_step()
-            last = u.step >= u.steps
-            if u.step % setup.train.eval_every == 0 or last:
-                u.evaluate_full(setup.train.final_es_prompts if last else setup.train.es_prompts)
+        default_trial(u, setup)
         return time.perf_counter() - t0
 
     times: dict[str, list[float]] = {"off": [], "on": [], "on_all": []}
