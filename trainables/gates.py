@@ -57,8 +57,8 @@ _SAE_LAYER = Knob("sae_layer", "0", model_choices=LayerChoices(), searched=False
                   help="decoder layer whose output the SAE reads and the gate edits (DSG: an early layer)")
 STATIC_GATE_KNOBS = (
     # mmie.py's --sae_gate_alpha (default 0.35) attenuates (1 removes the features), but on the embedded model the
-    # static gate does next to nothing up to 1 (bench_gates.py: forget_efficacy 0.02 at 1, 0.32 at 4): the range
-    # goes on into inversion, to DSG's top strength, so that the baseline is not held back by its range. Log scale.
+    # static gate does next to nothing up to 1 (bench_gates.py sweeps it): the range goes on into inversion, to
+    # DSG's top strength, so that the baseline is not held back by its range. Log scale.
     # Its own name (mmie.py's flag's), not DSG's base_alpha: the two mean different things, and one Optuna
     # parameter for both would let TPE learn one gate's strength from the other's trials.
     Knob("sae_gate_alpha", 0.35, low=0.05, high=20.0, log=True,
