@@ -455,6 +455,9 @@ def test_ctrl_c_stops_the_study_and_marks_its_runs(ray_local, embedded, tmp_path
                 os.kill(os.getpid(), signal.SIGINT)
                 return
 
+    # What the process had before (a shell's background job starts with SIGINT ignored, a terminal with Python's
+    # default): the study must give it back, not leave Ray Tune's or its own handler behind.
+    before = signal.getsignal(signal.SIGINT)
     threading.Thread(target=press_ctrl_c_once_a_trial_runs, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         run_study(cfg, log=lambda *a: None)
@@ -466,4 +469,4 @@ def test_ctrl_c_stops_the_study_and_marks_its_runs(ray_local, embedded, tmp_path
     assert children and all(r.info.status != "RUNNING" for r in children)
     assert all(r.data.metrics.get("step", 0) < steps for r in children)
     assert {r.data.tags["trial_status"] for r in children} <= {"interrupted", "stopped_early"}
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # no handler of Ray Tune left behind
+    assert signal.getsignal(signal.SIGINT) is before  # no handler of Ray Tune's or the study's left behind
