@@ -12,14 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from trainables.status import STATUS_TAG, TrialStatus, trial_status
 from trainables.trial_setup import TrialSetup
 
 from .config import StudyConfig, parse_config
 from .mlflow_ui import runs_page_url
 from .mmie_tracking import MmieGatesRecorder
 from .prepare import check_ray_address, prepare_study, ray_address, storage_path, tracking_uri
-from trainables.status import STATUS_TAG, TrialStatus, trial_status
-
 from .pareto_tracking import ParetoRecorder
 from .progress import ProgressCallback, StudyProgress
 from .robustness import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
