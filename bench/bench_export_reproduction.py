@@ -1,7 +1,7 @@
 """Does an exported front member reproduce, outside the study, what the study measured?
 
 Runs a small study on the embedded default (real Ray, Optuna, MLflow), takes up to three members of its front,
-exports each (`study.export.export_config`), re-runs the exported config.json's kwargs through the mmie.py entry
+exports each (`study.results.export.export_config`), re-runs the exported config.json's kwargs through the mmie.py entry
 point (`trainables.adaptive_unlearning.run_config`) on the same model and data files, and compares the re-run's
 final es_forget, mmie/es_forget and mmie/ppl_retain with the trial's logged values. The sampling noise of the ES
 figures is measured on the re-run model itself: the same evaluation under other generation seeds.
@@ -39,11 +39,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from study.config import load_config
-    from study.export import export_config
-    from study.front import front_table, load_study
+    from study.results.export import export_config
+    from study.results.front import front_table, load_study
     from study.runner import run_study
     from trainables.adaptive_unlearning import run_config
-    from trainables.modeling import load_model, load_tokenizer
+    from trainables.model.loading import load_model, load_tokenizer
 
     torch.set_num_threads(1)  # as each trial ran
     work = Path(tempfile.mkdtemp(prefix="export-repro-"))

@@ -29,7 +29,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from trainables.embedded import ensure_embedded
-    from trainables.trial_setup import TrainSettings, TrialSetup
+    from trainables.trial.setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
 
     t0 = time.perf_counter()

@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from dataclasses import replace
 import tempfile
 import time
+from dataclasses import replace
 
 import torch
 
-from trainables.batching import encode
 from trainables.data import StudyData, load_study_data
 from trainables.embedded import ensure_embedded
-from trainables.gates import DynamicGate, StaticGate, attach_gate, calibrate_threshold
-from trainables.metrics import forget_token_mass, geometric_mean, perplexity_from, token_nll
-from trainables.modeling import load_model, load_tokenizer
-from trainables.sae import (
+from trainables.language.scripts import dominant_script
+from trainables.language.vocabulary import forget_token_mask
+from trainables.methods.gates.sae import (
     SAEConfig,
     activation_rates,
     collect_activations,
@@ -39,8 +37,10 @@ from trainables.sae import (
     per_sequence,
     select_features,
 )
-from trainables.unicode_scripts import dominant_script
-from trainables.vocabulary import forget_token_mask
+from trainables.methods.gates.sae_gates import DynamicGate, StaticGate, attach_gate, calibrate_threshold
+from trainables.metrics.core import forget_token_mass, geometric_mean, perplexity_from, token_nll
+from trainables.model.batching import encode
+from trainables.model.loading import load_model, load_tokenizer
 
 LAYER = 0
 FIT = 1024  # training lines per set for selection; the next FIT retain lines calibrate tau (as build_gate does)

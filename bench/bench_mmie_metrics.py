@@ -23,11 +23,11 @@ from collections import Counter
 def cost(steps: int, repeats: int, es_prompts: int | None = None) -> None:
     from dataclasses import replace
 
-    from trainables import mmie_metrics
-    from trainables.trial_setup import TrainSettings, TrialSetup
-    from trainables.unlearner import Unlearner
-
     from bench_robustness import default_trial  # a default trial's work, as the robustness benchmark times it
+
+    from trainables.metrics import mmie as mmie_metrics
+    from trainables.trial.setup import TrainSettings, TrialSetup
+    from trainables.unlearner import Unlearner
 
     languages = (("forget", "hi"), ("retain", "en"), ("mixed", "hi"), ("xlang_ur", "ur"), ("xlang_pa", "pa"),
                  ("xlang_bn", "bn"), ("adversarial", "en"))
@@ -74,10 +74,10 @@ def cost(steps: int, repeats: int, es_prompts: int | None = None) -> None:
 def lid(per_set: int, lines: int | None = None) -> None:
     from trainables.data import load_study_data
     from trainables.embedded import ensure_embedded
-    from trainables.language_id import LanguageIdentifier
-    from trainables.lid_ensemble import UND, default_ensemble
-    from trainables.mmie_metrics import es_prompt_sets, generate
-    from trainables.modeling import load_model, load_tokenizer
+    from trainables.language.identification import LanguageIdentifier
+    from trainables.language.lid_ensemble import UND, default_ensemble
+    from trainables.metrics.mmie import es_prompt_sets, generate
+    from trainables.model.loading import load_model, load_tokenizer
 
     em = ensure_embedded(log=lambda *a: None)
     data = load_study_data(em.data_paths(), seed=0, heldout=128)

@@ -37,7 +37,7 @@ TINY = "bench-tiny"
 
 
 def register_tiny_shape() -> None:
-    from trainables.shapes import SHAPES, ArchitectureShape
+    from trainables.model.shapes import SHAPES, ArchitectureShape
 
     SHAPES.setdefault(TINY, ArchitectureShape(
         hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=96, tie_word_embeddings=True,
@@ -50,7 +50,7 @@ def pss_mib() -> float:
 
 def plain_loop(model, params, batches, lr: float) -> float:
     """The same updates as the trainable's ga step, written as the plainest torch loop: seconds per step."""
-    from trainables.metrics import token_nll
+    from trainables.metrics.core import token_nll
 
     opt = torch.optim.AdamW(params, lr=lr)
     model.train()
@@ -69,7 +69,7 @@ def plain_loop(model, params, batches, lr: float) -> float:
 
 def throughput(args) -> None:
     torch.set_num_threads(args.threads)
-    from trainables.trial_setup import TrainSettings, TrialSetup
+    from trainables.trial.setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
 
     device = args.device
@@ -151,9 +151,9 @@ def smoke_data(folder: Path, lines: int) -> dict:
 
 def smoke(args) -> None:
     from study.config import parse_config
-    from study.export import export_config, pick
-    from study.front import load_study
     from study.prepare import model_shape
+    from study.results.export import export_config, pick
+    from study.results.front import load_study
     from study.runner import run_study
 
     work = Path(tempfile.mkdtemp(prefix="real-shape-"))

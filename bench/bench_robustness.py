@@ -17,8 +17,8 @@ from dataclasses import replace
 
 import torch
 
-from trainables.robustness import RobustnessSettings, actpert_audit, int8_check, relearning_attack
-from trainables.trial_setup import TrainSettings, TrialSetup
+from trainables.metrics.robustness import RobustnessSettings, actpert_audit, int8_check, relearning_attack
+from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 

@@ -63,9 +63,10 @@ from study.config import StudyConfig, load_config
 from study.pareto import hypervolume, reference_point
 from study.prepare import prepare_study
 from study.runner import SUMMARY_METRICS, run_study
-from study.tracking import child_runs, latest_parent_run
-from trainables import modeling, unlearner as unlearner_module
-from trainables.status import ENDED_STATUSES, FINAL_STATUSES
+from study.tracking.parent_run import child_runs, latest_parent_run
+from trainables import unlearner as unlearner_module
+from trainables.model import loading as modeling
+from trainables.trial.status import ENDED_STATUSES, FINAL_STATUSES
 from trainables.unlearner import Unlearner
 
 STRATEGIES = {  # name -> (searcher, scheduler)
@@ -215,7 +216,7 @@ def clear_process_caches() -> None:
 
 
 def plain_trial(setup, hparams: dict) -> dict:
-    """One trial as `trainables.trainable._train` runs it, without Ray, MLflow or checkpoints."""
+    """One trial as `trainables.trial.trainable._train` runs it, without Ray, MLflow or checkpoints."""
     u = Unlearner(setup, hparams)
     metrics: dict = {}
     while u.step < setup.train.steps:

@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from trainables.registry import VARIANTS, get_variant
-from trainables.trial_setup import TrainSettings, TrialSetup
+from trainables.methods.registry import VARIANTS, get_variant
+from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 

@@ -8,7 +8,7 @@
 Starts `mlflow server` on 127.0.0.1 (a free port) over the store, opens four pages in Debian's Chromium
 (`apt-get install -y chromium`), headless, and checks their DOM (`--dump-dom`) for what a reader must see:
 1. the experiment's bare address: what MLflow 3 opens on by itself (its GenAI "Overview"; shown, not checked);
-2. the link the study prints and the README gives (`study.mlflow_ui.runs_page_url`): the runs table in the Model
+2. the link the study prints and the README gives (`study.tracking.ui_link.runs_page_url`): the runs table in the Model
    training view, with the parent run `study-<name>` (its trials fold under it);
 3. the same table sorted by run name, which lists the child runs flat: every trial's run name;
 4. the parent run's artifacts: pareto_front.png, .html and .json.
@@ -38,9 +38,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from study.mlflow_ui import run_page_url, runs_page_url  # noqa: E402
-from study.tracking import child_runs, latest_parent_run  # noqa: E402
-from trainables.status import TrialStatus  # noqa: E402
+from study.tracking.parent_run import child_runs, latest_parent_run  # noqa: E402
+from study.tracking.ui_link import run_page_url, runs_page_url  # noqa: E402
+from trainables.trial.status import TrialStatus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # Without the background-networking flags Chromium keeps dialling Google's hosts, which this closed network refuses.
@@ -178,9 +178,9 @@ def quick_store(root: Path, study: str = "ui-check") -> str:
     """A study store written by the study's own tracking code (parent run, child runs through the trials'
     TrialRun, tags and front through ParetoRecorder) without training: a UI check need not wait for one."""
     from study.config import load_config
-    from study.pareto_tracking import ParetoRecorder
-    from study.tracking import start_parent_run
-    from trainables.trial_tracking import TrialRun
+    from study.tracking.front_recorder import ParetoRecorder
+    from study.tracking.parent_run import start_parent_run
+    from trainables.trial.tracking import TrialRun
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     cfg = load_config(overrides={"study": study, "tracking_uri": uri,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from study.export import pick
-from study.front import load_study
+from study.results.export import pick
+from study.results.front import load_study
 
 FORGOT_LITTLE = 0.1  # below this forget_efficacy there is nothing for an attack to bring back
 

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 
-
 # Config keys the run flags set, so that a bad value is blamed on its flag, not on the YAML.
 FLAGS = {"study": "--study", "model": "--model", "data": "--forget/--retain/--mixed/--xlang",
          "search.num_samples": "--num-samples", "train.steps": "--steps", "train.seed": "--seed",
@@ -84,8 +83,8 @@ def _output(args) -> dict:
 
 
 def cmd_run(args) -> int:
-    from .config import load_config
-    from .runner import format_table, run_study
+    from study.config import load_config
+    from study.runner import format_table, run_study
 
     overrides = _overrides(args)
     cfg = load_config(args.config, overrides, flags={key: FLAGS[key] for key in overrides})
@@ -96,7 +95,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from .runner import format_table, resume_study
+    from study.runner import format_table, resume_study
 
     rows = resume_study(args.study, tracking=_tracking(args), path=args.path,
                         trust_remote_code=args.trust_remote_code, **_output(args))
@@ -118,7 +117,7 @@ def _tracking(args) -> str:
 
 
 def cmd_front(args) -> int:
-    from .front import format_front, front_table, load_study
+    from study.results.front import format_front, front_table, load_study
 
     record = load_study(_tracking(args), args.study, args.run_id)
     rows = front_table(record)
@@ -128,8 +127,8 @@ def cmd_front(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_config, pick
-    from .front import load_study
+    from study.results.export import export_config, pick
+    from study.results.front import load_study
 
     record = load_study(_tracking(args), args.study, args.run_id)
     print(record.describe())
@@ -141,8 +140,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_ladder(args) -> int:
-    from .config import load_config
-    from .runner import run_ladder
+    from study.config import load_config
+    from study.runner import run_ladder
 
     cfg = load_config(args.config, {"tracking_uri": args.tracking_uri} if args.tracking_uri else None)
     path = run_ladder(cfg, quick=args.quick, out_dir=args.out, **_output(args))
@@ -152,9 +151,9 @@ def cmd_ladder(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
-
     from pathlib import Path
+
+    from study.results.ladder_report import write_report
 
     uri, existed = _tracking(args), Path(args.out).exists()
     try:
@@ -169,8 +168,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_variants(args) -> int:
-    import trainables.variants  # noqa: F401
-    from trainables.registry import ADAPTERS, GATE_SEPARATOR, GATES, VARIANTS
+    import trainables.methods.variants  # noqa: F401
+    from trainables.methods.registry import ADAPTERS, GATE_SEPARATOR, GATES, VARIANTS
 
     for name in sorted(VARIANTS):
         v = VARIANTS[name]
@@ -194,8 +193,8 @@ def cmd_variants(args) -> int:
 
 
 def cmd_build_default(args) -> int:
-    from .config import load_config
-    from .prepare import embedded_spec
+    from study.config import load_config
+    from study.prepare import embedded_spec
     from trainables.embedded import ensure_embedded
 
     em = ensure_embedded(embedded_spec(load_config(args.config)))
@@ -264,11 +263,10 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from study.config import ConfigError
+    from study.prepare import RayUnreachable
+    from study.tracking.parent_run import TrackingUnreachable
     from trainables.data import DataError
-
-    from .config import ConfigError
-    from .prepare import RayUnreachable
-    from .tracking import TrackingUnreachable
 
     try:
         return args.fn(args)

@@ -13,14 +13,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
-from trainables.degenerate import DegenerateRule
 from trainables.embedded import EMBEDDED_ROLES, EmbeddedSpec
-from trainables.mmie_metrics import MmieEvalConfig
-from trainables.robustness import RobustnessSettings
-from trainables.sae import SAEConfig
-from trainables.trial_setup import TrainSettings, TrialSetup
+from trainables.methods.gates.sae import SAEConfig
+from trainables.metrics.degenerate import DegenerateRule
+from trainables.metrics.mmie import MmieEvalConfig
+from trainables.metrics.robustness import RobustnessSettings
+from trainables.trial.setup import TrainSettings, TrialSetup
 
-# A section's defaults are its trainables-side settings object's (trainables.trial_setup), which the driver builds
+# A section's defaults are its trainables-side settings object's (trainables.trial.setup), which the driver builds
 # from the validated section: a default is stated once, there; tests/test_config.py checks that none is repeated.
 
 
@@ -58,7 +58,7 @@ class EmbeddedConfig(_Strict):
 
 
 class ShapeConfig(_Strict):
-    """A real architecture's shape with random weights (used when model: shape:NAME, trainables/shapes.py)."""
+    """A real architecture's shape with random weights (used when model: shape:NAME, trainables/model/shapes.py)."""
 
     # A tokenizer folder or a tokenizer.json file; the embedded build's tokenizer if absent. The model's vocabulary
     # is this tokenizer's.
@@ -140,7 +140,7 @@ class SchedulerConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    """The trials' training schedule (trainables.trial_setup.TrainSettings: mmie.py's by default)."""
+    """The trials' training schedule (trainables.trial.setup.TrainSettings: mmie.py's by default)."""
 
     steps: int = Field(TrainSettings.steps, ge=1)
     batch_size: int = Field(TrainSettings.batch_size, ge=1)
@@ -160,7 +160,7 @@ class SAESettings(_Strict):
     """The SAE a gate variant reads (sae_gate, dsg, <variant>+dsg): trained once per model, layer and these settings,
     then cached; or a pretrained SAE in SAELens's folder format, for the layer it was trained on."""
 
-    # Defaults are the SAE trainer's own (trainables.sae.SAEConfig), which these settings are passed to.
+    # Defaults are the SAE trainer's own (trainables.methods.gates.sae.SAEConfig), which these settings are passed to.
     d_sae: int | None = Field(SAEConfig.d_sae, ge=1)  # None: 8 x the model's hidden size
     k: int = Field(SAEConfig.k, ge=1)  # mean active features per token (BatchTopK)
     steps: int = Field(SAEConfig.steps, ge=1)
@@ -176,7 +176,7 @@ class SAESettings(_Strict):
 
 
 class DegenerateConfig(_Strict):
-    """When a trial's forget continuations are degenerate (trainables.degenerate: any threshold crossed; null
+    """When a trial's forget continuations are degenerate (trainables.metrics.degenerate: any threshold crossed; null
     switches one off). Degenerate trials are kept off the front (unless front.include_degenerate) and never exported."""
 
     max_no_language: float | None = Field(DegenerateRule.max_no_language, ge=0, le=1)
@@ -193,7 +193,7 @@ class FrontConfig(_Strict):
 
 
 class RobustnessConfig(_Strict):
-    """Does the forgetting survive an attack (trainables.robustness)? A retain-only oracle measured on the parent run,
+    """Does the forgetting survive an attack (trainables.metrics.robustness)? A retain-only oracle measured on the parent run,
     a relearning attack after each completed trial, and two optional checks."""
 
     # The "retrain from scratch" reference: None = built and measured for the embedded model, none for another;
@@ -222,7 +222,7 @@ class RobustnessConfig(_Strict):
 
 
 class MmieEvalSettings(_Strict):
-    """mmie.py's measurements (`mmie/...` metrics, trainables.mmie_metrics) and its acceptance gates, which the
+    """mmie.py's measurements (`mmie/...` metrics, trainables.metrics.mmie) and its acceptance gates, which the
     searcher is told as constraints. Item counts may be smaller than mmie.py's (200 prompts per set); its
     definitions (sampling, prompts, ES) are not settings."""
 
@@ -376,8 +376,8 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _registered(self):
-        from trainables.registry import ADAPTERS, RETAIN_OBJECTIVES, get_variant
-        import trainables.variants  # noqa: F401
+        import trainables.methods.variants  # noqa: F401
+        from trainables.methods.registry import ADAPTERS, RETAIN_OBJECTIVES, get_variant
 
         if not self.variants:
             raise ValueError("variants: at least one variant")
@@ -397,7 +397,7 @@ class StudyConfig(_Strict):
         if not self.retain_objectives:
             raise _KeyedError(("retain_objectives",), "at least one retain objective")
         if self.search.mmie_expressible:
-            from . import mmie
+            from study.results import mmie_command as mmie
 
             for key, left in (("variants", mmie.expressible_variants(self.variants)),
                               ("adapters", mmie.expressible(ADAPTERS, self.adapters)),
@@ -412,7 +412,7 @@ class StudyConfig(_Strict):
                 raise _KeyedError(
                     ("search", "space", name), f"unknown knob {name!r} for these variants; known: {sorted(knobs)}"
                 )
-        from trainables.shapes import is_shape, shape_named
+        from trainables.model.shapes import is_shape, shape_named
 
         if is_shape(self.model):
             try:
@@ -433,7 +433,7 @@ class StudyConfig(_Strict):
             if name not in ("forget", "retain", "mixed") and not name.startswith("xlang_"):
                 raise _KeyedError(("languages", name), f"unknown set {name!r}: forget, retain, mixed or xlang_<name>")
             try:
-                from trainables.language_id import _language
+                from trainables.language.identification import _language
 
                 _language(code)
             except ValueError as e:

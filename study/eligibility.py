@@ -1,11 +1,11 @@
-"""Which trials a study's Pareto front is made of: one rule, used live by the driver (study.pareto_tracking) and
-on read-back (study.front, and through it export and the notebook). No Ray here, so both can import it.
+"""Which trials a study's Pareto front is made of: one rule, used live by the driver (study.tracking.front_recorder) and
+on read-back (study.results.front, and through it export and the notebook). No Ray here, so both can import it.
 
 A trial is ranked when its values are final (it completed, or diverged), every objective is finite, its utility is
 at or above the study's floor, and:
 - it did not diverge, unless the study asks for diverged trials (`front.include_diverged`): a trial that crossed
   the adapter-norm bound at step k is a run of k steps, not of the study's budget;
-- its forget continuations are not degenerate (trainables.degenerate), unless the study asks for them
+- its forget continuations are not degenerate (trainables.metrics.degenerate), unless the study asks for them
   (`front.include_degenerate`): output that is not language is not forgetting. Export never picks one.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from trainables.status import FINAL_STATUSES, TrialStatus
+from trainables.trial.status import FINAL_STATUSES, TrialStatus
 
 
 @dataclass(frozen=True)

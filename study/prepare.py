@@ -13,22 +13,21 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from study.config import ConfigError, StudyConfig
 from trainables.data import DataError, DataPaths, load_study_data
-from trainables.degenerate import DegenerateRule
-from trainables.decoder_layers import ModelShape
 from trainables.embedded import EmbeddedSpec, ensure_embedded
-from trainables.gates import gate_lines
-from trainables.language_id import RomanizedCues, detect_language
-from trainables.registry import get_variant
-from trainables.mmie_metrics import MmieEvalConfig
-from trainables.modeling import load_tokenizer
-from trainables.sae import SAEConfig
-from trainables.trial_setup import TrainSettings, TrialSetup
-from trainables.shapes import ensure_shape, is_shape, shape_named
-from trainables.unicode_scripts import dominant_script
-from trainables.vocabulary import check_forget_language_in_vocabulary
-
-from .config import ConfigError, StudyConfig
+from trainables.language.identification import RomanizedCues, detect_language
+from trainables.language.scripts import dominant_script
+from trainables.language.vocabulary import check_forget_language_in_vocabulary
+from trainables.methods.gates.sae import SAEConfig
+from trainables.methods.gates.sae_gates import gate_lines
+from trainables.methods.registry import get_variant
+from trainables.metrics.degenerate import DegenerateRule
+from trainables.metrics.mmie import MmieEvalConfig
+from trainables.model.decoder_layers import ModelSize
+from trainables.model.loading import load_tokenizer
+from trainables.model.shapes import ensure_shape, is_shape, shape_named
+from trainables.trial.setup import TrainSettings, TrialSetup
 
 
 def tracking_uri(cfg: StudyConfig) -> str:
@@ -65,20 +64,20 @@ def resolved_data_paths(cfg: StudyConfig) -> DataPaths | None:
                      adversarial=absolute(d.adversarial))
 
 
-def model_shape(cfg: StudyConfig) -> ModelShape:
+def model_shape(cfg: StudyConfig) -> ModelSize:
     """The study model's depth and width, from its config alone (no weights are loaded or built)."""
     if cfg.model == "embedded":
-        return ModelShape(num_layers=cfg.embedded.num_layers, hidden_size=cfg.embedded.hidden_size)
+        return ModelSize(num_layers=cfg.embedded.num_layers, hidden_size=cfg.embedded.hidden_size)
     if is_shape(cfg.model):
         s = shape_named(cfg.model)
-        return ModelShape(num_layers=s.num_layers, hidden_size=s.hidden_size)
+        return ModelSize(num_layers=s.num_layers, hidden_size=s.hidden_size)
     config_file = Path(cfg.model) / "config.json"
     try:
         if config_file.is_file():
-            return ModelShape.of_config(json.loads(config_file.read_text()))
+            return ModelSize.of_config(json.loads(config_file.read_text()))
         from transformers import AutoConfig
 
-        return ModelShape.of_config(AutoConfig.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code))
+        return ModelSize.of_config(AutoConfig.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code))
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise ConfigError(f"model {cfg.model}: cannot read its config (num_hidden_layers, hidden_size): {e}") from None
 
@@ -152,7 +151,7 @@ def check_optuna_storage(cfg: StudyConfig) -> None:
 
 
 def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> TrialSetup:
-    from .space import check_model_knobs
+    from study.space import check_model_knobs
 
     check_model(cfg.model)
     shape = model_shape(cfg)
@@ -161,7 +160,7 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
     check_optuna_storage(cfg)
     spec = embedded_spec(cfg)
     # Each config section that trials read is passed whole, as the trainables-side settings object that states
-    # its defaults (trainables.trial_setup).
+    # its defaults (trainables.trial.setup).
     setup = TrialSetup(
         model=cfg.model,
         embedded=spec,

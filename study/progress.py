@@ -15,7 +15,7 @@ from typing import TextIO
 
 from ray import tune
 
-from trainables.status import ENDED_STATUSES, TrialStatus
+from trainables.trial.status import ENDED_STATUSES, TrialStatus
 
 CLEAR_LINE = "\r\x1b[K"  # back to the line's start, then erase it (ANSI "erase in line")
 

@@ -12,18 +12,17 @@ from pathlib import Path
 
 import yaml
 
-from trainables.status import STATUS_TAG, TrialStatus, trial_status
-from trainables.trial_setup import TrialSetup
-
-from .config import StudyConfig, parse_config
-from .mlflow_ui import runs_page_url
-from .mmie_tracking import MmieGatesRecorder
-from .prepare import check_ray_address, prepare_study, ray_address, storage_path, tracking_uri
-from .pareto_tracking import ParetoRecorder
-from .progress import ProgressCallback, StudyProgress
-from .robustness import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
-from .search import make_scheduler, make_searcher, scalarization_weights
-from .tracking import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
+from study.config import StudyConfig, parse_config
+from study.oracle import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
+from study.prepare import check_ray_address, prepare_study, ray_address, storage_path, tracking_uri
+from study.progress import ProgressCallback, StudyProgress
+from study.search import make_scheduler, make_searcher, scalarization_weights
+from study.tracking.front_recorder import ParetoRecorder
+from study.tracking.gates_recorder import MmieGatesRecorder
+from study.tracking.parent_run import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
+from study.tracking.ui_link import runs_page_url
+from trainables.trial.setup import TrialSetup
+from trainables.trial.status import STATUS_TAG, TrialStatus, trial_status
 
 # Ray's switch for its single-machine mode (the default on Windows and macOS), in which it stays on 127.0.0.1.
 SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -125,7 +124,7 @@ def _close_interrupted(client, experiment_id: str, parent: str, log) -> None:
 def _trainable(cfg: StudyConfig, setup: TrialSetup):
     from ray import tune
 
-    from trainables.trainable import unlearning_trainable
+    from trainables.trial.trainable import unlearning_trainable
 
     resources = {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial}
     return tune.with_resources(tune.with_parameters(unlearning_trainable, setup=setup), resources)
@@ -359,7 +358,7 @@ def ladder_study_configs(cfg: StudyConfig, quick: bool = False) -> list[StudyCon
 
 def run_ladder(cfg: StudyConfig, quick: bool = False, out_dir: str = "ladder_report", log=print,
                progress: bool = True) -> Path:
-    from .report import write_report
+    from study.results.ladder_report import write_report
 
     configs = ladder_study_configs(cfg, quick)
     for i, sub in enumerate(configs, 1):

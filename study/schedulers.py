@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 
-from .pareto import DEFAULT_REFERENCE, crowding_distance, hypervolume, nondominated_ranks
+from study.pareto import DEFAULT_REFERENCE, crowding_distance, hypervolume, nondominated_ranks
 
 
 def hypervolume_contributions(front: np.ndarray, reference: np.ndarray) -> np.ndarray:

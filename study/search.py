@@ -16,9 +16,9 @@ from pathlib import Path
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from .config import StudyConfig
-from .schedulers import MultiObjectiveASHA
-from .space import define_by_run
+from study.config import StudyConfig
+from study.schedulers import MultiObjectiveASHA
+from study.space import define_by_run
 
 SCALAR_METRIC = "objective_scalar"
 
@@ -68,14 +68,14 @@ def store_constraints(ot_trial, constraints: dict[str, float]) -> None:
 
 def mmie_gate_constraints(result: dict) -> dict[str, float]:
     """mmie.py's gates as Optuna constraints (<= 0 feasible) from a trial's result (`mmie/gate_<gate>`, computed
-    by the trial), every gate in GATES' order, so that every trial's constraints line up (they are stored by
+    by the trial), every gate in ACCEPTANCE_GATES' order, so that every trial's constraints line up (they are stored by
     position). A missing G1 or G2 (the trial ended before its first full evaluation) counts infeasible; a missing G3
     (a study without a mixed set, or a checkpoint that measured the forget set only) is 0, as `gates_pass` lets
     it pass."""
-    from trainables.mmie_metrics import GATES
+    from trainables.metrics.mmie import ACCEPTANCE_GATES
 
     out = {}
-    for gate in GATES:
+    for gate in ACCEPTANCE_GATES:
         value = result.get(f"mmie/gate_{gate}")
         if value is None and gate == "G3_es_mixed":
             out[gate] = 0.0
@@ -85,7 +85,7 @@ def mmie_gate_constraints(result: dict) -> dict[str, float]:
 
 
 def make_searcher(cfg: StudyConfig, shape=None) -> PartialAwareOptunaSearch:
-    """`shape`: the study model's ModelShape (layer knobs search its layers); read from its config if None."""
+    """`shape`: the study model's ModelSize (layer knobs search its layers); read from its config if None."""
     import optuna
 
     if cfg.search.searcher == "random":

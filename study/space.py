@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import trainables.variants  # noqa: F401  (registers every variant)
-from trainables.decoder_layers import ModelShape
-from trainables.registry import ADAPTERS, RETAIN_OBJECTIVES, Knob, get_variant
-
-from . import mmie
-from .config import ConfigError, KnobRange, StudyConfig
+import trainables.methods.variants  # noqa: F401  (registers every variant)
+from study.config import ConfigError, KnobRange, StudyConfig
+from study.results import mmie_command as mmie
+from trainables.methods.registry import ADAPTERS, RETAIN_OBJECTIVES, Knob, get_variant
+from trainables.model.decoder_layers import ModelSize
 
 
 def resolve_knob(knob: Knob, override: KnobRange | None) -> Knob | Any:
@@ -49,9 +48,9 @@ class SearchSpace:
     Calling it suggests the searched knobs and returns the fixed (unsearched) ones as constants.
     """
 
-    def __init__(self, cfg: StudyConfig, shape: ModelShape | None = None):
+    def __init__(self, cfg: StudyConfig, shape: ModelSize | None = None):
         if shape is None:  # read from the model's config (no weights loaded)
-            from .prepare import model_shape
+            from study.prepare import model_shape
 
             shape = model_shape(cfg)
         self.variants = list(cfg.variants)
@@ -107,7 +106,7 @@ def study_knobs(cfg: StudyConfig) -> list[Knob]:
     return seen
 
 
-def check_model_knobs(cfg: StudyConfig, shape: ModelShape, model: str) -> None:
+def check_model_knobs(cfg: StudyConfig, shape: ModelSize, model: str) -> None:
     """A configured value or choice of a model-dependent knob (a layer) must exist on the study's model."""
     for knob in study_knobs(cfg):
         override = cfg.search.space.get(knob.name)
@@ -125,6 +124,6 @@ def check_model_knobs(cfg: StudyConfig, shape: ModelShape, model: str) -> None:
                 raise ConfigError(f"{where}: {e} (model {model})") from None
 
 
-def define_by_run(cfg: StudyConfig, shape: ModelShape | None = None) -> SearchSpace:
+def define_by_run(cfg: StudyConfig, shape: ModelSize | None = None) -> SearchSpace:
     """The study's search space on its model (shape read from the model's config when not given)."""
     return SearchSpace(cfg, shape)

@@ -4,7 +4,7 @@ import pytest
 
 from trainables.adaptive_unlearning import resolve_variant, run_config, train_lora_adaptive, train_reft_adaptive
 from trainables.data import read_jsonl
-from trainables.modeling import load_model, load_tokenizer
+from trainables.model.loading import load_model, load_tokenizer
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from trainables.data import DataError, DataPaths, read_jsonl
-from trainables.status import TrialStatus
-from trainables.trial_tracking import TrialRun
+from trainables.trial.status import TrialStatus
+from trainables.trial.tracking import TrialRun
 
 
 def _lines(path, texts, encoding="utf-8", bom=b""):
@@ -34,7 +34,7 @@ def test_xlang_set_names_are_valid_mlflow_keys_and_unique(tmp_path):
 
 def test_parent_run_keeps_each_set_s_file(tmp_path, empty_store):
     from study.config import load_config
-    from study.tracking import start_parent_run
+    from study.tracking.parent_run import start_parent_run
 
     uri = _new_store(tmp_path, empty_store)
     cfg = load_config(overrides={"data": {"forget": "hi.jsonl", "retain": "en.jsonl", "xlang": ["data/उर्दू.jsonl"]},
@@ -322,9 +322,9 @@ def test_read_commands_create_no_store_and_report_leaves_no_folder(tmp_path, emp
 def test_credentials_are_stripped_from_what_is_shown_and_written(study_store, tmp_path):
     from dataclasses import replace
 
-    from study.export import export_config, pick
-    from study.front import load_study
-    from study.tracking import redact_uri
+    from study.results.export import export_config, pick
+    from study.results.front import load_study
+    from study.tracking.parent_run import redact_uri
 
     assert redact_uri("https://user:secret@mlflow.example:5000/x") == "https://***@mlflow.example:5000/x"
     assert redact_uri("sqlite:////tmp/a@b/mlflow.db") == "sqlite:////tmp/a@b/mlflow.db"
@@ -390,13 +390,13 @@ def test_a_local_study_s_ray_listens_on_loopback_only(tmp_path):
 
 
 def test_resume_takes_its_ray_folder_and_remote_code_from_the_command_line(study_store, tmp_path, monkeypatch):
+    import tempfile
+
     import yaml
 
     from study.config import load_config
     from study.runner import experiment_name, resume_target
-    from study.tracking import parent_runs
-
-    import tempfile
+    from study.tracking.parent_run import parent_runs
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tmp").mkdir()

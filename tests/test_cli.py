@@ -6,8 +6,8 @@ import json
 from study.cli import main
 from study.config import load_config
 from study.prepare import prepare_study
-from trainables.embedded.corpus import generate_corpus
 from trainables.data import write_jsonl
+from trainables.embedded.corpus import generate_corpus
 
 
 def test_bad_data_fails_before_ray_or_mlflow(tmp_path, monkeypatch, capsys):

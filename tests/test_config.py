@@ -135,12 +135,12 @@ def _mirrors():
     """(config section, the trainables-side type whose defaults it takes, {config field: settings field}): every
     setting a trial reads, and where its one default lives."""
     from study import config as c
-    from trainables.degenerate import DegenerateRule
     from trainables.embedded import EmbeddedSpec
-    from trainables.mmie_metrics import MmieEvalConfig
-    from trainables.robustness import RobustnessSettings
-    from trainables.sae import SAEConfig
-    from trainables.trial_setup import TrainSettings, TrialSetup
+    from trainables.methods.gates.sae import SAEConfig
+    from trainables.metrics.degenerate import DegenerateRule
+    from trainables.metrics.mmie import MmieEvalConfig
+    from trainables.metrics.robustness import RobustnessSettings
+    from trainables.trial.setup import TrainSettings, TrialSetup
 
     def same(section, *config_only):
         return {f: f for f in section.model_fields if f not in config_only}
@@ -180,7 +180,7 @@ def test_each_default_is_stated_once():
     import inspect
 
     import study.config
-    from trainables.trial_setup import TrainSettings, TrialSetup
+    from trainables.trial.setup import TrainSettings, TrialSetup
 
     tree = ast.parse(inspect.getsource(study.config))
     for section, settings, fields in _mirrors():
@@ -204,7 +204,7 @@ def test_sections_reach_trials_whole(tmp_path):
     is the settings type's default (and the default study's embedded model is the one already cached)."""
     from study.prepare import embedded_spec
     from trainables.embedded import EmbeddedSpec
-    from trainables.trial_setup import TrainSettings
+    from trainables.trial.setup import TrainSettings
 
     assert embedded_spec(load_config()) == EmbeddedSpec()
     cfg = load_config(write(tmp_path, "embedded:\n  hidden_size: 64\n  seed: 2\n"))

@@ -8,18 +8,17 @@ import random
 
 import pytest
 import torch
+from conftest import run_steps
 
 from study.eligibility import FrontRule
-from study.front import StudyRecord, TrialRecord, front_table
 from study.pareto import pareto_front_mask
-from study.pareto_tracking import ParetoRecorder
-from trainables.batching import pad_rows, to_device
+from study.results.front import StudyRecord, TrialRecord, front_table
+from study.tracking.front_recorder import ParetoRecorder
 from trainables.data import prompt_prefix
-from trainables.metrics import token_nll
-from trainables.trial_setup import TrainSettings, TrialSetup
+from trainables.metrics.core import token_nll
+from trainables.model.batching import pad_rows, to_device
+from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
-
-from conftest import run_steps
 
 LANGUAGES = (("forget", "hi"), ("retain", "en"), ("mixed", "hi"), ("xlang_ur", "ur"), ("xlang_pa", "pa"),
              ("xlang_bn", "bn"), ("utility", "en"))

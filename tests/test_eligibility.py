@@ -6,8 +6,8 @@ import math
 import pytest
 
 from study.eligibility import FrontRule
-from study.front import StudyRecord, TrialRecord, front_table
-from study.pareto_tracking import ParetoRecorder
+from study.results.front import StudyRecord, TrialRecord, front_table
+from study.tracking.front_recorder import ParetoRecorder
 
 OBJECTIVES = ["forget_efficacy", "utility"]
 # trial id, status, final metrics: "broken" dominates every other trial, but its output is degenerate; "blew_up"

@@ -5,7 +5,7 @@ import json
 from tokenizers import Tokenizer
 
 from trainables.embedded import ensure_embedded
-from trainables.modeling import load_tokenizer
+from trainables.model.loading import load_tokenizer
 
 
 def test_every_language_is_modelled(embedded):

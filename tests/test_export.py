@@ -1,4 +1,4 @@
-"""study.front and study.export on a real local MLflow store built by hand the way a study leaves it (parent run,
+"""study.results.front and study.results.export on a real local MLflow store built by hand the way a study leaves it (parent run,
 child runs with tags, string params and per-step metrics): no Ray, no training.
 
 The trials, objectives (forget_efficacy, utility) final values:
@@ -20,15 +20,15 @@ from datetime import datetime, timezone
 import pytest
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
+from mmie_flags import mmie_parser
 
-from study.export import export_config, pick
-from study.front import format_front, front_table, load_study
 from study.pareto import dominates
-from trainables.status import FINAL_STATUSES
+from study.results.export import export_config, pick
+from study.results.front import format_front, front_table, load_study
 from trainables import adaptive_unlearning
 from trainables.adaptive_unlearning import run_config
-from trainables.registry import ADAPTERS, get_variant
-from mmie_flags import mmie_parser
+from trainables.methods.registry import ADAPTERS, get_variant
+from trainables.trial.status import FINAL_STATUSES
 
 PARENT_PARAMS = {
     "study": "s1", "model": "embedded", "data": "None", "embedded.forget": "hi", "embedded.retain": "en",

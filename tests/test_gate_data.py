@@ -6,9 +6,9 @@ import pytest
 from study.config import load_config
 from study.prepare import prepare_study
 from trainables.data import DataError, DataPaths, load_study_data, read_jsonl, write_jsonl
-from trainables.gates import DynamicGate, GateLines, build_gate, gate_lines
-from trainables.modeling import load_model, load_tokenizer
-from trainables.sae import SAEConfig
+from trainables.methods.gates.sae import SAEConfig
+from trainables.methods.gates.sae_gates import DynamicGate, GateLines, build_gate, gate_lines
+from trainables.model.loading import load_model, load_tokenizer
 
 SMALL_SAE = SAEConfig(d_sae=256, k=8, steps=40, lr=3e-3)
 

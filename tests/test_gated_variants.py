@@ -4,14 +4,14 @@ the model only while an evaluation runs."""
 
 import pytest
 import torch
-
-from trainables.registry import get_variant
-from trainables.decoder_layers import decoder_body, decoder_layers
-from trainables.sae import SAEConfig
-from trainables.mmie_metrics import MmieEvalConfig
-from trainables.trial_setup import TrainSettings, TrialSetup
-from trainables.unlearner import Unlearner
 from conftest import run_steps
+
+from trainables.methods.gates.sae import SAEConfig
+from trainables.methods.registry import get_variant
+from trainables.metrics.mmie import MmieEvalConfig
+from trainables.model.decoder_layers import decoder_body, decoder_layers
+from trainables.trial.setup import TrainSettings, TrialSetup
+from trainables.unlearner import Unlearner
 
 # A small SAE (trained once into the test cache); features and tau are fitted on the training lines as in a study.
 SETUP = TrialSetup(train=TrainSettings(steps=4, batch_size=4, es_prompts=8), languages=(("forget", "hi"), ("retain", "en")),

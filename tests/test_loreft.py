@@ -7,8 +7,8 @@ import pytest
 import torch
 import transformers
 
-from trainables.loreft import LoReFT
-from trainables.registry import ADAPTERS
+from trainables.methods.loreft import LoReFT
+from trainables.methods.registry import ADAPTERS
 
 
 def tiny_model():

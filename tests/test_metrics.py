@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from trainables.metrics import forget_token_mass, geometric_mean, perplexity_from, ratio_utility, token_nll
-from trainables.modeling import load_tokenizer
-from trainables.unicode_scripts import char_script, dominant_script
-from trainables.vocabulary import check_forget_language_in_vocabulary, forget_token_mask, script_token_ids
 from trainables.data import DataError, read_jsonl
+from trainables.language.scripts import char_script, dominant_script
+from trainables.language.vocabulary import check_forget_language_in_vocabulary, forget_token_mask, script_token_ids
+from trainables.metrics.core import forget_token_mass, geometric_mean, perplexity_from, ratio_utility, token_nll
+from trainables.model.loading import load_tokenizer
 
 
 def test_token_nll_ignores_padding_and_shifts():
@@ -80,14 +80,14 @@ def test_a_script_the_tokenizer_lacks_is_rejected(embedded, tmp_path):
 
 
 def test_utility_is_capped_at_one_and_the_raw_ratio_kept():
-    from trainables.metrics import capped_utility
+    from trainables.metrics.core import capped_utility
 
     raw = ratio_utility(3.0, 2.0)  # retain updates lowered perplexity: not better than the base model
     assert raw == 1.5 and capped_utility(raw) == 1.0 and capped_utility(0.4) == 0.4
 
 
 def test_next_token_entropy_of_uniform_and_collapsed_distributions():
-    from trainables.metrics import next_token_entropy
+    from trainables.metrics.core import next_token_entropy
 
     labels = torch.tensor([[1, 2, 3, -100]])
     assert next_token_entropy(torch.zeros(1, 4, 8), labels) == pytest.approx(math.log(8), rel=1e-5)
@@ -97,7 +97,7 @@ def test_next_token_entropy_of_uniform_and_collapsed_distributions():
 
 
 def test_distinct_share_scores_repetition(embedded):
-    from trainables.metrics import distinct_share
+    from trainables.metrics.core import distinct_share
 
     tok = load_tokenizer(str(embedded.model_dir))
     assert distinct_share(tok, ["। । । । । । । ।"]) < 0.3
@@ -109,7 +109,7 @@ def test_romanized_cues_find_hindi_in_the_romanised_code_mixed_set():
     """lingua reads romanised Hindi-English as English; with es_romanized's cue words it counts as Hindi, and no
     English line of the corpus (either English set) is taken for it."""
     from trainables.embedded.corpus import generate_corpus, generate_eval_sets
-    from trainables.language_id import LanguageIdentifier
+    from trainables.language.identification import LanguageIdentifier
 
     roman = generate_eval_sets(seed=0, lines=300)["hi_en_roman"]
     english = generate_corpus(seed=0, lines_per_language=300)
@@ -124,7 +124,7 @@ def test_romanized_cues_find_hindi_in_the_romanised_code_mixed_set():
 
 
 def test_degenerate_rule_names_each_threshold_crossed():
-    from trainables.degenerate import DegenerateRule
+    from trainables.metrics.degenerate import DegenerateRule
 
     rule = DegenerateRule(max_no_language=0.5, max_nll_ratio=2.5, min_distinct=0.3, min_entropy=0.05)
     healthy = {"es_none": 0.05, "forget_cont_nll_ratio": 1.3, "forget_cont_distinct": 0.9, "forget_entropy": 1.0}

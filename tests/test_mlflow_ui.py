@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.mlflow_ui import run_page_url, runs_page_url
-from study.tracking import child_runs, latest_parent_run
+from study.tracking.parent_run import child_runs, latest_parent_run
+from study.tracking.ui_link import run_page_url, runs_page_url
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("check_mlflow_ui", ROOT / "bench" / "check_mlflow_ui.py")

@@ -9,15 +9,15 @@ import shlex
 
 import optuna
 import pytest
-
-from study import mmie
-from study.config import load_config
-from study.export import MMIE_UPDATES_PER_STEP, mmie_command, mmie_problems
-from study.front import StudyRecord, TrialRecord
-from study.space import SearchSpace
 from mmie_flags import ParseError, mmie_parser
-from trainables.decoder_layers import ModelShape
-from trainables.registry import ADAPTERS, GATES, VARIANTS, get_variant
+
+from study.config import load_config
+from study.results import mmie_command as mmie
+from study.results.export import MMIE_UPDATES_PER_STEP, mmie_command, mmie_problems
+from study.results.front import StudyRecord, TrialRecord
+from study.space import SearchSpace
+from trainables.methods.registry import ADAPTERS, GATES, VARIANTS, get_variant
+from trainables.model.decoder_layers import ModelSize
 
 STEPS = 40
 CONFIG = {"model": "/models/qwen", "data.forget": "hi.jsonl", "data.retain": "en.jsonl", "data.mixed": "mix.jsonl",
@@ -32,7 +32,7 @@ def _record(config=CONFIG) -> StudyRecord:
 
 def _off_default(knob):
     """A value other than the default where the knob allows one, so a dropped flag shows."""
-    knob = knob.for_model(ModelShape(num_layers=2, hidden_size=128))  # layer knobs: the embedded model's layers
+    knob = knob.for_model(ModelSize(num_layers=2, hidden_size=128))  # layer knobs: the embedded model's layers
     if knob.choices is not None:
         return knob.choices[-1] if knob.choices[-1] != knob.default else knob.choices[0]
     return round((knob.low + knob.high) / 2, 6) if not knob.integer else int((knob.low + knob.high) // 2)

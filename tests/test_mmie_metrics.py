@@ -1,4 +1,4 @@
-"""mmie.py's measurements (trainables.mmie_metrics), its language-ID ensemble, and its acceptance gates as Optuna
+"""mmie.py's measurements (trainables.metrics.mmie), its language-ID ensemble, and its acceptance gates as Optuna
 constraints: on hand-made texts, the real LID packages, a real Optuna study and the embedded model."""
 
 import math
@@ -8,11 +8,11 @@ import optuna
 import pytest
 import torch
 
-from study.export import pick
-from study.front import StudyRecord, TrialRecord
+from study.results.export import pick
+from study.results.front import StudyRecord, TrialRecord
 from study.search import PartialAwareOptunaSearch
-from trainables import mmie_metrics as mm
-from trainables.lid_ensemble import UND, LidEnsemble, default_ensemble, plurality
+from trainables.language.lid_ensemble import UND, LidEnsemble, default_ensemble, plurality
+from trainables.metrics import mmie as mm
 
 HINDI = "राम हर दिन बाज़ार जाता है और वहाँ से फल लाता है"
 ENGLISH = "James goes to the market every day and buys some fruit there"
@@ -133,10 +133,11 @@ def test_mia_auc_points_towards_the_set_the_adapter_learnt(embedded):
     """Loss-based MIA on the embedded model: an adapter trained towards the forget lines makes them look like
     members (AUC near 1); one trained away from them (gradient ascent) makes them look like non-members (near 0).
     Min-K% Prob needs no reference: it moves the same way."""
-    from trainables.data import load_study_data
-    from trainables.modeling import load_model, load_tokenizer
     from peft import LoraConfig, get_peft_model
-    from trainables.batching import encode
+
+    from trainables.data import load_study_data
+    from trainables.model.batching import encode
+    from trainables.model.loading import load_model, load_tokenizer
 
     torch.manual_seed(0)
     tok = load_tokenizer(str(embedded.model_dir))
@@ -166,7 +167,7 @@ def test_mia_auc_points_towards_the_set_the_adapter_learnt(embedded):
 
 
 def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(embedded):
-    from trainables.trial_setup import TrainSettings, TrialSetup
+    from trainables.trial.setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
 
     small = mm.MmieEvalConfig(items=2, final_items=2, max_new_tokens=6, teacher_forced_items=8)
@@ -185,16 +186,16 @@ def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(em
         assert f"mmie/base/{name}" in out
     assert out["mmie/token_kl_retain"] > 0 and 0 <= out["mia_min_k_auc"] <= 1
     assert {"mmie/gate_G1_es_forget", "mmie/gate_G2_ppl", "mmie/gate_G3_es_mixed"} <= set(out)
-    assert out["mmie/gates_feasible"] == float(all(out[f"mmie/gate_{g}"] <= 0 for g in mm.GATES))
+    assert out["mmie/gates_feasible"] == float(all(out[f"mmie/gate_{g}"] <= 0 for g in mm.ACCEPTANCE_GATES))
     assert not mm.gates_pass({"G2_ppl": -1.0})  # G1 not measured: not a pass
     checkpoint = with_eval.evaluate_mmie(final=False)  # ES of the forget set only, by default
     assert "mmie/es_forget" in checkpoint and "mmie/es_mixed" not in checkpoint and "mmie/mia_auc" in checkpoint
 
 
 def test_adversarial_set_is_generated_validated_and_never_collateral(embedded, tmp_path):
-    from trainables.embedded.corpus import adversarial_prompts
     from trainables.data import DataError, DataPaths, load_study_data
-    from trainables.unicode_scripts import dominant_script
+    from trainables.embedded.corpus import adversarial_prompts
+    from trainables.language.scripts import dominant_script
 
     prompts = adversarial_prompts("hi")
     assert len(set(prompts)) == 200 and prompts == adversarial_prompts("hi")

@@ -64,7 +64,7 @@ def _log_trial(client, exp, parent, start, trial_id, status, params, final, end)
 
 
 def _build_store(db: Path) -> str:
-    """The study's store, as `study.tracking.start_parent_run`, the trials and `ParetoRecorder` leave it."""
+    """The study's store, as `study.tracking.parent_run.start_parent_run`, the trials and `ParetoRecorder` leave it."""
     uri = f"sqlite:///{db}"
     client = MlflowClient(uri)
     exp = client.create_experiment(STUDY, artifact_location=(db.parent / "mlruns").as_uri())

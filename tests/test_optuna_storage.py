@@ -13,7 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from study.cli import main
-from trainables.status import TrialStatus
+from trainables.trial.status import TrialStatus
 
 pytestmark = pytest.mark.slow
 

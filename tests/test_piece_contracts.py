@@ -9,13 +9,24 @@ from dataclasses import replace
 import pytest
 import torch
 
-import trainables.variants  # noqa: F401 - registers every piece
+import trainables.methods.variants  # noqa: F401 - registers every piece
 from trainables.data import load_study_data
-from trainables.gates import Gate
-from trainables.modeling import load_model, load_tokenizer
-from trainables.registry import (ADAPTERS, GATES, OBJECTIVES, OPTIMIZERS, REGISTRIES, RETAIN_OBJECTIVES, WEIGHTINGS,
-                                 BuildContext, Knob, Piece, Registry)
-from trainables.sae import SAEConfig
+from trainables.methods.gates.sae import SAEConfig
+from trainables.methods.gates.sae_gates import Gate
+from trainables.methods.registry import (
+    ADAPTERS,
+    GATES,
+    OBJECTIVES,
+    OPTIMIZERS,
+    REGISTRIES,
+    RETAIN_OBJECTIVES,
+    WEIGHTINGS,
+    BuildContext,
+    Knob,
+    Piece,
+    Registry,
+)
+from trainables.model.loading import load_model, load_tokenizer
 
 PIECES = [(registry, entry.name) for registry in REGISTRIES for entry in registry]
 # A bare context builds every piece that needs nothing of the trial (no model, no adapter).
@@ -93,8 +104,8 @@ def build(registry, name):
 def test_gates_fit_on_the_base_model_log_their_build_and_unhook(name, context):
     """A gate is fitted with the context's adapter disabled: a trained (here perturbed) adapter changes nothing of
     what it selects or calibrates. Its hooks edit only inside attach_gate."""
-    from trainables.batching import encode
-    from trainables.gates import attach_gate
+    from trainables.methods.gates.sae_gates import attach_gate
+    from trainables.model.batching import encode
 
     path = context.model_path
     adapter = ADAPTERS.build("lora", {}, context)

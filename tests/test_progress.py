@@ -7,7 +7,7 @@ import pytest
 
 from study.cli import _output, build_parser
 from study.progress import CLEAR_LINE, StudyProgress, format_duration
-from trainables.status import TrialStatus
+from trainables.trial.status import TrialStatus
 
 DONE = {TrialStatus.COMPLETED: 1}
 
@@ -109,8 +109,8 @@ def test_the_callback_reads_the_front_from_the_recorder_and_leaves_its_stream_ou
     import pickle
     from types import SimpleNamespace
 
-    from study.pareto_tracking import ParetoRecorder
     from study.progress import ProgressCallback
+    from study.tracking.front_recorder import ParetoRecorder
 
     recorder = ParetoRecorder("", "", "", ["forget_efficacy", "utility"])  # no MLflow touched: nothing written
     stream, clock = io.StringIO(), Clock()

@@ -12,10 +12,10 @@ import yaml
 from study.config import ConfigError, load_config
 from study.prepare import model_shape, prepare_study
 from study.space import check_model_knobs, define_by_run
-from trainables.decoder_layers import LayerChoices, ModelShape
-from trainables.modeling import autocast_forward, load_model, load_tokenizer
-from trainables.registry import ADAPTERS, get_variant
-from trainables.shapes import SHAPES, ArchitectureShape, ensure_shape
+from trainables.methods.registry import ADAPTERS, get_variant
+from trainables.model.decoder_layers import LayerChoices, ModelSize
+from trainables.model.loading import autocast_forward, load_model, load_tokenizer
+from trainables.model.shapes import SHAPES, ArchitectureShape, ensure_shape
 
 
 def write(tmp_path, text):
@@ -55,7 +55,7 @@ def test_layer_knobs_stay_fixed_unless_configured_and_describe_the_model():
     assert constants["layers"] == "all" and constants["sae_layer"] == "0"
     layers = next(k for k in ADAPTERS.get("loreft").knobs if k.name == "layers")
     assert "decoder layer indices" in layers.describe()
-    assert layers.for_model(ModelShape(3, 8)).choices == ("all", "0", "1", "2")
+    assert layers.for_model(ModelSize(3, 8)).choices == ("all", "0", "1", "2")
 
 
 @pytest.mark.parametrize("space, message", [
@@ -96,14 +96,14 @@ def test_config_names_unknown_shapes_and_misplaced_shape_settings(tmp_path):
 
 def test_model_shape_of_a_local_folder_reads_its_config(embedded, tmp_path):
     cfg = load_config(overrides={"model": str(embedded.model_dir)})
-    assert model_shape(cfg) == ModelShape(num_layers=2, hidden_size=128)
+    assert model_shape(cfg) == ModelSize(num_layers=2, hidden_size=128)
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 64}))
     with pytest.raises(ConfigError, match="cannot read its config"):
         model_shape(load_config(overrides={"model": str(tmp_path)}))
 
 
 def test_layer_choices_check_accepts_what_loreft_accepts():
-    shape = ModelShape(4, 8)
+    shape = ModelSize(4, 8)
     several = LayerChoices(with_all=True, several=True)
     for ok in ("all", "0", "3", "-1", "0,2,3", 2):
         several.check(ok, shape)

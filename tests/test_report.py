@@ -11,8 +11,17 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from study.report import (ES_FORGET_OBJECTIVE, MMIE_ES_FORGET, PairedDifference, build_report, markdown, mean_ci,
-                          paired_difference, verdict, write_report)
+from study.results.ladder_report import (
+    ES_FORGET_OBJECTIVE,
+    MMIE_ES_FORGET,
+    PairedDifference,
+    build_report,
+    markdown,
+    mean_ci,
+    paired_difference,
+    verdict,
+    write_report,
+)
 
 
 def test_mean_ci_is_a_t_interval_clipped_to_the_range():

@@ -6,20 +6,20 @@ import math
 
 import pytest
 import torch
-
-import trainables.robustness as robustness
 from conftest import run_steps
+
+import trainables.metrics.robustness as robustness
 from study.config import ConfigError, load_config
-from study.robustness import robustness_settings
+from study.oracle import robustness_settings
 from trainables.data import load_study_data, read_jsonl, split_heldout
-from trainables.robustness import (
+from trainables.metrics.robustness import (
     RobustnessSettings,
     actpert_audit,
     half_steps,
     int8_check,
     relearning_attack,
 )
-from trainables.trial_setup import TrainSettings, TrialSetup
+from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 LANGUAGES = (("forget", "hi"), ("retain", "en"))
@@ -123,7 +123,7 @@ def test_activation_noise_and_int8_copy_leave_the_trial_alone(embedded):
 
 @pytest.mark.slow
 def test_oracle_never_learnt_the_forget_language(embedded):
-    from study.robustness import measure_oracle
+    from study.oracle import measure_oracle
     from trainables.embedded import EmbeddedSpec, ensure_oracle
 
     oracle = ensure_oracle(EmbeddedSpec(), "hi")

@@ -9,21 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from trainables.batching import encode
 from trainables.data import load_study_data, prompt_prefix
-from trainables.decoder_layers import decoder_layers, hidden_of
-from trainables.gates import (
-    DSG_GATE_KNOBS,
-    STATIC_GATE_KNOBS,
-    DynamicGate,
-    StaticGate,
-    attach_gate,
-    build_gate,
-    calibrate_threshold,
-)
-from trainables.metrics import forget_token_mass, sample_continuations
-from trainables.modeling import load_model, load_tokenizer
-from trainables.sae import (
+from trainables.language.scripts import dominant_script
+from trainables.language.vocabulary import forget_token_mask
+from trainables.methods.gates.sae import (
     SAEConfig,
     activation_rates,
     collect_activations,
@@ -36,8 +25,19 @@ from trainables.sae import (
     sae_texts,
     select_features,
 )
-from trainables.unicode_scripts import dominant_script
-from trainables.vocabulary import forget_token_mask
+from trainables.methods.gates.sae_gates import (
+    DSG_GATE_KNOBS,
+    STATIC_GATE_KNOBS,
+    DynamicGate,
+    StaticGate,
+    attach_gate,
+    build_gate,
+    calibrate_threshold,
+)
+from trainables.metrics.core import forget_token_mass, sample_continuations
+from trainables.model.batching import encode
+from trainables.model.decoder_layers import decoder_layers, hidden_of
+from trainables.model.loading import load_model, load_tokenizer
 
 LAYER = 0
 CONFIG = SAEConfig(d_sae=512, k=16, steps=300, lr=3e-3)

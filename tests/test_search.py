@@ -3,11 +3,10 @@
 import optuna
 import pytest
 from ray import tune
+from ray.tune.schedulers import AsyncHyperBandScheduler
 
 from study.config import load_config
 from study.schedulers import MultiObjectiveASHA
-from ray.tune.schedulers import AsyncHyperBandScheduler
-
 from study.search import PartialAwareOptunaSearch, make_scheduler, make_searcher, scalarization_weights
 
 

@@ -7,8 +7,8 @@ import pytest
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from study.front import load_study
-from trainables.status import FINAL_STATUSES, STATUS_TAG, TrialStatus, trial_status
+from study.results.front import load_study
+from trainables.trial.status import FINAL_STATUSES, STATUS_TAG, TrialStatus, trial_status
 
 
 def test_trial_status_from_the_last_result():
@@ -45,7 +45,7 @@ def test_a_status_tag_reads_back_as_the_status_and_a_bad_one_names_the_run(tmp_p
 
 
 def test_statuses_and_the_front_rule_import_without_ray():
-    code = "import sys, trainables.status, study.eligibility, study.front; print('ray' in sys.modules)"
+    code = "import sys, trainables.trial.status, study.eligibility, study.results.front; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -5,7 +5,7 @@ from mlflow.tracking import MlflowClient
 
 from study.config import load_config
 from study.runner import run_study
-from trainables.trial_setup import TrainSettings, TrialSetup
+from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 pytestmark = pytest.mark.slow
@@ -100,6 +100,7 @@ def test_diverged_trial_ends_cleanly_and_is_recorded(ray_local, embedded, tmp_pa
 
 def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_local, embedded, tmp_path, monkeypatch):
     import optuna
+
     from study.pareto import nondominated_ranks
 
     monkeypatch.chdir(tmp_path)
@@ -156,11 +157,11 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_
     assert all(t.constraints for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
 
     # The knee, exported, runs through the mmie.py entry point with the same seed to the same metrics.
-    from study.export import export_config, pick
-    from study.front import load_study
+    from study.results.export import export_config, pick
+    from study.results.front import load_study
     from trainables.adaptive_unlearning import run_config
     from trainables.data import read_jsonl
-    from trainables.modeling import load_model, load_tokenizer
+    from trainables.model.loading import load_model, load_tokenizer
 
     record = load_study(uri, "front")
     exported = export_config(record, pick(record, "knee"), tmp_path / "export")
@@ -174,8 +175,8 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_
 
 
 def test_gate_only_and_gated_trials_share_one_study_and_front(ray_local, embedded, tmp_path, monkeypatch):
-    from study.export import export_config
-    from study.front import load_study
+    from study.results.export import export_config
+    from study.results.front import load_study
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -218,8 +219,8 @@ def test_a_reused_actor_waits_for_the_last_trial_to_close_its_run(monkeypatch):
 
     from ray.tune.trainable.function_trainable import FunctionTrainable
 
-    from trainables.trainable import THREAD_TIMEOUT_ENV, THREAD_TIMEOUT_S, let_the_last_trial_finish
-    from trainables.trial_tracking import TrialRun
+    from trainables.trial.tracking import TrialRun
+    from trainables.trial.trainable import THREAD_TIMEOUT_ENV, THREAD_TIMEOUT_S, let_the_last_trial_finish
 
     assert THREAD_TIMEOUT_ENV in inspect.getsource(FunctionTrainable.reset_config)
     monkeypatch.delenv(THREAD_TIMEOUT_ENV, raising=False)

@@ -5,15 +5,15 @@ import math
 
 import pytest
 import torch
-
 from conftest import run_steps
-from trainables.objectives import GradientAscent, MmieTanhBounded
-from trainables.optimizers import DualOptim, SingleAdamW
-from trainables.retain_objectives import kl_to_base
-from trainables.schedule import lr_multiplier
-from trainables.trial_setup import TrainSettings, TrialSetup
+
+from trainables.methods.lr_schedule import lr_multiplier
+from trainables.methods.objectives import GradientAscent, MmieTanhBounded
+from trainables.methods.optimizers import DualOptim, SingleAdamW
+from trainables.methods.retain_objectives import kl_to_base
+from trainables.methods.weighting import ForgetReweight
+from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
-from trainables.weighting import ForgetReweight
 
 SETUP = TrialSetup(train=TrainSettings(steps=12, batch_size=8, max_len=64),
                    languages=(("forget", "hi"), ("retain", "en")))

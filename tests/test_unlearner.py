@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-
 from conftest import run_steps
-from trainables.trial_setup import TrainSettings, TrialSetup
+
+from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 # A constant learning rate: these tests are about the loop, not the schedule (tests/test_training_step.py).

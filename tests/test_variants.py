@@ -3,15 +3,15 @@ method-level checks that would fail if a method were implemented wrongly."""
 
 import pytest
 import torch
-
-import trainables.variants  # noqa: F401
-from trainables.objectives import TanhBounded
-from trainables.optimizers import DualOptim
-from trainables.registry import ADAPTERS, VARIANTS
 from conftest import run_steps
-from trainables.trial_setup import TrainSettings, TrialSetup
+
+import trainables.methods.variants  # noqa: F401
+from trainables.methods.objectives import TanhBounded
+from trainables.methods.optimizers import DualOptim
+from trainables.methods.registry import ADAPTERS, VARIANTS
+from trainables.methods.weighting import Curriculum, LoReUnDynamic, LoReUnStatic, Product
+from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
-from trainables.weighting import Curriculum, LoReUnDynamic, LoReUnStatic, Product
 
 SETUP = TrialSetup(train=TrainSettings(steps=6, batch_size=4), languages=(("forget", "hi"), ("retain", "en")))
 STUDY_ADAPTERS = [a for a in ("lora", "loreft") if a in ADAPTERS]
@@ -115,7 +115,7 @@ def test_sine_adapter_delta_stays_within_one_over_gain(embedded):
 def test_same_named_searched_knobs_are_one_parameter():
     # Optuna knows a parameter by its name: two pieces' searched knobs of one name must mean the same thing (the
     # static gate's attenuation and DSG's clamp strength were both base_alpha, so TPE learnt one from the other).
-    from trainables.registry import ADAPTERS, GATES, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS
+    from trainables.methods.registry import ADAPTERS, GATES, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS
 
     definitions: dict[str, set] = {}
     for registry in (OBJECTIVES, RETAIN_OBJECTIVES, WEIGHTINGS, OPTIMIZERS, ADAPTERS, GATES):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from . import variants  # noqa: F401  (registers every piece and variant)
-from .data import StudyData, split_set
-from .registry import Variant, get_variant
-from .trial_setup import TrainSettings, TrialSetup
-from .unlearner import Unlearner
+from trainables.data import StudyData, split_set
+from trainables.methods import variants  # noqa: F401  (registers every piece and variant)
+from trainables.methods.registry import Variant, get_variant
+from trainables.trial.setup import TrainSettings, TrialSetup
+from trainables.unlearner import Unlearner
 
 
 def resolve_variant(name: str, use_curriculum: bool | None, recompute_weights_every: int | None) -> Variant:
@@ -64,7 +64,7 @@ def run_config(model, tok, forget: list[str], retain: list[str], device: str = "
                           lr_schedule=lr_schedule, warmup_ratio=warmup_ratio)
     setup = TrialSetup(model="<in memory>", device=device, train=train, heldout=heldout)
     # A gate acts at evaluation, not in training: the entry points return the trained adapter without it (an
-    # exported gated trial names its gate; trainables.gates.build_gate builds it from the model's path).
+    # exported gated trial names its gate; trainables.methods.gates.sae_gates.build_gate builds it from the model's path).
     chosen = replace(resolve_variant(variant, use_curriculum, recompute_weights_every), gate=None)
     hparams = {"variant": chosen.name, "adapter": adapter, "retain_objective": retain_objective, **knobs}
     unlearner = Unlearner(setup, hparams, model=model.to(device),

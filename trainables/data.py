@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 UTILITY_SET = "utility"  # the set name of DataPaths.utility_eval
 # Forget lines kept for the relearning attack: never trained on by unlearning, never evaluated on.
 ATTACK_LINES = 128
@@ -127,7 +126,7 @@ class TextSet:
     path: str
     train: list[str]
     heldout: list[str]
-    # Lines held out from both training and evaluation, for the relearning attack (trainables.robustness).
+    # Lines held out from both training and evaluation, for the relearning attack (trainables.metrics.robustness).
     attack: list[str] = field(default_factory=list)
 
 

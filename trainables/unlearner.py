@@ -20,14 +20,28 @@ from typing import TypeVar
 
 import torch
 
-from . import variants  # noqa: F401  (registers every piece and variant)
-from .batching import encode, pad_rows, to_device
-from .data import DataPaths, StudyData, load_study_data, prompt_prefix
-from .gates import attach_gate
-from .language_id import LanguageIdentifier, detect_language
-from .lid_ensemble import default_ensemble
-from . import mmie_metrics
-from .metrics import (
+from trainables.data import DataPaths, StudyData, load_study_data, prompt_prefix
+from trainables.language.identification import LanguageIdentifier, detect_language
+from trainables.language.lid_ensemble import default_ensemble
+from trainables.language.scripts import dominant_script
+from trainables.language.vocabulary import forget_token_mask
+from trainables.methods import variants  # noqa: F401  (registers every piece and variant)
+from trainables.methods.gates.sae_gates import attach_gate
+from trainables.methods.lr_schedule import lr_multiplier
+from trainables.methods.registry import (
+    ADAPTERS,
+    GATES,
+    OBJECTIVES,
+    OPTIMIZERS,
+    RETAIN_OBJECTIVES,
+    WEIGHTINGS,
+    BuildContext,
+    Variant,
+    get_variant,
+)
+from trainables.methods.weighting import Product
+from trainables.metrics import mmie as mmie_metrics
+from trainables.metrics.core import (
     capped_utility,
     continuation_nll,
     distinct_share,
@@ -43,14 +57,9 @@ from .metrics import (
     sample_continuations,
     token_nll,
 )
-from .modeling import load_model, load_tokenizer
-from .registry import (ADAPTERS, GATES, OBJECTIVES, OPTIMIZERS, RETAIN_OBJECTIVES, WEIGHTINGS, BuildContext, Variant,
-                       get_variant)
-from .schedule import lr_multiplier
-from .trial_setup import TrialSetup
-from .weighting import Product
-from .unicode_scripts import dominant_script
-from .vocabulary import forget_token_mask
+from trainables.model.batching import encode, pad_rows, to_device
+from trainables.model.loading import load_model, load_tokenizer
+from trainables.trial.setup import TrialSetup
 
 T = TypeVar("T")
 
@@ -212,7 +221,7 @@ class Unlearner:
         if self.variant.gate:
             if self.model_path is None:
                 raise ValueError(f"variant {self.variant.name}: a gate needs the model's path (its SAE cache key); "
-                                 "outside a study, build it with trainables.gates.build_gate")
+                                 "outside a study, build it with trainables.methods.gates.sae_gates.build_gate")
             self.gate = GATES.build(self.variant.gate, self.hparams, self.context)
 
     # ---- training -------------------------------------------------------------------------------------------
@@ -441,7 +450,7 @@ class Unlearner:
         return sample_continuations(self.model, self.tok, prompts, self.setup.max_new_tokens, seed=seed)
 
     def _describe_continuations(self, prompts: list[str], conts: list[str]) -> dict[str, float]:
-        """What the forget continuations are (trainables.degenerate): no language, the retain language, fluent
+        """What the forget continuations are (trainables.metrics.degenerate): no language, the retain language, fluent
         (under the frozen base, never the gate; scored as text on their own, since given a forget prompt the base
         penalises any switch of language, fluent or not), repetitive."""
         labels = self.language_id.label(conts)

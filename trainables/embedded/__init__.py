@@ -4,7 +4,7 @@
 the retain-only oracle), cached under trainables.cache.cache_root().
 """
 
-from .builder import (
+from trainables.embedded.builder import (
     EMBEDDED_ROLES,
     BuiltModel,
     EmbeddedModel,

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from ..batching import encode
-from ..cache import cache_root, file_lock
-from ..data import DataPaths, load_study_data, prompt_prefix, read_jsonl, split_heldout, write_jsonl
-from ..metrics import perplexity, sample_continuations
-from ..unicode_scripts import dominant_script, script_share
+from trainables.cache import cache_root, file_lock
+from trainables.data import DataPaths, load_study_data, prompt_prefix, read_jsonl, split_heldout, write_jsonl
+from trainables.language.scripts import dominant_script, script_share
+from trainables.metrics.core import perplexity, sample_continuations
+from trainables.model.batching import encode
 
 FORMAT_VERSION = 1
 EOT = "<|endoftext|>"
@@ -146,7 +146,7 @@ def _write_eval_sets(spec: EmbeddedSpec, root: Path) -> None:
     into the retain set and the general utility set. Deterministic, each written to a temporary file and renamed, so
     that concurrent writers need no lock; also added to a build from before they existed (the model is the same).
     A build on the study's own data files has none."""
-    from .corpus import EVAL_SETS, GENERAL_EN_TEMPLATES, english_templates, generate_eval_sets
+    from trainables.embedded.corpus import EVAL_SETS, GENERAL_EN_TEMPLATES, english_templates, generate_eval_sets
 
     data = root / "data"
     names = (*EVAL_SETS, RETAIN_EN, GENERAL_EN)
@@ -170,7 +170,7 @@ def _write_eval_sets(spec: EmbeddedSpec, root: Path) -> None:
 
 def _write_adversarial(data: Path, seed: int) -> None:
     """The adversarial prompt sets (never pretrained on, so a cache built before them gains them unchanged)."""
-    from .corpus import adversarial_prompts
+    from trainables.embedded.corpus import adversarial_prompts
 
     for language in ADVERSARIAL_LANGUAGES:
         path = data / f"adversarial_{language}.jsonl"
@@ -183,7 +183,7 @@ def _write_adversarial(data: Path, seed: int) -> None:
 def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:
     if spec.data_files:
         return {Path(p).stem: read_jsonl(p) for p in spec.data_files}
-    from .corpus import generate_corpus
+    from trainables.embedded.corpus import generate_corpus
 
     return generate_corpus(seed=spec.seed, lines_per_language=spec.lines_per_language)
 
@@ -369,8 +369,8 @@ def ensure_oracle(spec: EmbeddedSpec, forget: str, log=print) -> OracleModel:
 
 
 def _build_oracle(spec: EmbeddedSpec, main: EmbeddedModel, forget: str, root: Path, log) -> None:
-    from ..modeling import load_tokenizer
-    from ..unicode_scripts import char_script
+    from trainables.language.scripts import char_script
+    from trainables.model.loading import load_tokenizer
 
     started = time.perf_counter()
     torch.manual_seed(spec.seed)

@@ -1,0 +1,105 @@
+"""The driver's side of robustness: the attack's settings from the study config, and the retain-only oracle,
+measured once per study on its parent run before any trial starts.
+
+The oracle is the "retrain from scratch" reference of TOFU and MUSE: the same model pretrained without the forget
+language. Its forget_efficacy (against the study model's own forget-language token mass), its ES and its relearning
+curve under the trials' attack are what an unlearned model is compared with: a model whose forgetting is real
+relearns no faster than one that never saw the language: the attack brings back no larger a share of what it
+forgot than of what the oracle "forgot" (`relearn_excess` <= 0 on a trial).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from study.config import StudyConfig
+from trainables.metrics.robustness import RobustnessSettings, check_attack_lines, forget_es, relearning_attack
+from trainables.trial.setup import TrialSetup
+
+# Shown beside the objectives wherever the front is (pareto_front.json, `unlearn-study front`).
+FRONT_METRICS = ("relearn_forget_efficacy", "relearn_es_forget", "relearn_half_steps", "relearn_excess")
+
+
+def robustness_settings(cfg: StudyConfig) -> RobustnessSettings:
+    """The trials' settings. The attack also runs at the scheduler's rungs when its result is a study objective:
+    a rung result without every objective counts as the worst there (study.schedulers), and ranking rungs on the
+    other objectives alone would keep trials whose forgetting is only hidden."""
+    from study.schedulers import rung_milestones
+
+    r, steps = cfg.robustness, cfg.train.steps
+    at: set[int] = set()
+    if r.relearn and "relearn_forget_efficacy" in cfg.search.objectives and cfg.scheduler.type != "fifo":
+        at |= {int(m) for m in rung_milestones(cfg.scheduler.grace_period, steps, cfg.scheduler.reduction_factor)}
+    if r.relearn and r.relearn_at == "eval":
+        at |= set(range(cfg.train.eval_every, steps, cfg.train.eval_every))
+    fields = r.model_dump(exclude={"oracle", "relearn_at"})
+    return RobustnessSettings(**fields, relearn_at_steps=tuple(sorted(at)),
+                              relearn_is_objective="relearn_forget_efficacy" in cfg.search.objectives)
+
+
+def oracle_model_path(cfg: StudyConfig, setup: TrialSetup, log=print) -> str | None:
+    """The oracle's model folder (building the embedded one if needed), or None when the study has none."""
+    oracle = cfg.robustness.oracle
+    if oracle is False or (oracle is None and cfg.model != "embedded"):
+        return None
+    if isinstance(oracle, str):
+        return str(Path(oracle).resolve())
+    from trainables.embedded import ensure_oracle
+
+    forget = Path(setup.data.forget).stem if setup.embedded.data_files else setup.embedded_forget
+    return str(ensure_oracle(setup.embedded, forget, log=log).model_dir)
+
+
+def measure_oracle(setup: TrialSetup, oracle_path: str) -> dict[str, float]:
+    """The oracle's figures, named `oracle_<metric>` after the trials' own: forget_efficacy against the study
+    model's baseline token mass, es_forget (the trials' final prompt count), and the relearning attack's results."""
+    from trainables.model.loading import load_model, load_tokenizer
+    from trainables.unlearner import Unlearner
+
+    main = Unlearner(setup, {"variant": "ga"})  # the study model, for its baseline; nothing is trained
+    tok = load_tokenizer(oracle_path, setup.trust_remote_code)
+    if tok.get_vocab() != main.tok.get_vocab():
+        raise ValueError(f"oracle {oracle_path}: its tokenizer differs from the study model's; token masses and "
+                         "perplexities would not compare")
+    model = load_model(oracle_path, setup.trust_remote_code, setup.dtype, setup.device)
+    oracle = Unlearner(setup, {"variant": "ga"}, model=model, tokenizer=main.tok, data=main.data)
+    oracle.baseline = dict(main.baseline)  # every ratio against the study model before unlearning
+    out = {f"oracle_{k}": v for k, v in oracle.evaluate_step().items() if k in ("token_mass", "forget_efficacy",
+                                                                                 "utility")}
+    out["study_model_token_mass"] = main.baseline["token_mass"]
+    es = forget_es(oracle, setup.train.final_es_prompts)
+    if es is not None:
+        out["oracle_es_forget"] = es
+    if setup.robustness.relearn:
+        out.update({f"oracle_{k}": v for k, v in relearning_attack(oracle, setup.robustness).items()})
+    return out
+
+
+def with_oracle(cfg: StudyConfig, setup: TrialSetup, client, parent_run_id: str, log=print) -> TrialSetup:
+    """Checks the attack's data, measures the oracle (if any) and logs it on the parent run; the setup the trials
+    get, with the oracle's relearning figure for them to compare with."""
+    from trainables.data import load_study_data
+
+    data = load_study_data(setup.data_paths(), seed=setup.train.seed, heldout=setup.heldout)
+    check_attack_lines(data, setup.robustness)
+    path = oracle_model_path(cfg, setup, log)
+    if path is None:
+        return setup
+    figures = measure_oracle(setup, path)
+    client.set_tag(parent_run_id, "oracle", path)
+    for key, value in figures.items():
+        client.log_metric(parent_run_id, key, value, step=0)
+    log(f"retain-only oracle: forget_efficacy {figures['oracle_forget_efficacy']:.3f}"
+        + (f", after the relearning attack {figures['oracle_relearn_forget_efficacy']:.3f}"
+           if "oracle_relearn_forget_efficacy" in figures else ""))
+    return with_oracle_share(setup, figures.get("oracle_relearn_share_back"))
+
+
+def with_oracle_share(setup: TrialSetup, share: float | None) -> TrialSetup:
+    return replace(setup, robustness=replace(setup.robustness, oracle_share_back=share))
+
+
+def resumed_oracle_share(client, parent_run_id: str) -> float | None:
+    """A resumed study's trials compare with the oracle figure its first run logged."""
+    return client.get_run(parent_run_id).data.metrics.get("oracle_relearn_share_back")

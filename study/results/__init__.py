@@ -1,0 +1,1 @@
+"""A finished study's results: the front read back, exports to mmie.py, the ladder report."""

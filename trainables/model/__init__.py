@@ -1,0 +1,1 @@
+"""The model: loading, decoder layers, architecture shapes with random weights, batching."""
