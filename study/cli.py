@@ -1,6 +1,8 @@
 """unlearn-study: run a study, list the variants, build the embedded default.
 
 mmie.py's own flags work as overrides of the study config, so a researcher's habits carry over.
+Torch, Ray, transformers and MLflow take seconds to import: each command imports them where it first needs them,
+after its arguments and its cheap checks, so that `--help` and a bad input answer at once.
 Exit status: 0 done, 2 bad input or a service that does not answer (one line on stderr says what and where),
 130 interrupted (Ctrl-C).
 """
@@ -84,10 +86,11 @@ def _output(args) -> dict:
 
 def cmd_run(args) -> int:
     from study.config import load_config
-    from study.runner import format_table, run_study
 
     overrides = _overrides(args)
     cfg = load_config(args.config, overrides, flags={key: FLAGS[key] for key in overrides})
+    from study.runner import format_table, run_study
+
     rows = run_study(cfg, **_output(args))
     if args.quiet:
         print(format_table(rows))  # without --quiet the study printed it with its other messages
@@ -95,9 +98,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    tracking = _tracking(args)
     from study.runner import format_table, resume_study
 
-    rows = resume_study(args.study, tracking=_tracking(args), path=args.path,
+    rows = resume_study(args.study, tracking=tracking, path=args.path,
                         trust_remote_code=args.trust_remote_code, **_output(args))
     if args.quiet:
         print(format_table(rows))
@@ -117,9 +121,10 @@ def _tracking(args) -> str:
 
 
 def cmd_front(args) -> int:
+    tracking = _tracking(args)
     from study.results.front import format_front, front_table, load_study
 
-    record = load_study(_tracking(args), args.study, args.run_id)
+    record = load_study(tracking, args.study, args.run_id)
     rows = front_table(record)
     print(f"{record.describe()}: {len(rows)} front members over {', '.join(record.objectives)}")
     print(format_front(rows))
@@ -127,10 +132,11 @@ def cmd_front(args) -> int:
 
 
 def cmd_export(args) -> int:
+    tracking = _tracking(args)
     from study.results.export import export_config, pick
     from study.results.front import load_study
 
-    record = load_study(_tracking(args), args.study, args.run_id)
+    record = load_study(tracking, args.study, args.run_id)
     print(record.describe())
     trial = pick(record, args.pick, args.min_utility, args.variant, include_diverged=args.include_diverged)
     config = export_config(record, trial, args.out, force=args.force)
@@ -141,9 +147,10 @@ def cmd_export(args) -> int:
 
 def cmd_ladder(args) -> int:
     from study.config import load_config
-    from study.runner import run_ladder
 
     cfg = load_config(args.config, {"tracking_uri": args.tracking_uri} if args.tracking_uri else None)
+    from study.runner import run_ladder
+
     path = run_ladder(cfg, quick=args.quick, out_dir=args.out, **_output(args))
     print(path.read_text())
     print(f"report: {path}")
@@ -153,9 +160,9 @@ def cmd_ladder(args) -> int:
 def cmd_report(args) -> int:
     from pathlib import Path
 
+    uri, existed = _tracking(args), Path(args.out).exists()
     from study.results.ladder_report import write_report
 
-    uri, existed = _tracking(args), Path(args.out).exists()
     try:
         path = write_report(uri, args.study, args.out)
     except BaseException:
@@ -194,10 +201,12 @@ def cmd_variants(args) -> int:
 
 def cmd_build_default(args) -> int:
     from study.config import load_config
+
+    cfg = load_config(args.config)
     from study.prepare import embedded_spec
     from trainables.embedded import ensure_embedded
 
-    em = ensure_embedded(embedded_spec(load_config(args.config)))
+    em = ensure_embedded(embedded_spec(cfg))
     print(json.dumps({"path": str(em.root), **em.report}, indent=2, ensure_ascii=False))
     return 0
 
@@ -255,6 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The errors that mean bad input or a service that does not answer (exit 2), by the module that defines each.
+INPUT_ERRORS = {"study.config": "ConfigError", "trainables.data": "DataError",
+                "study.tracking.parent_run": "TrackingUnreachable", "study.prepare": "RayUnreachable"}
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """INPUT_ERRORS, from the modules already imported: an error whose module was never imported was not raised,
+    and importing it here would cost the seconds its imports take (study.prepare imports torch)."""
+    loaded = (getattr(sys.modules[module], name) for module, name in INPUT_ERRORS.items() if module in sys.modules)
+    return (ValueError, FileNotFoundError, *loaded)
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -263,14 +284,11 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from study.config import ConfigError
-    from study.prepare import RayUnreachable
-    from study.tracking.parent_run import TrackingUnreachable
-    from trainables.data import DataError
-
     try:
         return args.fn(args)
-    except (ConfigError, DataError, TrackingUnreachable, RayUnreachable, ValueError, FileNotFoundError) as e:
+    except Exception as e:
+        if not isinstance(e, _input_errors()):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
