@@ -1,7 +1,11 @@
 """Shared fixtures. Everything runs for real: the embedded model is built once per test session (the slowest
-fixture; kept under .cache/ between local runs), Ray runs a local instance, MLflow a temporary local store."""
+fixture; kept under .cache/ between local runs), Ray runs a local instance, MLflow a temporary local store.
+
+Keeping the suite fast (docs/test-speed.md): a test study leaves out what it does not check (TEST_STUDY), and a
+new MLflow store is a copy of one created once per session (mlflow_store)."""
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,29 @@ def embedded():
     from trainables.embedded import ensure_embedded
 
     return ensure_embedded()
+
+
+# What a test study leaves out unless the test checks it (tests/test_robustness.py does): the retain-only oracle,
+# built once from an empty cache (minutes) and measured on every study's parent run, and the relearning attack after
+# every trial, whose 50 steps outlast a test trial's few. Merged into a study config (YAML or load_config overrides).
+TEST_STUDY = {"robustness": {"oracle": False, "relearn": False}}
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory):
+    """mlflow_store(folder) -> the URI of a new, empty MLflow store at folder/mlflow.db: a copy of one made once per
+    session, since making one runs MLflow's schema migrations (seconds each)."""
+    from mlflow.tracking import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{template}").search_experiments()
+
+    def new_store(folder: Path) -> str:
+        path = Path(folder) / "mlflow.db"
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    return new_store
 
 
 @pytest.fixture(scope="session")

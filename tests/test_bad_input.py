@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import TEST_STUDY
 from trainables.data import DataError, DataPaths, read_jsonl
 from trainables.trial.status import TrialStatus
 from trainables.trial.tracking import TrialRun
@@ -32,11 +33,11 @@ def test_xlang_set_names_are_valid_mlflow_keys_and_unique(tmp_path):
         _validate_metric_name(f"es_{name}")
 
 
-def test_parent_run_keeps_each_set_s_file(tmp_path, empty_store):
+def test_parent_run_keeps_each_set_s_file(tmp_path, mlflow_store):
     from study.config import load_config
     from study.tracking.parent_run import start_parent_run
 
-    uri = _new_store(tmp_path, empty_store)
+    uri = mlflow_store(tmp_path)
     cfg = load_config(overrides={"data": {"forget": "hi.jsonl", "retain": "en.jsonl", "xlang": ["data/उर्दू.jsonl"]},
                                  "tracking_uri": "https://user:secret@mlflow.example"})
     client, _, parent = start_parent_run(uri, cfg, "study: default\n")
@@ -45,8 +46,8 @@ def test_parent_run_keeps_each_set_s_file(tmp_path, empty_store):
     assert params["tracking_uri"] == "https://***@mlflow.example"
 
 
-def test_a_batch_mlflow_rejects_keeps_its_valid_metrics(tmp_path, empty_store, capsys):
-    uri = _new_store(tmp_path, empty_store)
+def test_a_batch_mlflow_rejects_keeps_its_valid_metrics(tmp_path, mlflow_store, capsys):
+    uri = mlflow_store(tmp_path)
     client = MlflowClient(uri)
     exp = client.create_experiment("s", artifact_location=(tmp_path / "mlruns").as_uri())
     parent = client.create_run(exp).info.run_id
@@ -101,27 +102,12 @@ PARAMS = {"study": "s", "model": "embedded", "data": "None", "embedded.forget": 
           "train.max_grad_norm": "1.0", "utility_floor": "None", "code_version": "abc", "package_version": "0.1.0"}
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory):
-    """An MLflow database with its tables made (the slow part of a new store), copied by each test."""
-    path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
-def _new_store(tmp_path, empty_store):
-    import shutil
-
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-
 @pytest.fixture
-def study_store(tmp_path, empty_store):
+def study_store(tmp_path, mlflow_store):
     """A store holding one finished study with two completed ga trials: (uri, client, exp, parent)."""
     from mlflow.entities import Metric, Param
 
-    uri = _new_store(tmp_path, empty_store)
+    uri = mlflow_store(tmp_path)
     client = MlflowClient(uri)
     exp = client.create_experiment("s", artifact_location=(tmp_path / "mlruns").as_uri())
     parent = client.create_run(exp, start_time=1000, tags=TAGS).info.run_id
@@ -306,7 +292,7 @@ def test_export_refuses_to_overwrite_and_never_follows_links(study_store, tmp_pa
     assert "--out file: is a file" in capsys.readouterr().err
 
 
-def test_read_commands_create_no_store_and_report_leaves_no_folder(tmp_path, empty_store, monkeypatch, capsys):
+def test_read_commands_create_no_store_and_report_leaves_no_folder(tmp_path, mlflow_store, monkeypatch, capsys):
     from study.cli import main
 
     monkeypatch.chdir(tmp_path)
@@ -314,7 +300,7 @@ def test_read_commands_create_no_store_and_report_leaves_no_folder(tmp_path, emp
         assert main(command) == 2
         assert "no MLflow store at" in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists()
-    _new_store(tmp_path, empty_store)
+    mlflow_store(tmp_path)
     assert main(["report", "--study", "nope", "--out", "rep"]) == 2
     assert not (tmp_path / "rep").exists()
 
@@ -438,7 +424,8 @@ def test_ctrl_c_stops_the_study_and_marks_its_runs(ray_local, embedded, tmp_path
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     steps = 400
-    cfg = load_config(overrides={"study": "ctrlc", "tracking_uri": uri, "variants": ["ga"], "scheduler.type": "fifo",
+    cfg = load_config(overrides={**TEST_STUDY, "study": "ctrlc", "tracking_uri": uri, "variants": ["ga"],
+                                 "scheduler.type": "fifo",
                                  "search.num_samples": 1, "train.steps": steps,
                                  "train.eval_every": 100, "train.checkpoint_every": 5, "train.batch_size": 8,
                                  "train.es_prompts": 4, "train.final_es_prompts": 4})

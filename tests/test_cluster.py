@@ -19,6 +19,8 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from conftest import TEST_STUDY
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -117,8 +119,9 @@ def cluster(tmp_path):
     shutil.rmtree(temp, ignore_errors=True)
 
 
-def study_config(tmp_path, name, steps, samples=4):
-    (tmp_path / "study.yaml").write_text(yaml.safe_dump({
+def study_config(tmp_path, name, steps, samples=2):
+    """Two trials: one on each 1-CPU worker node at once."""
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump({**TEST_STUDY,
         "study": name, "variants": ["ga", "npo"], "scheduler": {"type": "fifo"},
         "search": {"num_samples": samples, "max_concurrent": 2, "seed": 1},
         "train": {"steps": steps, "batch_size": 8, "eval_every": 8, "checkpoint_every": 4, "es_prompts": 4,
@@ -178,7 +181,7 @@ def test_study_spreads_over_nodes_and_logs_to_the_server(embedded, tmp_path, clu
     study_config(tmp_path, "multi-node", steps=8)
     proc = start_study(tmp_path, c, mlflow_server)
     finish(proc, tmp_path / "study.log")
-    children = assert_every_trial_complete(mlflow_server, "multi-node", samples=4, steps=8)
+    children = assert_every_trial_complete(mlflow_server, "multi-node", samples=2, steps=8)
     assert len({run["tags"]["node_id"] for run in children}) >= 2
 
 
@@ -192,7 +195,7 @@ def test_killed_worker_node_trials_resume_from_checkpoints(embedded, tmp_path, c
     wait_for(lambda: some_trial_reached(mlflow_server, "node-killed", step=6), proc, log)  # past a checkpoint
     c.remove_node(workers[0])  # the node's raylet and its trial workers die
     finish(proc, log)
-    children = assert_every_trial_complete(mlflow_server, "node-killed", samples=4, steps=24)
+    children = assert_every_trial_complete(mlflow_server, "node-killed", samples=2, steps=24)
     assert any(run["metrics"]["restores"] >= 1 for run in children)  # came back from a checkpoint, not step 0
 
 
@@ -208,7 +211,7 @@ def test_tracking_server_blinking_mid_study_loses_nothing(embedded, tmp_path, cl
     time.sleep(8)
     mlflow_server.start()
     finish(proc, log)
-    assert_every_trial_complete(mlflow_server, "server-blink", samples=4, steps=24)
+    assert_every_trial_complete(mlflow_server, "server-blink", samples=2, steps=24)
 
 
 class RayStartNodes:
@@ -306,7 +309,7 @@ def test_ray_start_head_and_worker_then_run_with_address(embedded, tmp_path, ray
     cluster = nodes.nodes()
     workers = {node for node, cpus in cluster.items() if cpus > 0}
     assert len(cluster) == 3 and len(workers) == 2
-    study_config(tmp_path, "ray-start", steps=4, samples=2)
+    study_config(tmp_path, "ray-start", steps=4)
     proc = start_study(tmp_path, nodes, mlflow_server, env_extra={"HOME": nodes.env["HOME"]})
     finish(proc, tmp_path / "study.log")
     children = assert_every_trial_complete(mlflow_server, "ray-start", samples=2, steps=4)

@@ -65,11 +65,11 @@ def _log_trial(client, exp, parent, start, trial_id, status, params, final):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, mlflow_store):
     """(tracking URI, first parent run id, {trial id: run id}); a later second parent run with one trial."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+        uri = mlflow_store(tmp_path_factory.mktemp("mlflow"))
         client = MlflowClient(uri)
         exp = client.create_experiment("s1")
         tags = {"role": "study", "objectives": "forget_efficacy,utility", "study_steps": "3", "study_seed": "7"}

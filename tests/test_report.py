@@ -102,9 +102,9 @@ def make_study(client, name, trials, steps=4, mmie_es=None, relearn=None, oracle
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    # one store for the module (creating its tables is the slow part); each test writes its own ladder name
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+def store(tmp_path_factory, mlflow_store):
+    # one store for the module; each test writes its own ladder name
+    uri = mlflow_store(tmp_path_factory.mktemp("mlflow"))
     return uri, MlflowClient(uri)
 
 

@@ -9,7 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
+
+from conftest import TEST_STUDY
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +23,7 @@ scheduler: {type: fifo}
 search: {num_samples: 4, max_concurrent: 2, seed: 3}
 train: {steps: 16, batch_size: 8, eval_every: 8, checkpoint_every: 4, es_prompts: 4, final_es_prompts: 8}
 mmie_eval: {items: 2, final_items: 2, max_new_tokens: 8, teacher_forced_items: 8}
-"""
+""" + yaml.safe_dump(TEST_STUDY, default_flow_style=None)
 
 
 def cli(*args):
@@ -33,9 +36,9 @@ def finished_children(uri):
     return client.search_runs([exp.experiment_id], filter_string="tags.trial_status = 'completed'")
 
 
-def test_killed_driver_resumes_without_duplicates(embedded, tmp_path):
+def test_killed_driver_resumes_without_duplicates(embedded, tmp_path, mlflow_store):
     (tmp_path / "study.yaml").write_text(CONFIG)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"MLFLOW_TRACKING_URI": uri,
                                                                         "PYTHONUNBUFFERED": "1"}
     log = open(tmp_path / "first.log", "w")

@@ -27,8 +27,8 @@ def test_every_status_is_an_mlflow_run_status_as_mlflow_optuna_maps_them():
     assert TrialStatus.DIVERGED.run_status == "FINISHED" and TrialStatus.COMPLETED.run_status == "FINISHED"
 
 
-def test_a_status_tag_reads_back_as_the_status_and_a_bad_one_names_the_run(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+def test_a_status_tag_reads_back_as_the_status_and_a_bad_one_names_the_run(tmp_path, mlflow_store):
+    uri = mlflow_store(tmp_path)
     client = MlflowClient(uri)
     exp = client.create_experiment("st")
     parent = client.create_run(exp, tags={"role": "study", "objectives": "forget_efficacy,utility",

@@ -3,6 +3,7 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import TEST_STUDY
 from study.config import load_config
 from study.runner import run_study
 from trainables.trial.setup import TrainSettings, TrialSetup
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.slow
 SMALL = {
     "variants": ["ga", "npo"],
     "scheduler.type": "fifo",
-    "search.num_samples": 3,
+    "search.num_samples": 2,  # one wave of trials on two cores
     "search.max_concurrent": 2,
     "train.steps": 6,
     "train.eval_every": 3,
@@ -23,6 +24,7 @@ SMALL = {
     "train.final_es_prompts": 8,
     # mmie.py's measurements, small (their definitions are tested in test_mmie_metrics.py).
     "mmie_eval": {"items": 2, "final_items": 2, "max_new_tokens": 8, "teacher_forced_items": 8},
+    **TEST_STUDY,
 }
 
 
@@ -36,17 +38,18 @@ def study_runs(uri, name):
     return client, parents[0], children
 
 
-def test_study_with_killed_trials_restores_and_logs_every_step_once(ray_local, embedded, tmp_path, monkeypatch):
+def test_study_with_killed_trials_restores_and_logs_every_step_once(
+        ray_local, embedded, tmp_path, monkeypatch, mlflow_store):
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     cfg = load_config(overrides={**SMALL, "study": "killed", "tracking_uri": uri})
     # Every trial's worker process exits hard at step 3, after the checkpoint at step 2.
     rows = run_study(cfg, log=lambda *a: None, crash_at_step=3)
-    assert len(rows) == 3
+    assert len(rows) == 2
     assert all(r["status"] == "completed" and r["step"] == 6 for r in rows), rows
 
     client, parent, children = study_runs(uri, "killed")
-    assert len(children) == 3
+    assert len(children) == 2
     assert client.download_artifacts(parent.info.run_id, "study.yaml", str(tmp_path))
     for child in children:
         assert child.data.tags["trial_status"] == "completed"
@@ -71,23 +74,23 @@ def test_study_with_killed_trials_restores_and_logs_every_step_once(ray_local, e
     assert straight.evaluate_step()["forget_efficacy"] == pytest.approx(row["forget_efficacy"], rel=1e-4, abs=1e-5)
 
 
-def test_asha_study_on_a_weighted_sum_runs(ray_local, embedded, tmp_path, monkeypatch):
+def test_asha_study_on_a_weighted_sum_runs(ray_local, embedded, tmp_path, monkeypatch, mlflow_store):
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     cfg = load_config(overrides={**SMALL, "study": "asha", "tracking_uri": uri, "scheduler.type": "asha",
-                                 "scheduler.grace_period": 2, "search.num_samples": 4,
+                                 "scheduler.grace_period": 2,
                                  "scheduler.weights": {"forget_efficacy": 0.5, "utility": 0.5}})
     rows = run_study(cfg, log=lambda *a: None)
-    assert len(rows) == 4 and {r["status"] for r in rows} <= {"completed", "stopped_early"}
+    assert len(rows) == 2 and {r["status"] for r in rows} <= {"completed", "stopped_early"}
     client, _, children = study_runs(uri, "asha")
     for child in children:
         m = child.data.metrics
         assert m["objective_scalar"] == pytest.approx(0.5 * m["forget_efficacy"] + 0.5 * m["utility"])
 
 
-def test_diverged_trial_ends_cleanly_and_is_recorded(ray_local, embedded, tmp_path, monkeypatch):
+def test_diverged_trial_ends_cleanly_and_is_recorded(ray_local, embedded, tmp_path, monkeypatch, mlflow_store):
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     cfg = load_config(
         overrides={**SMALL, "search.num_samples": 1, "study": "diverged", "tracking_uri": uri,
                    "train.max_adapter_norm": 1e-6}
@@ -98,13 +101,14 @@ def test_diverged_trial_ends_cleanly_and_is_recorded(ray_local, embedded, tmp_pa
     assert [c.data.tags["trial_status"] for c in children] == ["diverged"]
 
 
-def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_local, embedded, tmp_path, monkeypatch):
+def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(
+        ray_local, embedded, tmp_path, monkeypatch, mlflow_store):
     import optuna
 
     from study.pareto import nondominated_ranks
 
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     cfg = load_config(overrides={
         **SMALL, "study": "front", "tracking_uri": uri, "variants": ["ga", "npo", "bounded", "dualoptim"],
         "scheduler.type": "moasha", "scheduler.grace_period": 2, "search.num_samples": 8, "search.max_concurrent": 2,
@@ -174,12 +178,12 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(ray_
         assert again[metric] == pytest.approx(exported["metrics"][metric], abs=0.02), metric
 
 
-def test_gate_only_and_gated_trials_share_one_study_and_front(ray_local, embedded, tmp_path, monkeypatch):
+def test_gate_only_and_gated_trials_share_one_study_and_front(ray_local, embedded, tmp_path, monkeypatch, mlflow_store):
     from study.results.export import export_config
     from study.results.front import load_study
 
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     cfg = load_config(overrides={
         **SMALL, "study": "gates", "tracking_uri": uri, "variants": ["dsg", "ga+dsg"], "search.num_samples": 4,
         "scheduler.type": "moasha", "scheduler.grace_period": 2, "train.steps": 4, "train.eval_every": 2,
