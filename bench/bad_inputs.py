@@ -120,12 +120,13 @@ def main() -> None:
         print(f"{rc:>3}  {seconds:5.1f} s  {what}: {message}", flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     command = shlex.join(["python", "bench/bad_inputs.py", *sys.argv[1:]])
+    timing = "one run of the command line" if args.repeats == 1 else f"the median of {args.repeats} runs"
     lines = ["# Bad inputs and what `unlearn-study` prints",
              "",
              f"Generated on {datetime.date.today()} at commit {commit.strip() or 'unknown'} by `{command}` on "
              f"{os.cpu_count()} CPUs (each case in a fresh folder; exit status 2 = bad input or a service that does "
-             f"not answer, before Ray starts). s: the median of {args.repeats} run(s) of the command line, Python's "
-             "start-up included; times vary with the machine's load.",
+             f"not answer, before Ray starts). s: {timing}, Python's start-up included; times vary with the "
+             "machine's load.",
              "",
              "| case | command | exit | what it prints (stderr) | s |",
              "|---|---|---|---|---|"]
