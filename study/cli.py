@@ -1,8 +1,6 @@
 """unlearn-study: run a study, list the variants, build the embedded default.
 
 mmie.py's own flags work as overrides of the study config, so a researcher's habits carry over.
-Torch, Ray, transformers and MLflow take seconds to import: each command imports them where it first needs them,
-after its arguments and its cheap checks, so that `--help` and a bad input answer at once.
 Exit status: 0 done, 2 bad input or a service that does not answer (one line on stderr says what and where),
 130 interrupted (Ctrl-C).
 """
@@ -13,6 +11,11 @@ import argparse
 import json
 import os
 import sys
+
+# Torch, Ray, transformers and MLflow take seconds to import: each command imports them where it first needs them,
+# after its arguments and its cheap checks, so that `--help` and a bad input answer at once (tests/test_cli_imports.py).
+# Not yet torch: study.config takes its defaults from the worker's settings classes and validates names against the
+# registry, whose piece modules import torch.
 
 # Config keys the run flags set, so that a bad value is blamed on its flag, not on the YAML.
 FLAGS = {"study": "--study", "model": "--model", "data": "--forget/--retain/--mixed/--xlang",

@@ -60,7 +60,7 @@ def test_a_bad_config_is_reported_before_ray_transformers_or_mlflow(tmp_path):
 
 
 @pytest.mark.xfail(strict=True, reason="study.config takes its defaults from the worker's settings classes and the "
-                                       "registry's pieces, whose modules import torch (docs/bad-inputs.md)")
+                                       "registry's pieces, whose modules import torch (study/cli.py)")
 def test_a_bad_config_is_reported_before_torch(tmp_path):
     (tmp_path / "s.yaml").write_text("study: ../outside\n")
     rc, heavy, _ = run_cli(tmp_path, "run", "--config", "s.yaml")
