@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from trainables.embedded import EMBEDDED_ROLES, EmbeddedSpec
 from trainables.methods.gates.sae import SAEConfig
+from trainables.methods.registry import DEFAULT_ADAPTER, DEFAULT_RETAIN_OBJECTIVE
 from trainables.metrics.degenerate import DegenerateRule
 from trainables.metrics.mmie import MmieEvalConfig
 from trainables.metrics.robustness import RobustnessSettings
@@ -334,9 +335,9 @@ class StudyConfig(_Strict):
     # sine-bounded adapter; and DSG alone on the base model (no training).
     variants: list[str] = ["ga", "npo", "bounded", "loreun", "dualoptim", "curriculum", "adaptive", "adaptive+dsg",
                            "sine_bounded", "dsg"]
-    adapters: list[str] = ["lora"]
+    adapters: list[str] = [DEFAULT_ADAPTER]
     # The retain step of every training variant that does not name its own: kl (mmie.py's) and/or nll.
-    retain_objectives: list[str] = ["kl"]
+    retain_objectives: list[str] = [DEFAULT_RETAIN_OBJECTIVE]
     search: SearchConfig = SearchConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     # The Pareto front ignores trials below this utility (export's --min-utility does the same per pick).

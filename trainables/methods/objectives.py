@@ -102,7 +102,8 @@ class MmieNegativePreference(ForgetObjective):
 
 @OBJECTIVES.register(
     "bounded",
-    knobs=(Knob("bound", 5.0, 0.5, 20.0, log=True, help="B in -B*tanh(NLL/B); only bites when B is near the NLL"),),
+    knobs=(Knob("bound", 5.0, 0.5, 20.0, log=True,
+                help="B in -B*tanh(NLL_i/B), NLL_i a line's mean per token; bites only when B is near it"),),
     help="tanh-bounded forget loss per sample (a heuristic, docs/methods.md; not the Stable Forgetting paper's method)",
     mmie=MmieForm(missing="mmie.py bounds the batch's mean NLL, not each sample's (variant mmie_bounded)"),
 )
