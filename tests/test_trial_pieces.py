@@ -7,7 +7,12 @@ from study.config import parse_config
 from study.results import mmie_command
 from study.results.front import TrialRecord
 from study.space import define_by_run
-from trainables.methods.registry import ADAPTERS, RETAIN_OBJECTIVES, VARIANTS, get_variant
+from trainables.methods.registry import (
+    ADAPTERS,
+    RETAIN_OBJECTIVES,
+    VARIANTS,
+    get_variant,
+)
 from trainables.trial.status import TrialStatus
 
 CHOICES = ("variant", "adapter", "retain_objective")
