@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_search.py [--seeds 3] [--steps 60] [--random-trials 12] [--sched-trials 24]
         [--grace 10] [--eta 3] [--overhead-trials 4] [--variants ga npo ...] [--only search|overhead]
 
-Cost: the README's setting (`--sched-trials 16 --grace 5`, the 8 training variants) runs 3 seeds x 3 studies,
-then 2 x 4 overhead trials of 60 steps (`--only overhead` runs that part alone); the README says what it took. The
+Cost: the setting of docs/benchmarks.md (`--sched-trials 16 --grace 5`, the 8 training variants) runs 3 seeds x 3 studies,
+then 2 x 4 overhead trials of 60 steps (`--only overhead` runs that part alone); docs/benchmarks.md says what it took. The
 smoke setting `--seeds 1 --steps 6 --random-trials 2 --sched-trials 3 --grace 2 --overhead-trials 1` takes a few
 minutes. Everything
 runs in a fresh temporary working directory, each study with its own MLflow sqlite store there.

@@ -7,7 +7,7 @@ Prints, per preset: final forget_efficacy, utility, xlang_utility, ES on forget 
 adapter norm, and median wall time per step relative to `ga` (target: adaptive presets <= 1.10x). A gate-only
 preset (dsg, sae_gate) trains nothing: its row is its gate on the base model, measured at step 0, with no time per
 step. Then the adapter's weight norm over steps for ga, bounded and sine_bounded at a high learning rate (1e-2), to
-measure rather than assume the guide's claim that GA grows weights without bound. One thread, as in a 1-CPU trial.
+measure rather than assume the claim (docs/methods.md) that GA grows weights without bound. One thread, as in a 1-CPU trial.
 Figures only; nothing is asserted.
 """
 

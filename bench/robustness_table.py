@@ -1,4 +1,4 @@
-"""The README's robustness table, from a finished study in MLflow (figures, no assertions).
+"""The robustness table of docs/benchmarks.md, from a finished study in MLflow (figures, no assertions).
 
     PYTHONPATH=. python bench/robustness_table.py --study robustness [--tracking-uri sqlite:///mlflow.db]
 

@@ -23,6 +23,9 @@ FLAGS = {"study": "--study", "model": "--model", "data": "--forget/--retain/--mi
          "tracking_uri": "--tracking-uri", "address": "--address", "variants": "--variants",
          "search.max_concurrent": "--max-concurrent", "search.searcher": "--searcher"}
 
+# mmie.py's acceptance-gate ratios, flags of `run` that override the config's mmie_eval section.
+GATE_RATIOS = ("gate_es_forget_ratio", "gate_es_mixed_ratio", "gate_ppl_ratio")
+
 
 def _overrides(args) -> dict:
     o: dict = {}
@@ -40,7 +43,7 @@ def _overrides(args) -> dict:
     for flag, key in (("num_samples", "search.num_samples"), ("steps", "train.steps"), ("seed", "train.seed"),
                       ("tracking_uri", "tracking_uri"), ("address", "address"), ("variants", "variants"),
                       ("max_concurrent", "search.max_concurrent"), ("searcher", "search.searcher"),
-                      *((g, f"mmie_eval.{g}") for g in ("gate_es_forget_ratio", "gate_es_mixed_ratio", "gate_ppl_ratio"))):
+                      *((g, f"mmie_eval.{g}") for g in GATE_RATIOS)):
         value = getattr(args, flag)
         if value is not None:
             o[key] = value
@@ -61,8 +64,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mixed", help="code-mixed set, JSONL")
     p.add_argument("--xlang", nargs="+", help="cross-lingual sets, JSONL")
     p.add_argument("--adversarial", help="adversarial prompts, JSONL (mmie.py's es_adversarial)")
-    for gate, default in (("gate_es_forget_ratio", 0.5), ("gate_es_mixed_ratio", 0.7), ("gate_ppl_ratio", 1.10)):
-        p.add_argument(f"--{gate}", type=float, help=f"mmie.py's acceptance gate, a search constraint (default {default})")
+    for gate in GATE_RATIOS:  # their defaults live in MmieEvalConfig alone (importing it here would load torch)
+        p.add_argument(f"--{gate}", type=float, help=f"mmie.py's acceptance gate ratio, a search constraint "
+                                                     f"(default: the config's mmie_eval.{gate}, else mmie.py's)")
     p.add_argument("--variants", nargs="+", help="variants to search (see `unlearn-study variants`)")
     p.add_argument("--num-samples", type=int, dest="num_samples", help="number of trials")
     p.add_argument("--max-concurrent", type=int, dest="max_concurrent")
@@ -116,7 +120,9 @@ def _tracking(args) -> str:
     create an empty one)."""
     from pathlib import Path
 
-    uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    from study.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise FileNotFoundError(f"no MLflow store at {uri.removeprefix('sqlite:///')}: run from the folder the "
                                 "study ran in, or give --tracking-uri")
@@ -179,7 +185,16 @@ def cmd_report(args) -> int:
 
 def cmd_variants(args) -> int:
     import trainables.methods.variants  # noqa: F401
-    from trainables.methods.registry import ADAPTERS, GATE_SEPARATOR, GATES, VARIANTS
+    from trainables.methods.registry import (
+        ADAPTERS,
+        GATE_SEPARATOR,
+        GATES,
+        OBJECTIVES,
+        OPTIMIZERS,
+        RETAIN_OBJECTIVES,
+        VARIANTS,
+        WEIGHTINGS,
+    )
 
     for name in sorted(VARIANTS):
         v = VARIANTS[name]
@@ -192,9 +207,15 @@ def cmd_variants(args) -> int:
         print(f"    pieces: {pieces}")
         for knob in v.knobs():
             print(f"    {knob.describe()}  {knob.help}")
-    for kind, registry in (("adapters", ADAPTERS), (f"gates (any training variant{GATE_SEPARATOR}<gate>, e.g. "
-                                                    f"adaptive{GATE_SEPARATOR}dsg)", GATES)):
-        print(f"{kind}:")
+    # Every registry's pieces, and where a study chooses them.
+    for registry, chosen in ((OBJECTIVES, "by the variant"), (WEIGHTINGS, "by the variant"),
+                             (OPTIMIZERS, "by the variant"),
+                             (RETAIN_OBJECTIVES, ("by the config's retain_objectives: (default kl), unless the "
+                                                  "variant names one")),
+                             (ADAPTERS, "by the config's adapters: (default lora), unless the variant is one"),
+                             (GATES, (f"as <training variant>{GATE_SEPARATOR}<gate>, e.g. adaptive{GATE_SEPARATOR}dsg,"
+                                      " or by a gate-only variant"))):
+        print(f"{registry.kind}s (chosen {chosen}):")
         for entry in registry:
             print(f"  {entry.name}: {entry.help}")
             for knob in entry.knobs:

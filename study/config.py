@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from trainables.embedded import EMBEDDED_ROLES, EmbeddedSpec
 from trainables.methods.gates.sae import SAEConfig
+from trainables.methods.registry import DEFAULT_ADAPTER, DEFAULT_RETAIN_OBJECTIVE
 from trainables.metrics.degenerate import DegenerateRule
 from trainables.metrics.mmie import MmieEvalConfig
 from trainables.metrics.robustness import RobustnessSettings
@@ -113,7 +114,7 @@ class SearchConfig(_Strict):
     max_concurrent: int | None = Field(None, ge=1)
     seed: int = 0
     # Collateral damage is an objective by default: a two-objective front rewards forgetting Hindi by wrecking
-    # Urdu, Punjabi and Bengali (README, "The default front").
+    # Urdu, Punjabi and Bengali (docs/benchmarks.md, "The two-objective default front").
     objectives: list[Objective] = ["forget_efficacy", "utility", "xlang_utility"]
     # An sqlite file for Optuna's study, so optuna-dashboard can open it (in memory if absent).
     optuna_storage: str | None = None
@@ -330,13 +331,13 @@ class StudyConfig(_Strict):
     # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>", the stem in the letters MLflow
     # takes: see trainables.data.xlang_set_name); found from the data if absent.
     languages: dict[str, str] = Field(default_factory=dict)
-    # The guide's whole ladder, each step on its own over GA, ending in adaptive+dsg; the paper-faithful sine-bounded
-    # adapter; and DSG alone on the base model (no training).
+    # The whole ladder (docs/methods.md), each step on its own over GA, ending in adaptive+dsg; the paper-faithful
+    # sine-bounded adapter; and DSG alone on the base model (no training).
     variants: list[str] = ["ga", "npo", "bounded", "loreun", "dualoptim", "curriculum", "adaptive", "adaptive+dsg",
                            "sine_bounded", "dsg"]
-    adapters: list[str] = ["lora"]
+    adapters: list[str] = [DEFAULT_ADAPTER]
     # The retain step of every training variant that does not name its own: kl (mmie.py's) and/or nll.
-    retain_objectives: list[str] = ["kl"]
+    retain_objectives: list[str] = [DEFAULT_RETAIN_OBJECTIVE]
     search: SearchConfig = SearchConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     # The Pareto front ignores trials below this utility (export's --min-utility does the same per pick).
@@ -376,7 +377,20 @@ class StudyConfig(_Strict):
 
     @model_validator(mode="after")
     def _registered(self):
-        import trainables.methods.variants  # noqa: F401
+        """Every name the config uses is registered, and every value fits what it names: each step raises naming
+        the key it blames."""
+        import trainables.methods.variants  # noqa: F401  (registers every piece and variant)
+
+        self._check_pieces()
+        self._check_mmie_expressible()
+        self._check_search_space()
+        self._check_model_shape()
+        self._check_languages()
+        self._check_scheduler()
+        self._check_embedded()
+        return self
+
+    def _check_pieces(self) -> None:
         from trainables.methods.registry import ADAPTERS, RETAIN_OBJECTIVES, get_variant
 
         if not self.variants:
@@ -396,22 +410,37 @@ class StudyConfig(_Strict):
                                   f"{', '.join(RETAIN_OBJECTIVES.names())}")
         if not self.retain_objectives:
             raise _KeyedError(("retain_objectives",), "at least one retain objective")
-        if self.search.mmie_expressible:
-            from study.results import mmie_command as mmie
 
-            for key, left in (("variants", mmie.expressible_variants(self.variants)),
-                              ("adapters", mmie.expressible(ADAPTERS, self.adapters)),
-                              ("retain_objectives", mmie.expressible(RETAIN_OBJECTIVES, self.retain_objectives))):
-                if not left:
-                    raise _KeyedError(("search", "mmie_expressible"),
-                                      f"none of the {key} is one mmie.py runs by its flags")
-        knobs = {k.name for v in self.variants for k in get_variant(v).knobs()}  # an adapter variant's included
-        knobs |= {k.name for a in self.adapters for k in ADAPTERS.get(a).knobs}
+    def _check_mmie_expressible(self) -> None:
+        """`search.mmie_expressible` leaves at least one variant, adapter and retain objective mmie.py runs."""
+        if not self.search.mmie_expressible:
+            return
+        from study.results import mmie_command as mmie
+        from trainables.methods.registry import ADAPTERS, RETAIN_OBJECTIVES
+
+        for key, left in (("variants", mmie.expressible_variants(self.variants)),
+                          ("adapters", mmie.expressible(ADAPTERS, self.adapters)),
+                          ("retain_objectives", mmie.expressible(RETAIN_OBJECTIVES, self.retain_objectives))):
+            if not left:
+                raise _KeyedError(("search", "mmie_expressible"), f"none of the {key} is one mmie.py runs by its flags")
+
+    def _check_search_space(self) -> None:
+        """Each `search.space` override names a knob of the study's variants and adapters and fits it."""
+        from trainables.methods.registry import study_knobs
+
+        knobs = study_knobs(self.variants, self.adapters)
+        names = sorted({k.name for k in knobs})
         for name in self.search.space:
-            if name not in knobs:
-                raise _KeyedError(
-                    ("search", "space", name), f"unknown knob {name!r} for these variants; known: {sorted(knobs)}"
-                )
+            if name not in names:
+                raise _KeyedError(("search", "space", name), f"unknown knob {name!r} for these variants; known: {names}")
+        for knob in knobs:  # a name shared by several pieces (base_alpha) is checked against each
+            if knob.name in self.search.space:
+                try:
+                    check_knob_override(knob, self.search.space[knob.name])
+                except ValueError as e:
+                    raise _KeyedError(("search", "space", knob.name), str(e)) from None
+
+    def _check_model_shape(self) -> None:
         from trainables.model.shapes import is_shape, shape_named
 
         if is_shape(self.model):
@@ -421,34 +450,30 @@ class StudyConfig(_Strict):
                 raise _KeyedError(("model",), e.args[0]) from None
         elif self.shape.tokenizer is not None:
             raise _KeyedError(("shape", "tokenizer"), f"only for model: shape:NAME (model is {self.model!r})")
-        specs = [k for v in self.variants for k in get_variant(v).knobs()]
-        specs += [k for a in self.adapters for k in ADAPTERS.get(a).knobs]
-        for knob in specs:  # a name shared by several pieces (base_alpha) is checked against each
-            if knob.name in self.search.space:
-                try:
-                    check_knob_override(knob, self.search.space[knob.name])
-                except ValueError as e:
-                    raise _KeyedError(("search", "space", knob.name), str(e)) from None
+
+    def _check_languages(self) -> None:
+        from trainables.language.identification import _language
+
         for name, code in self.languages.items():
             if name not in ("forget", "retain", "mixed") and not name.startswith("xlang_"):
                 raise _KeyedError(("languages", name), f"unknown set {name!r}: forget, retain, mixed or xlang_<name>")
             try:
-                from trainables.language.identification import _language
-
                 _language(code)
             except ValueError as e:
                 raise _KeyedError(("languages", name), f"{e} (such as hi, en, ur)") from None
-        if self.embedded.forget == self.embedded.retain:
-            raise _KeyedError(("embedded", "forget"), "forget and retain must be different languages")
+
+    def _check_scheduler(self) -> None:
         for name in self.scheduler.weights:
             if name not in self.search.objectives:
                 raise _KeyedError(("scheduler", "weights", name), f"{name} is not one of search.objectives")
         if self.scheduler.grace_period >= self.train.steps and self.scheduler.type != "fifo":
             raise _KeyedError(("scheduler", "grace_period"), f"must be below train.steps ({self.train.steps})")
+
+    def _check_embedded(self) -> None:
+        if self.embedded.forget == self.embedded.retain:
+            raise _KeyedError(("embedded", "forget"), "forget and retain must be different languages")
         if self.embedded.train_on_data and self.data is None:
             raise _KeyedError(("embedded", "train_on_data"), "needs data files (data: or --forget/--retain)")
-        return self
-
 
     @model_validator(mode="after")
     def _robustness(self):

@@ -14,14 +14,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from study.config import ConfigError, StudyConfig
-from trainables.data import DataError, DataPaths, load_study_data
+from study.tracking.uri import resolve_tracking_uri
+from trainables.data import DataError, DataPaths, StudyData, load_study_data
 from trainables.embedded import EmbeddedSpec, ensure_embedded
 from trainables.language.identification import RomanizedCues, detect_language
 from trainables.language.scripts import dominant_script
 from trainables.language.vocabulary import check_forget_language_in_vocabulary
 from trainables.methods.gates.sae import SAEConfig
 from trainables.methods.gates.sae_gates import gate_lines
-from trainables.methods.registry import get_variant
+from trainables.methods.registry import get_variant, study_knobs
 from trainables.metrics.degenerate import DegenerateRule
 from trainables.metrics.mmie import MmieEvalConfig
 from trainables.model.decoder_layers import ModelSize
@@ -31,10 +32,7 @@ from trainables.trial.setup import TrainSettings, TrialSetup
 
 
 def tracking_uri(cfg: StudyConfig) -> str:
-    """The configured URI, else $MLFLOW_TRACKING_URI, else mlflow.db in the working directory (made absolute:
-    trials run in their own working directories and would each get their own database)."""
-    uri = cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    return uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return resolve_tracking_uri(cfg.tracking_uri)
 
 
 def storage_path(cfg: StudyConfig) -> str:
@@ -150,20 +148,56 @@ def check_optuna_storage(cfg: StudyConfig) -> None:
         raise ConfigError(f"search.optuna_storage: {storage}: its folder does not exist")
 
 
-def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> TrialSetup:
-    from study.space import check_model_knobs
+def check_model_knobs(cfg: StudyConfig, shape: ModelSize, model: str) -> None:
+    """A configured value or choice of a model-dependent knob (a layer) must exist on the study's model."""
+    for knob in study_knobs(cfg.variants, cfg.adapters):
+        override = cfg.search.space.get(knob.name)
+        if knob.model_choices is None or override is None:
+            continue
+        where = f"search.space.{knob.name}"
+        if override.searched is not None:
+            continue
+        if override.choices is None and override.value is None:
+            raise ConfigError(f"{where}: give choices or a value ({knob.model_choices}), not a numeric range")
+        for value in override.choices if override.choices is not None else [override.value]:
+            try:
+                knob.model_choices.check(value, shape)
+            except ValueError as e:
+                raise ConfigError(f"{where}: {e} (model {model})") from None
 
+
+def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> TrialSetup:
+    """The TrialSetup every trial shares, once every check has passed; the checks run in order, cheapest first."""
+    shape = _check_before_building(cfg, address)
+    setup = _trial_setup(cfg, shape)
+    data = _load_data(cfg, setup, log)
+    paths = setup.data_paths()
+    languages = _check_languages(cfg, data, paths)
+    script, share = _check_scripts(cfg, data, paths, languages["forget"])
+    _check_gate_data(cfg, data)
+    coverage = _check_tokenizer(cfg, setup, data, script, paths)
+    log(f"forget language {languages['forget']} (script {script}, {share:.0%} of letters; "
+        f"{coverage:.0%} of its tokens are whole {script} tokens); retain {languages['retain']}")
+    return replace(setup, languages=tuple(sorted(languages.items())), forget_script=script)
+
+
+def _check_before_building(cfg: StudyConfig, address: str | None) -> ModelSize:
+    """What fails without building or reading anything large: the model is there, its layers fit the configured
+    layer knobs, the resources and the Optuna storage exist. Returns the model's shape."""
     check_model(cfg.model)
     shape = model_shape(cfg)
     check_model_knobs(cfg, shape, cfg.model)  # a layer the model does not have fails before anything is built
     check_resources(cfg, address)
     check_optuna_storage(cfg)
-    spec = embedded_spec(cfg)
-    # Each config section that trials read is passed whole, as the trainables-side settings object that states
-    # its defaults (trainables.trial.setup).
-    setup = TrialSetup(
+    return shape
+
+
+def _trial_setup(cfg: StudyConfig, shape: ModelSize) -> TrialSetup:
+    """Each config section that trials read is passed whole, as the trainables-side settings object that states
+    its defaults (trainables.trial.setup)."""
+    return TrialSetup(
         model=cfg.model,
-        embedded=spec,
+        embedded=embedded_spec(cfg),
         shape_tokenizer=str(Path(cfg.shape.tokenizer).resolve()) if cfg.shape.tokenizer else "",
         shape_seed=cfg.shape.seed,
         model_shape=shape,
@@ -181,22 +215,28 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
         es_romanized=cfg.es_romanized,
         cpus_per_trial=cfg.resources.cpus_per_trial,
     )
-    # The study's own files are read (and every line validated) before anything is built; the generated corpus
-    # exists once the embedded model is built. Either way the data is loaded once.
+
+
+def _load_data(cfg: StudyConfig, setup: TrialSetup, log) -> StudyData:
+    """The study's data, loaded once. The study's own files are read (and every line validated) before anything
+    is built; the generated corpus exists once the embedded model is built."""
     data = load_study_data(setup.data, seed=setup.train.seed, heldout=setup.heldout) if setup.data else None
     if cfg.model == "embedded" or (is_shape(cfg.model) and not (cfg.shape.tokenizer and cfg.data)):
-        ensure_embedded(spec, log=log)  # a shape model takes its tokenizer (and data) from it unless given
+        ensure_embedded(setup.embedded, log=log)  # a shape model takes its tokenizer (and data) from it unless given
     if is_shape(cfg.model):
-        ensure_shape(cfg.model, setup.shape_tokenizer or str(ensure_embedded(spec).model_dir), setup.shape_seed,
-                     log=log)
-    paths = setup.data_paths()
+        ensure_shape(cfg.model, setup.shape_tokenizer or str(ensure_embedded(setup.embedded).model_dir),
+                     setup.shape_seed, log=log)
     if data is None:
-        data = load_study_data(paths, seed=setup.train.seed, heldout=setup.heldout)
-
+        data = load_study_data(setup.data_paths(), seed=setup.train.seed, heldout=setup.heldout)
     renamed = [f"{name} = {Path(s.path).name}" for name, s in data.sets.items()
                if name.startswith("xlang_") and name != f"xlang_{Path(s.path).stem}"]
     if renamed:
         log(f"cross-lingual sets named for MLflow: {', '.join(renamed)}")
+    return data
+
+
+def _check_languages(cfg: StudyConfig, data: StudyData, paths: DataPaths) -> dict[str, str]:
+    """Each set's language (configured under `languages:`, else identified), forget and retain different."""
     for name in cfg.languages:
         if name not in data.sets:
             raise ConfigError(f"languages.{name}: this study has no set {name!r}; its sets: {', '.join(data.sets)}")
@@ -211,6 +251,12 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
             f"forget file {paths.forget} and retain file {paths.retain} are both in language "
             f"{languages['forget']!r}: nothing would tell forgetting from damage"
         )
+    return languages
+
+
+def _check_scripts(cfg: StudyConfig, data: StudyData, paths: DataPaths, forget_language: str) -> tuple[str, float]:
+    """The forget set's script (and its share of letters): present, not the retain set's, and with romanised cue
+    words when `es_romanized` asks for them."""
     script, share = dominant_script(data.forget.train)
     if script is None:
         raise DataError(f"forget file {paths.forget}: has no letters of any script")
@@ -222,17 +268,24 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
         )
     if cfg.es_romanized:
         try:
-            RomanizedCues(languages["forget"])
+            RomanizedCues(forget_language)
         except ValueError as e:
             raise DataError(f"forget file {paths.forget}: {e}") from None
+    return script, share
+
+
+def _check_gate_data(cfg: StudyConfig, data: StudyData) -> None:
+    """A set too small for a gate's feature selection or calibration fails here, named."""
     if any(get_variant(v).gate for v in cfg.variants):
-        gate_lines(data)  # a set too small for a gate's feature selection or calibration fails here, named
+        gate_lines(data)
+
+
+def _check_tokenizer(cfg: StudyConfig, setup: TrialSetup, data: StudyData, script: str, paths: DataPaths) -> float:
+    """The tokenizer loads and can represent the forget language; returns the share of its tokens that are whole
+    tokens of the forget script."""
     try:
         tok = load_tokenizer(setup.model_path(), cfg.trust_remote_code)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"model {cfg.model!r}: its tokenizer cannot be loaded ({first})") from None
-    coverage = check_forget_language_in_vocabulary(tok, data.forget.train[:2000], script, paths.forget)
-    log(f"forget language {languages['forget']} (script {script}, {share:.0%} of letters; "
-        f"{coverage:.0%} of its tokens are whole {script} tokens); retain {languages['retain']}")
-    return replace(setup, languages=tuple(sorted(languages.items())), forget_script=script)
+    return check_forget_language_in_vocabulary(tok, data.forget.train[:2000], script, paths.forget)

@@ -21,6 +21,7 @@ from study.tracking.front_recorder import ParetoRecorder
 from study.tracking.gates_recorder import MmieGatesRecorder
 from study.tracking.parent_run import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
 from study.tracking.ui_link import runs_page_url
+from study.tracking.uri import resolve_tracking_uri
 from trainables.trial.setup import TrialSetup
 from trainables.trial.status import STATUS_TAG, TrialStatus, trial_status
 
@@ -287,7 +288,7 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     """
     from ray import tune
 
-    uri = tracking or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    uri = resolve_tracking_uri(tracking)
     check_tracking_server(uri)
     client, exp_id, runs = parent_runs(uri, study)
     parent, cfg, here = resume_target(client, study, runs, uri, path, trust_remote_code, log)

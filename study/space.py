@@ -5,7 +5,7 @@ It is an Optuna define-by-run function, the form Ray's OptunaSearch takes for co
 space through Tuner's param_space would also silently turn a multi-objective OptunaSearch single-objective).
 
 Knobs whose choices depend on the model (layer knobs: LoReFT's `layers`, the gates' `sae_layer`) are resolved
-here against the study model's shape, read from its config before Ray starts (study/prepare.py).
+here against the study model's shape, read from its config before Ray starts (study.prepare.model_shape).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import trainables.methods.variants  # noqa: F401  (registers every variant)
-from study.config import ConfigError, KnobRange, StudyConfig
+from study.config import KnobRange, StudyConfig
+from study.prepare import model_shape
 from study.results import mmie_command as mmie
 from trainables.methods.registry import ADAPTERS, RETAIN_OBJECTIVES, Knob, get_variant
 from trainables.model.decoder_layers import ModelSize
@@ -50,8 +51,6 @@ class SearchSpace:
 
     def __init__(self, cfg: StudyConfig, shape: ModelSize | None = None):
         if shape is None:  # read from the model's config (no weights loaded)
-            from study.prepare import model_shape
-
             shape = model_shape(cfg)
         self.variants = list(cfg.variants)
         self.adapters = list(cfg.adapters)
@@ -67,12 +66,10 @@ class SearchSpace:
     def __call__(self, trial) -> dict[str, Any]:
         constants: dict[str, Any] = {}
         variant = get_variant(self._choose(trial, "variant", self.variants, constants))
-        knobs = variant.knobs()
         # A variant that is an adapter (sine_bounded) brings its own; a gate-only variant trains none.
-        if variant.trains and variant.adapter is None:
-            adapter = self._choose(trial, "adapter", self.adapters, constants)
-            knobs += ADAPTERS.get(adapter).knobs
-        if variant.trains and variant.retain is None:
+        adapters = [self._choose(trial, "adapter", self.adapters, constants)] if variant.study_chooses_adapter else []
+        knobs = variant.knobs_with(adapters)
+        if variant.study_chooses_retain:
             self._choose(trial, "retain_objective", self.retains, constants)
         fixed = mmie.fixed_knobs(mmie.trial_pieces(variant, constants | trial.params)) if self.mmie_only else {}
         for knob in knobs:
@@ -92,36 +89,6 @@ class SearchSpace:
             return trial.suggest_categorical(name, options)
         constants[name] = options[0]
         return options[0]
-
-
-def study_knobs(cfg: StudyConfig) -> list[Knob]:
-    """Every knob the study's variants and adapters have, each once (two pieces' same-named knobs both)."""
-    seen: list[Knob] = []
-    for name in cfg.variants:
-        variant = get_variant(name)
-        knobs = list(variant.knobs())
-        if variant.trains and variant.adapter is None:
-            knobs += [k for a in cfg.adapters for k in ADAPTERS.get(a).knobs]
-        seen += [k for k in knobs if k not in seen]
-    return seen
-
-
-def check_model_knobs(cfg: StudyConfig, shape: ModelSize, model: str) -> None:
-    """A configured value or choice of a model-dependent knob (a layer) must exist on the study's model."""
-    for knob in study_knobs(cfg):
-        override = cfg.search.space.get(knob.name)
-        if knob.model_choices is None or override is None:
-            continue
-        where = f"search.space.{knob.name}"
-        if override.searched is not None:
-            continue
-        if override.choices is None and override.value is None:
-            raise ConfigError(f"{where}: give choices or a value ({knob.model_choices}), not a numeric range")
-        for value in override.choices if override.choices is not None else [override.value]:
-            try:
-                knob.model_choices.check(value, shape)
-            except ValueError as e:
-                raise ConfigError(f"{where}: {e} (model {model})") from None
 
 
 def define_by_run(cfg: StudyConfig, shape: ModelSize | None = None) -> SearchSpace:

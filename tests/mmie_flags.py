@@ -1,5 +1,5 @@
-"""mmie.py's command line as data, copied from the flag table of MMIE-INTERFACE.md §1 (the published script's
-parser), and an argparse parser built from it with prefix matching off, so an abbreviated or unknown flag fails
+"""mmie.py's command line as data, copied from the published script's parser
+(docs/mmie.md), and an argparse parser built from it with prefix matching off, so an abbreviated or unknown flag fails
 as a misspelling would. Not the user's code: a model of its parser, to check that exports parse."""
 
 import argparse

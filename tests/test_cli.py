@@ -34,6 +34,22 @@ def test_variants_lists_registered_knobs(capsys):
     assert "ga:" in out and "npo:" in out and "beta=0.1 [0.01, 1] log" in out and "lora:" in out
 
 
+def test_variants_lists_every_piece_of_every_registry(capsys):
+    from trainables.methods.registry import REGISTRIES
+
+    assert main(["variants"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for registry in REGISTRIES:  # the retain objectives (kl, nll) too: `retain_objectives:` is discoverable
+        header = next(i for i, line in enumerate(lines) if line.startswith(f"{registry.kind}s (chosen "))
+        section = []
+        for line in lines[header + 1:]:
+            if not line.startswith(" "):
+                break
+            section.append(line)
+        listed = {line.split(":")[0].strip() for line in section if not line.startswith("    ")}
+        assert set(registry.names()) <= listed, registry.kind
+
+
 def test_study_on_users_own_files_forgets_bengali(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     corpus = generate_corpus(seed=7, lines_per_language=300)

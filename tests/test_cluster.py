@@ -1,5 +1,5 @@
 """Cluster-wide studies on this machine, loopback only: several real Ray nodes (ray.cluster_utils.Cluster, and the
-README's `ray start --head` / `ray start --address` path), a real `mlflow server` on 127.0.0.1 with a sqlite
+`ray start --head` / `ray start --address` path of docs/cluster.md), a real `mlflow server` on 127.0.0.1 with a sqlite
 backend, and the CLI driving them as a user would (`--address`).
 Faults: a worker node killed mid-study, and the tracking server stopped for seconds mid-study."""
 
@@ -215,7 +215,7 @@ def test_tracking_server_blinking_mid_study_loses_nothing(embedded, tmp_path, cl
 
 
 class RayStartNodes:
-    """Ray nodes started with the README's commands (`ray start --head`, `ray start --address`), each in its own
+    """Ray nodes started with the commands of docs/cluster.md (`ray start --head`, `ray start --address`), each in its own
     process group under one private temp dir and HOME (Ray writes its auth token under ~). Stopped by process
     group and by that temp dir, never with `ray stop`, which stops every Ray instance on the machine."""
 
@@ -300,7 +300,7 @@ def ray_start_nodes(tmp_path):
 
 @pytest.mark.slow
 def test_ray_start_head_and_worker_then_run_with_address(embedded, tmp_path, ray_start_nodes, mlflow_server):
-    """The README's path for an existing cluster, command for command: `ray start --head`, `ray start --address`
+    """The path of docs/cluster.md for an existing cluster, command for command: `ray start --head`, `ray start --address`
     per worker, then `unlearn-study run --address`. The head has no CPUs, so every trial runs on a worker node."""
     nodes = ray_start_nodes
     nodes.head()

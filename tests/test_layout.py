@@ -68,3 +68,70 @@ def test_the_trainable_of_a_study_saved_before_the_move():
 
     assert pickle.loads(b"ctrainables.trainable\nunlearning_trainable\n.") is unlearning_trainable
     assert pickle.loads(b"cstudy.pareto_tracking\nParetoRecorder\n.").__module__ == "study.tracking.front_recorder"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Each module of study/ and trainables/ and the project modules it imports anywhere (lazy imports included)."""
+    paths = {}
+    for path in [*(ROOT / "study").rglob("*.py"), *(ROOT / "trainables").rglob("*.py")]:
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        paths[name] = path
+    graph = {}
+    for name, path in paths.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                deps |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        graph[name] = {d for d in deps if d in paths and d != name}
+    return graph
+
+
+def test_no_import_cycle_even_through_lazy_imports():
+    graph, state = _module_graph(), {}
+
+    def visit(name, trail):
+        state[name] = "open"
+        for dep in sorted(graph[name]):
+            if state.get(dep) == "open":
+                raise AssertionError("import cycle: " + " -> ".join([*trail[trail.index(dep):], dep]))
+            if dep not in state:
+                visit(dep, [*trail, dep])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+
+
+def _readme_layout() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    entries, current = [], ""
+    for line in section.splitlines():  # one entry per top-level bullet, its continuation lines joined
+        if line.startswith("- "):
+            entries.append(current)
+            current = line
+        elif line.startswith("  ") and current:
+            current += " " + line.strip()
+    return [e for e in [*entries, current] if e]
+
+
+def test_readme_layout_matches_the_tree():
+    """Every folder the README's layout names exists, holds the modules it names, and every package under study/
+    and trainables/ is named."""
+    import re
+
+    named = set()
+    for entry in _readme_layout():
+        folder = re.match(r"- `([\w/]+/)`", entry)
+        assert folder, f"README layout entry does not start with a folder: {entry[:60]}"
+        path = ROOT / folder.group(1)
+        assert path.is_dir(), f"README layout names {folder.group(1)}, which does not exist"
+        named.add(folder.group(1).rstrip("/"))
+        for module in re.findall(r"`(\w+\.py)`", entry):
+            assert (path / module).is_file(), f"README layout: {folder.group(1)}{module} does not exist"
+    packages = {str(p.parent.relative_to(ROOT)) for root in ("study", "trainables")
+                for p in (ROOT / root).rglob("__init__.py")}
+    assert packages <= named, f"packages missing from the README's layout: {sorted(packages - named)}"

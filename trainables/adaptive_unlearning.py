@@ -1,9 +1,10 @@
-"""mmie.py entry points: the functions the guide proposed for mmie.py, implemented on the variant registry.
+"""mmie.py entry points: the functions the adaptive-unlearning proposal (docs/methods.md, "Sources") named for
+mmie.py, implemented on the variant registry.
 
     from trainables.adaptive_unlearning import train_lora_adaptive, train_reft_adaptive
     lora = train_lora_adaptive(model, tok, forget, retain, device, steps=400, lr_forget=1e-4, lr_retain=5e-5)
 
-`forget` and `retain` are lists of texts, as mmie.py loads them. The keyword arguments are the guide's (steps, bs,
+`forget` and `retain` are lists of texts, as mmie.py loads them. The keyword arguments are the proposal's (steps, bs,
 max_len, lr_forget, lr_retain, bound, temperature, use_curriculum, recompute_weights_every, seed) plus `variant`
 (default "adaptive") and any other knob of the chosen variant: the JSON `unlearn-study export` writes holds
 exactly these keyword arguments, so an exported configuration runs unchanged. `run_config` runs such a JSON's
@@ -16,13 +17,18 @@ from dataclasses import replace
 
 from trainables.data import StudyData, split_set
 from trainables.methods import variants  # noqa: F401  (registers every piece and variant)
-from trainables.methods.registry import Variant, get_variant
+from trainables.methods.registry import (
+    DEFAULT_ADAPTER,
+    DEFAULT_RETAIN_OBJECTIVE,
+    Variant,
+    get_variant,
+)
 from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 
 def resolve_variant(name: str, use_curriculum: bool | None, recompute_weights_every: int | None) -> Variant:
-    """The registered variant, adjusted by the guide's two switches.
+    """The registered variant, adjusted by the proposal's two switches.
 
     use_curriculum adds or removes the curriculum weighting. recompute_weights_every = 0 makes LoReUn static
     (frozen-model losses, scored once); any positive value keeps it dynamic, which here recomputes the weights at
@@ -46,13 +52,13 @@ def _data(forget: list[str], retain: list[str], seed: int, heldout: int) -> Stud
                            for name, texts in (("forget", forget), ("retain", retain))})
 
 
-def run_config(model, tok, forget: list[str], retain: list[str], device: str = "cpu", *, adapter: str = "lora",
+def run_config(model, tok, forget: list[str], retain: list[str], device: str = "cpu", *, adapter: str = DEFAULT_ADAPTER,
                variant: str = "adaptive", steps: int = 500, bs: int = TrainSettings.batch_size,
                max_len: int = TrainSettings.max_len, seed: int = 0,
                use_curriculum: bool | None = None, recompute_weights_every: int | None = None,
                max_grad_norm: float = TrainSettings.max_grad_norm, heldout: int = TrialSetup.heldout,
                lr_schedule: str = TrainSettings.lr_schedule, warmup_ratio: float = TrainSettings.warmup_ratio,
-               retain_objective: str = "kl", stop_at_step: int | None = None,
+               retain_objective: str = DEFAULT_RETAIN_OBJECTIVE, stop_at_step: int | None = None,
                **knobs) -> tuple[Unlearner, dict]:
     """Unlearn with one configuration; returns the run (model, adapter) and its final per-step metrics.
     `retain_objective` names the retain step: kl (mmie.py's, the default) or nll. `stop_at_step` ends the run after

@@ -88,11 +88,6 @@ def _language_id(codes: tuple[str, ...], romanized: str | None = None) -> Langua
     return LanguageIdentifier(codes, romanized)
 
 
-def retain_objective_of(variant: Variant, hparams: dict) -> str:
-    """The variant's own retain objective, else the trial's (`retain_objective`, chosen by the study), else mmie.py's kl."""
-    return variant.retain or hparams.get("retain_objective", "kl")
-
-
 class Unlearner:
     """One run. In a study it loads the model and data named by the setup (cached per process); the mmie.py entry
     points hand it their own model, tokenizer and data instead (`model`, `tokenizer`, `data`, `variant`)."""
@@ -155,14 +150,14 @@ class Unlearner:
         adapter too, so every run evaluates the same way."""
         context = BuildContext(model=self.model, tokenizer=self.tok, data=self.data, model_path=self.model_path,
                                sae=self.setup.sae, sae_pretrained=self.setup.sae_pretrained)
-        self.adapter = ADAPTERS.build(self.variant.adapter or self.hparams.get("adapter", "lora"), self.hparams, context)
+        self.adapter = ADAPTERS.build(self.variant.adapter_of(self.hparams), self.hparams, context)
         self.model = self.adapter.attach(self.model)
         self.context = replace(context, model=self.model, adapter=self.adapter)
 
     def _setup_objectives(self) -> None:
         """The forget objective, the retain objective and the sample weighting (several multiply)."""
         self.objective = OBJECTIVES.build(self.variant.objective, self.hparams, self.context)
-        self.retain_objective = RETAIN_OBJECTIVES.build(retain_objective_of(self.variant, self.hparams), self.hparams,
+        self.retain_objective = RETAIN_OBJECTIVES.build(self.variant.retain_objective_of(self.hparams), self.hparams,
                                                         self.context)
         parts = [WEIGHTINGS.build(name, self.hparams, self.context) for name in self.variant.weightings]
         self.weighting = parts[0] if len(parts) == 1 else Product(parts)

@@ -29,7 +29,6 @@ from trainables.embedded import EmbeddedModel
 from trainables.methods.registry import get_variant
 from trainables.metrics.mmie import gates_verdict
 from trainables.trial.status import TrialStatus
-from trainables.unlearner import retain_objective_of
 
 PICKS = ("knee", "max-forget", "mmie-gates")
 # The adapters mmie.py has an entry point for; a trial on any other adapter (sine_lora) runs through run_config.
@@ -165,7 +164,7 @@ def entry_arguments(record: StudyRecord, trial: TrialRecord) -> tuple[dict, dict
         # A study from before the schedule existed trained at a constant learning rate.
         "lr_schedule": record.config.get("train.lr_schedule", "constant"),
         "warmup_ratio": float(record.config.get("train.warmup_ratio", 0.0)),
-        **({"retain_objective": retain_objective_of(variant, trial.params)} if variant.trains else {}),
+        **({"retain_objective": variant.retain_objective_of(trial.params)} if variant.trains else {}),
         **trial.knobs(),
     }
     if trial.status == TrialStatus.DIVERGED:  # measured after the step it diverged at: the run stops there, on the same schedule

@@ -22,7 +22,7 @@ from study.eligibility import FrontRule
 from study.oracle import FRONT_METRICS
 from study.pareto import pareto_front_mask
 from study.tracking.parent_run import child_runs, readable_parent_run, redact_uri
-from trainables.methods.registry import ADAPTERS, Knob, get_variant
+from trainables.methods.registry import Knob, get_variant
 from trainables.metrics.mmie import gates_verdict
 from trainables.trial.status import STATUS_TAG, TrialStatus
 
@@ -55,12 +55,10 @@ class TrialRecord:
 
     @property
     def adapter(self) -> str:
-        # The same precedence as the Unlearner: a variant that is an adapter (sine_bounded) logs no adapter param.
-        return get_variant(self.variant).adapter or self.params.get("adapter", "lora")
+        return get_variant(self.variant).adapter_of(self.params)
 
     def knob_specs(self) -> tuple[Knob, ...]:
-        variant = get_variant(self.variant)
-        return variant.knobs() if variant.adapter else variant.knobs() + ADAPTERS.get(self.adapter).knobs
+        return get_variant(self.variant).knobs_with([self.adapter])
 
     def knobs(self) -> dict[str, Any]:
         """Every knob of the trial's variant and adapter; a knob it did not log ran at its default."""

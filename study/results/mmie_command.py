@@ -20,11 +20,10 @@ MMIE_TRAINING = {"batch_size": 16, "max_len": 256, "lr_schedule": "warmup_cosine
 def trial_pieces(variant: Variant, params: dict[str, Any]) -> list[tuple[Registry, str]]:
     """Every piece a trial ran: the variant's, plus the study's choice of retain objective and adapter."""
     pieces = variant.pieces()
-    names = {registry.kind for registry, _ in pieces}
-    if variant.trains and RETAIN_OBJECTIVES.kind not in names:
-        pieces.append((RETAIN_OBJECTIVES, params.get("retain_objective", "kl")))
-    if variant.trains and ADAPTERS.kind not in names:
-        pieces.append((ADAPTERS, params.get("adapter", "lora")))
+    if variant.study_chooses_retain:
+        pieces.append((RETAIN_OBJECTIVES, variant.retain_objective_of(params)))
+    if variant.study_chooses_adapter:
+        pieces.append((ADAPTERS, variant.adapter_of(params)))
     return pieces
 
 

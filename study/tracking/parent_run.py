@@ -66,7 +66,7 @@ def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
     except OSError as e:
         problem = str(getattr(e, "reason", e))
     raise TrackingUnreachable(
-        f"MLflow tracking server {redact_uri(uri)} is unreachable ({problem}); start it (see README, 'Cluster') or fix "
+        f"MLflow tracking server {redact_uri(uri)} is unreachable ({problem}); start it (see docs/cluster.md) or fix "
         "--tracking-uri / MLFLOW_TRACKING_URI. No trial was started."
     )
 

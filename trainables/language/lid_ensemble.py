@@ -1,6 +1,6 @@
 """mmie.py's language ID: a plurality vote of five voters, rebuilt from packages that install from PyPI.
 
-mmie.py's `lid_ensemble.py` (MMIE-INTERFACE.md §5) NFKC-normalises a text and asks, in order: a script voter
+mmie.py's `lid_ensemble.py` (docs/mmie-metrics.md) NFKC-normalises a text and asks, in order: a script voter
 (Devanagari -> hi, Gurmukhi -> pa, Bengali -> bn, Arabic -> ur), a cue-word voter (at least two romanised Hindi
 cue words -> hi), langid (mr read as hi), CLD3 and fastText. The label is the plurality of the votes that are not
 'und'; a tie goes to the voter asked first. That file is not published, so where it leaves a detail open this is

@@ -102,15 +102,16 @@ class MmieNegativePreference(ForgetObjective):
 
 @OBJECTIVES.register(
     "bounded",
-    knobs=(Knob("bound", 5.0, 0.5, 20.0, log=True, help="B in -B*tanh(NLL/B); only bites when B is near the NLL"),),
-    help="the guide's tanh-bounded forget loss per sample (a heuristic, not the Stable Forgetting paper's method)",
+    knobs=(Knob("bound", 5.0, 0.5, 20.0, log=True,
+                help="B in -B*tanh(NLL_i/B), NLL_i a line's mean per token; bites only when B is near it"),),
+    help="tanh-bounded forget loss per sample (a heuristic, docs/methods.md; not the Stable Forgetting paper's method)",
     mmie=MmieForm(missing="mmie.py bounds the batch's mean NLL, not each sample's (variant mmie_bounded)"),
 )
 class TanhBounded(ForgetObjective):
     """L_i = -B * tanh(NLL_i / B): |L_i| < B, and dL/dNLL = -sech^2(NLL/B) shrinks to 0 as NLL grows past B.
 
     Stable Forgetting (arXiv 2509.24166) bounds the adapter instead (see the sine_lora adapter); this bounds the
-    loss, as the guide proposed. With B = 10 and NLL of 1-5 it is nearly plain GA.
+    loss, as the adaptive-unlearning proposal did (docs/methods.md). With B = 10 and NLL of 1-5 it is nearly plain GA.
     """
 
     def __init__(self, bound: float):

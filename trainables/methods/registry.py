@@ -11,7 +11,7 @@ registry's contract (the abstract base class its module declares with `@REGISTRY
 from __future__ import annotations
 
 from abc import ABC
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
@@ -218,6 +218,19 @@ ADAPTERS: Registry = Registry("adapter")
 GATES: Registry = Registry("gate")
 REGISTRIES = (OBJECTIVES, RETAIN_OBJECTIVES, WEIGHTINGS, OPTIMIZERS, ADAPTERS, GATES)
 
+# What a trial runs when neither its variant nor its study names one: mmie.py's LoRA and KL retain step.
+DEFAULT_ADAPTER = "lora"
+DEFAULT_RETAIN_OBJECTIVE = "kl"
+
+
+def _unique(knobs: Iterable[Knob]) -> tuple[Knob, ...]:
+    """Each knob once, in first-seen order (two pieces' same-named knobs with different ranges both stay)."""
+    seen: list[Knob] = []
+    for knob in knobs:
+        if knob not in seen:
+            seen.append(knob)
+    return tuple(seen)
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -237,6 +250,32 @@ class Variant:
     @property
     def trains(self) -> bool:
         return self.objective is not None
+
+    @property
+    def study_chooses_adapter(self) -> bool:
+        """Whether the study picks the adapter (`adapters:`): not for a variant that is one, nor a gate-only one."""
+        return self.trains and self.adapter is None
+
+    @property
+    def study_chooses_retain(self) -> bool:
+        """Whether the study picks the retain objective (`retain_objectives:`)."""
+        return self.trains and self.retain is None
+
+    def adapter_of(self, hparams: dict[str, Any]) -> str:
+        """The adapter a trial of this variant runs: its own (sine_bounded is one), else the trial's `adapter`
+        (the study's choice, logged as a param), else LoRA (a gate-only trial keeps an untrained one)."""
+        return self.adapter or hparams.get("adapter", DEFAULT_ADAPTER)
+
+    def retain_objective_of(self, hparams: dict[str, Any]) -> str:
+        """The retain objective a trial of this variant runs: its own, else the trial's `retain_objective` (the
+        study's choice), else mmie.py's kl."""
+        return self.retain or hparams.get("retain_objective", DEFAULT_RETAIN_OBJECTIVE)
+
+    def knobs_with(self, adapters: Iterable[str]) -> tuple[Knob, ...]:
+        """Its knobs and those of the adapters the study may give it (none when it brings its own or trains
+        nothing), each once: the knobs a trial of it can have."""
+        extra = [k for a in adapters for k in ADAPTERS.get(a).knobs] if self.study_chooses_adapter else []
+        return _unique([*self.knobs(), *extra])
 
     def pieces(self) -> list[tuple[Registry, str]]:
         pieces: list[tuple[Registry, str]] = []
@@ -258,7 +297,8 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {}
 
-# "<variant>+<gate>": any training variant with a registered gate on top (the guide's ladder ends in adaptive+dsg).
+# "<variant>+<gate>": any training variant with a registered gate on top (the ladder of docs/methods.md ends in
+# adaptive+dsg).
 GATE_SEPARATOR = "+"
 
 
@@ -272,6 +312,12 @@ def register_variant(variant: Variant) -> Variant:
     variant.knobs()
     VARIANTS[variant.name] = variant
     return variant
+
+
+def study_knobs(variants: Iterable[str], adapters: Iterable[str]) -> tuple[Knob, ...]:
+    """Every knob a study of these variants and adapters can search, each once."""
+    adapters = tuple(adapters)
+    return _unique(k for name in variants for k in get_variant(name).knobs_with(adapters))
 
 
 def get_variant(name: str) -> Variant:

@@ -1,13 +1,13 @@
 """The named variants (presets) a study can search. Each line composes registered pieces.
 
-The ladder the guide proposed, each step on its own over GA so a study can tell whether it helps, then all of
+The ladder of docs/methods.md, each step on its own over GA so a study can tell whether it helps, then all of
 them together; `sine_bounded` is the Stable Forgetting paper's own method (bound the adapter, not the loss).
 mmie.py's own forms of the same ideas (named after its flags) sit beside them, so a study can compare mmie.py's
 version of an idea with the paper's: `forget_reweight`, `use_curriculum`, `mmie_npo`, `mmie_bounded`; its
 `--dual_optimizer` is `dualoptim` at retain_freq 1, and its ReFT is the adapter `reft`. Every training variant's
 retain step is the study's retain objective (default `kl`, mmie.py's) unless the variant names one.
 The gate-only variants measure an SAE gate on the base model (no training); `<variant>+<gate>` puts a gate on top
-of any training variant (`adaptive+dsg` ends the guide's ladder).
+of any training variant (`adaptive+dsg` ends the ladder).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from trainables.methods.registry import Variant, register_variant
 
 register_variant(Variant("ga", objective="ga", help="gradient ascent on forget (mmie.py's default arm)"))
 register_variant(Variant("npo", objective="npo", help="NPO on forget (the paper's per-sequence form, beta searched)"))
-register_variant(Variant("bounded", objective="bounded", help="GA with the guide's tanh-bounded loss (heuristic)"))
+register_variant(Variant("bounded", objective="bounded", help="GA with a tanh-bounded loss per sample (heuristic)"))
 register_variant(Variant("loreun", objective="ga", weightings=("loreun",), help="GA with dynamic LoReUn weights"))
 register_variant(Variant("dualoptim", objective="ga", optimizer="dual", help="GA with DualOptim's two Adams"))
 register_variant(
-    Variant("curriculum", objective="ga", weightings=("curriculum",), help="GA with the guide's curriculum (heuristic)")
+    Variant("curriculum", objective="ga", weightings=("curriculum",), help="GA with a loss curriculum (heuristic)")
 )
 register_variant(
     Variant(
@@ -40,7 +40,7 @@ register_variant(
         objective="bounded",
         weightings=("loreun", "curriculum"),
         optimizer="dual",
-        help="bounded loss + LoReUn + DualOptim + curriculum: the guide's full adaptive recipe",
+        help="bounded loss + LoReUn + DualOptim + curriculum: the full adaptive recipe (docs/methods.md)",
     )
 )
 register_variant(

@@ -1,7 +1,7 @@
 """Sample weightings: how much each forget sample counts in a batch's loss, or which samples make the batch.
 
 Weights always average 1 over the batch, so a weighting redistributes the forget gradient without shrinking it (the
-guide's weights summed to 1, which divides the forget gradient by the batch size). mmie.py's forms of the same
+adaptive-unlearning proposal's weights, docs/methods.md, summed to 1, which divides the forget gradient by the batch size). mmie.py's forms of the same
 ideas (`--forget_reweight`, `--use_curriculum`) do not weight a batch: they choose its lines, by sampling with
 probabilities from the current model's losses; they implement `draw` and keep uniform weights.
 """
@@ -105,13 +105,13 @@ class LoReUnStatic(SampleWeighting):
 
 @WEIGHTINGS.register(
     "curriculum",
-    help="the guide's curriculum heuristic (not from a paper): low-loss samples first, then uniform, then high-loss",
+    help="a curriculum heuristic (docs/methods.md; not from a paper): low-loss samples first, then uniform, then high-loss",
     mmie=MmieForm(missing="mmie.py's --use_curriculum samples lines by softmax(-/+L) at temperature 1 (variant "
-                          "use_curriculum); the guide's median-scaled weights have no flag"),
+                          "use_curriculum); these median-scaled weights have no flag"),
 )
 class Curriculum(SampleWeighting):
-    """First third of training: w ∝ exp(-L/median L) (the guide calls low-loss samples "easy", where LoReUn calls
-    them hard); middle third uniform; last third w ∝ exp(+L/median L)."""
+    """First third of training: w ∝ exp(-L/median L) (low-loss samples are "easy" here, where LoReUn calls them
+    hard); middle third uniform; last third w ∝ exp(+L/median L)."""
 
     def weights(self, per_sample_nll, indices, step, total_steps):
         progress = step / max(total_steps, 1)

@@ -1,6 +1,6 @@
 """Every metric of a study, defined once and used by training, evaluation and the embedded model's report.
 
-Definitions follow DESIGN.md: forget_efficacy = 1 - m_t/m_0 with m the forget-language token mass on a fixed
+Definitions (docs/metrics.md): forget_efficacy = 1 - m_t/m_0 with m the forget-language token mass on a fixed
 held-out forget batch; utility = min(1, ppl_0/ppl_t) on a fixed batch of the utility set (held-out retain lines,
 or a general utility set never trained on): an unlearning run is not better than its base because retain updates
 fitted the retain distribution, so the ratio is capped at 1 (the raw ratio is logged as `utility_raw`); collateral

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DegenerateRule:
-    # Defaults measured on the embedded model (README, "Degenerate output"): healthy and merely damaged trials stay
-    # well inside each of them; a LoRA emitting one token or Latin gibberish after forget prompts crosses them.
+    # Defaults measured on the embedded model (docs/metrics.md, docs/benchmarks.md): healthy and merely damaged
+    # trials stay well inside each of them; a LoRA emitting one token or Latin gibberish after forget prompts
+    # crosses them.
     max_no_language: float | None = 0.5
     max_nll_ratio: float | None = 2.5
     min_distinct: float | None = 0.3

@@ -1,4 +1,4 @@
-"""mmie.py's measurements, under its names (MMIE-INTERFACE.md §5, §7), beside the study's own.
+"""mmie.py's measurements, under its names (docs/mmie-metrics.md), beside the study's own.
 
 A study predicts what the user's mmie.py will report, so these follow its definitions:
 - generation: the prompt is the held-out text itself (chat-templated when the tokenizer has a template), at most

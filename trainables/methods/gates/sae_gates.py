@@ -17,7 +17,7 @@ keeps its input tensor as it is. Deviations from the paper, on purpose:
   gated once its prompt plus continuation crosses τ. In a teacher-forced pass the decision is the whole line's, as
   in the paper (a token's output can depend on whether later tokens fire).
 
-The static gate (mmie.py's today, the guide's sketch) scales the selected features by (1 − alpha) at every token
+The static gate (mmie.py's) scales the selected features by (1 − alpha) at every token
 of every input; it is the baseline DSG is compared with.
 """
 
@@ -51,7 +51,7 @@ from trainables.model.decoder_layers import LayerChoices, decoder_body, decoder_
 # DSG keeps features whose forget/retain importance ratio is in the top 10% (the paper uses 90-95).
 SELECT_PERCENTILE = 90
 
-_N_FEATURES = Knob("n_features", 20, choices=(5, 10, 20, 50), help="selected SAE features (DSG's N)")
+_N_FEATURES = Knob("n_features", 20, choices=(5, 10, 20, 50), help="SAE features the gate selects (DSG's N)")
 # One SAE per layer (trained once per study and layer, then cached): fixed to an early layer unless a study asks.
 _SAE_LAYER = Knob("sae_layer", "0", model_choices=LayerChoices(), searched=False,
                   help="decoder layer whose output the SAE reads and the gate edits (DSG: an early layer)")
@@ -70,7 +70,8 @@ DSG_GATE_KNOBS = (
     # In units of each feature's typical forget activation: 0.5 clamps to minus half of it, 20 is a hard clamp
     # (the paper's fixed c = 500 is in Gemma Scope's units, not transferable). Log scale.
     Knob("base_alpha", 4.0, low=0.5, high=20.0, log=True,
-         help="DSG: active selected features clamped to -base_alpha x their typical forget activation"),
+         help="DSG, on a sequence it fires on: every selected feature clamped to -base_alpha x its typical "
+              "forget activation at each token where any of them is active"),
     _N_FEATURES,
     Knob("trigger_percentile", 95.0, low=80.0, high=99.0,
          help="DSG: tau = this percentile of the trigger share on retain lines (fires on ~(100 - p) percent)"),
