@@ -167,11 +167,16 @@ def check(tracking_uri: str, study: str, out: Path, workdir: Path, log=print) ->
 
 # ---- the store to check -------------------------------------------------------------------------------------------
 
-QUICK_TRIALS = [  # (variant, status, forget_efficacy, utility): synthetic end values, not trained ones
-    ("ga", TrialStatus.COMPLETED, 0.90, 0.80), ("npo", TrialStatus.COMPLETED, 0.60, 0.97),
-    ("bounded", TrialStatus.COMPLETED, 0.50, 0.70), ("ga", TrialStatus.STOPPED_EARLY, 0.20, 0.99),
-    ("npo", TrialStatus.ERROR, 0.10, 0.95),
+QUICK_TRIALS = [  # (variant, status, (forget_efficacy, utility, xlang_utility), extra end metrics): synthetic, not trained
+    ("ga", TrialStatus.COMPLETED, (0.90, 0.80, 0.50), {"mmie/gates_feasible": 1.0, "worst_relearn_excess": 0.3}),
+    ("npo", TrialStatus.COMPLETED, (0.60, 0.97, 0.70), {"mmie/gates_feasible": 0.0}),
+    # on the front only through xlang_utility: dominated by npo in the (forget_efficacy, utility) panel
+    ("bounded", TrialStatus.COMPLETED, (0.50, 0.70, 0.99), {"mmie/gates_feasible": 1.0}),
+    ("bounded", TrialStatus.COMPLETED, (0.40, 0.60, 0.60), {}),
+    ("npo", TrialStatus.COMPLETED, (0.95, 0.90, 0.40), {"degenerate": 1.0}),
+    ("ga", TrialStatus.STOPPED_EARLY, (0.20, 0.99, 0.99), {}), ("npo", TrialStatus.ERROR, (0.10, 0.95, 0.9), {}),
 ]
+QUICK_OBJECTIVES = ["forget_efficacy", "utility", "xlang_utility"]
 
 
 def quick_store(root: Path, study: str = "ui-check") -> str:
@@ -183,20 +188,20 @@ def quick_store(root: Path, study: str = "ui-check") -> str:
     from trainables.trial.tracking import TrialRun
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    cfg = load_config(overrides={"study": study, "tracking_uri": uri,
-                                 "search.objectives": ["forget_efficacy", "utility"]})
+    cfg = load_config(overrides={"study": study, "tracking_uri": uri, "search.objectives": QUICK_OBJECTIVES})
     client, exp_id, parent = start_parent_run(uri, cfg, f"study: {study}\n")
     recorder = ParetoRecorder(uri, exp_id, parent, list(cfg.search.objectives))
-    for i, (variant, status, forget, utility) in enumerate(QUICK_TRIALS):
+    for i, (variant, status, values, extra) in enumerate(QUICK_TRIALS):
         trial_id = f"quick_{i:05d}"
         config = {"variant": variant, "lr": 1e-3 * (i + 1)}
         run = TrialRun(uri, exp_id, parent, trial_id, f"unlearning_trainable_{trial_id}", params=config)
         steps = 4 if status == TrialStatus.COMPLETED else 2
-        for step in range(1, steps + 1):
-            run.log({"forget_efficacy": forget * step / steps, "utility": utility, "step": step}, step)
+        final = dict(zip(QUICK_OBJECTIVES, values))
+        for step in range(1, steps + 1):  # the last step holds the final values
+            run.log({**final, "forget_efficacy": values[0] * step / steps, "step": step,
+                     **(extra if step == steps else {})}, step)
         run.finish(status, attempts=1)
-        result = {"trial_id": trial_id, "forget_efficacy": forget, "utility": utility, "step": steps,
-                  "finished": status == TrialStatus.COMPLETED}
+        result = {"trial_id": trial_id, **final, **extra, "step": steps, "finished": status == TrialStatus.COMPLETED}
         recorder.record_result(result, config, error=status == TrialStatus.ERROR)
     recorder.write_front()
     client.set_terminated(parent, "FINISHED")
