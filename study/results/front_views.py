@@ -260,7 +260,10 @@ def front_png(front: Front, excluded: list[dict] = ()):
     labels.append("front member (over all objectives)")
     handles.append(plt.Line2D([], [], marker="o", ls="", markerfacecolor="none", color="grey"))
     labels.append("fails mmie.py's gates")
-    fig.legend(handles, labels, loc="upper right", fontsize=8)
+    if n > 1:  # the matrix's empty upper-right panel holds the legend
+        axes[0][n - 1].legend(handles, labels, loc="center", fontsize=8)
+    else:
+        fig.legend(handles, labels, loc="upper right", fontsize=8)
     members = len(front.members)
     fig.suptitle(f"{members} front members of {len(front.items)} ranked trials over {', '.join(objectives)}",
                  fontsize=11)
