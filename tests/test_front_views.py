@@ -114,9 +114,15 @@ def _check_mlflow_ui():
     return module
 
 
-def test_parent_run_carries_the_default_objectives_views(tmp_path):
-    bench = _check_mlflow_ui()
-    uri = bench.quick_store(tmp_path, "views")
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A study store with the default objectives, written by the study's own tracking code (no training)."""
+    tmp = tmp_path_factory.mktemp("views")
+    return _check_mlflow_ui().quick_store(tmp, "views"), tmp
+
+
+def test_parent_run_carries_the_default_objectives_views(store):
+    uri, tmp_path = store
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("views")
     (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.role = 'study'")
@@ -130,3 +136,44 @@ def test_parent_run_carries_the_default_objectives_views(tmp_path):
                                                           str(tmp_path))).read_text())
     assert reference["objectives"] == OBJECTIVES and "forget_efficacy >= 0.1" in reference["knee"]
     assert parent.data.tags["knee"].startswith("knee quick_")
+
+
+def test_front_command_fits_a_terminal_and_prints_csv_and_json(store, capsys):
+    from study.cli import main
+
+    uri, _ = store
+    assert main(["front", "--study", "views", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(out) if line.startswith("   trial") or line.split()[:2] == ["trial", "variant"])
+    table = out[header:header + 4]  # the header and the three members (quick_00000, _00001, _00002)
+    assert all(len(line) <= 100 for line in out[header:]), out
+    assert table[0].split()[:5] == ["trial", "variant", "forget", "utility", "xlang"]
+    assert sum(line.startswith("*") for line in table) == 1  # the knee, starred
+    assert any("worst_excess" in line for line in table[:1]) and "infeasible" in "\n".join(table)
+    assert any(line.startswith("knee quick_") for line in out) and any("forget_efficacy >= 0.1" in l for l in out)
+
+    assert main(["front", "--study", "views", "--tracking-uri", uri, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["trial_id"] for r in rows} == {"quick_00000", "quick_00001", "quick_00002"}  # the degenerate one is off
+    assert sum(r["knee"] for r in rows) == 1 and all("xlang_utility" in r and "lr" in r for r in rows)
+
+    assert main(["front", "--study", "views", "--tracking-uri", uri, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("trial_id,status,variant,adapter,forget_efficacy,utility,xlang_utility") and len(lines) == 4
+
+
+def test_optuna_dashboard_reads_constraints_only_in_the_sequence_form():
+    """Why study.search.store_constraints writes Optuna's older form (a `constraints` list) and not
+    Trial.set_constraint's named one: the installed optuna-dashboard reads the list only. When this fails, the
+    dashboard reads the named form, and set_constraint is the one to use."""
+    optuna = pytest.importorskip("optuna")
+    serializer = pytest.importorskip("optuna_dashboard._serializer")
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    named, listed = study.ask(), study.ask()
+    named.set_constraint("G1_es_forget", 0.5)
+    listed.storage.set_trial_system_attr(listed._trial_id, "constraints", [0.5])
+    study.tell(named, [0.1, 0.2])
+    study.tell(listed, [0.1, 0.2])
+    shown = [serializer.serialize_frozen_trial(0, t, {})["constraints"] for t in study.trials]
+    assert shown == [[], [0.5]]  # the named constraint is invisible: its infeasible trial would look feasible
+    assert [t.constraints for t in study.trials] == [{"G1_es_forget": 0.5}, {"0": 0.5}]  # Optuna reads both

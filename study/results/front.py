@@ -285,7 +285,10 @@ def knee_line(record: StudyRecord) -> str:
     front, _ = study_front(record)
     if front.knee is None:
         return "(no ranked trial: no knee)"
-    return f"{front.knee.why([r['trial_id'] for r in front.items])}\n{front.knee.rule()}"
+    import textwrap
+
+    lines = (front.knee.why([r["trial_id"] for r in front.items]), front.knee.rule())
+    return "\n".join(textwrap.fill(line, TERMINAL, subsequent_indent="  ") for line in lines)
 
 
 def front_csv(rows: list[dict]) -> str:
