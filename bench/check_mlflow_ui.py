@@ -11,7 +11,8 @@ Starts `mlflow server` on 127.0.0.1 (a free port) over the store, opens four pag
 2. the link the study prints and the README gives (`study.tracking.ui_link.runs_page_url`): the runs table in the Model
    training view, with the parent run `study-<name>` (its trials fold under it);
 3. the same table sorted by run name, which lists the child runs flat: every trial's run name;
-4. the parent run's artifacts: pareto_front.png, .html and .json.
+4. the parent run's artifacts: pareto_front.png, .html and .json, the PNG (pairwise panels) opened;
+5. pareto_front.html itself, served by the server: the 3-D view and the pairwise panels, rendered by plotly.js.
 Screenshots go to --out (default bench/out/mlflow_ui/, ignored by git). Prints one line per page; exits 1 if a
 check fails. With --quick most of the time is the server's start; the tiny study adds a few minutes.
 """
@@ -137,7 +138,11 @@ def pages(tracking_uri: str, study: str, base: str) -> list[Page]:
         Page("3-parent-artifacts", run_page_url(exp_id, parent, base, tab="artifacts"),
              ["pareto_front.png", "pareto_front.html", "pareto_front.json"], "the parent run's front artifacts"),
         Page("4-front-plot", run_page_url(exp_id, parent, base, tab="artifacts/pareto_front.png"),
-             ['alt="pareto_front.png"'], "the front's plot, opened in the parent's artifacts"),
+             ['alt="pareto_front.png"'], "the front's pairwise panels, opened in the parent's artifacts"),
+        # The HTML artifact itself, as the artifacts tab's iframe loads it: the 3-D view and the pairwise panels.
+        Page("5-front-html", f"{base}/get-artifact?path=pareto_front.html&run_uuid={parent}",
+             ['id="3d"', 'id="pairs"', 'class="plotly-graph-div'],
+             "pareto_front.html: the 3-D view, the pairwise panels, parallel coordinates"),
     ]
 
 

@@ -211,15 +211,15 @@ def front_html(front: Front, excluded: list[dict] = ()) -> str:
 
 def front_png(front: Front, excluded: list[dict] = ()):
     """The pairwise panels as a matplotlib figure (pareto_front.png)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure, not pyplot: no backend to choose (the driver is headless; a notebook keeps its inline one).
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     objectives = list(front.objectives)
     k = len(objectives)
     n = k - 1
-    fig, axes = plt.subplots(n, n, figsize=(4.2 * n + 1.5, 3.8 * n + 1.2), squeeze=False)
+    fig = Figure(figsize=(4.2 * n + 1.5, 3.8 * n + 1.2))
+    axes = fig.subplots(n, n, squeeze=False)
     colours = _colours(list(front.items) + list(excluded))
     groups, off = _groups(front, excluded)
     knee = front.knee_item
@@ -254,11 +254,11 @@ def front_png(front: Front, excluded: list[dict] = ()):
     handles, labels = axes[0][0].get_legend_handles_labels()
     for v, c in colours.items():  # a variant with only members (or only hollow points) still gets its entry
         if v not in labels:
-            handles.append(plt.Line2D([], [], marker="o", ls="", color=c))
+            handles.append(Line2D([], [], marker="o", ls="", color=c))
             labels.append(v)
-    handles.append(plt.Line2D([], [], marker="D", ls="", color="grey"))
+    handles.append(Line2D([], [], marker="D", ls="", color="grey"))
     labels.append("front member (over all objectives)")
-    handles.append(plt.Line2D([], [], marker="o", ls="", markerfacecolor="none", color="grey"))
+    handles.append(Line2D([], [], marker="o", ls="", markerfacecolor="none", color="grey"))
     labels.append("fails mmie.py's gates")
     if n > 1:  # the matrix's empty upper-right panel holds the legend
         axes[0][n - 1].legend(handles, labels, loc="center", fontsize=8)
