@@ -127,7 +127,7 @@ def test_parent_run_carries_the_default_objectives_views(store):
     exp = client.get_experiment_by_name("views")
     (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.role = 'study'")
     html = Path(client.download_artifacts(parent.info.run_id, "pareto_front.html", str(tmp_path))).read_text()
-    figures = [json.loads(m) for m in re.findall(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\]),\s*\{', html, re.S)]
+    figures = [json.loads(m) for m in re.findall(r'Plotly\.newPlot\(\s*"[^"]+",\s*(\[.*?\]),\s*\{', html, re.DOTALL)]
     traces3d = [t for fig in figures for t in fig if t["type"] == "scatter3d"]
     assert traces3d and all({"x", "y", "z"} <= set(t) for t in traces3d)
     assert {a for fig in figures for t in fig if t["type"] == "scatter" for a in [(t["xaxis"], t["yaxis"])]} \

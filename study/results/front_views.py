@@ -94,7 +94,7 @@ def pairwise_figure(front: Front, excluded: list[dict] = ()):
     for i in range(1, k):
         for j in range(i):
             first = i == 1 and j == 0
-            where = dict(row=i, col=j + 1)
+            where = {"row": i, "col": j + 1}
             for variant, (rows, members) in groups:
                 fig.add_trace(go.Scatter(
                     x=[r[objectives[j]] for r in rows], y=[r[objectives[i]] for r in rows], mode="markers",

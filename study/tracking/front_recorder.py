@@ -18,7 +18,12 @@ from study.pareto import reference_point
 from study.results.front import finite, front_of_rows, sort_rows, trial_row
 from study.results.front_views import front_html, front_png
 from study.tracking.callback import MlflowCallback
-from trainables.trial.status import FINAL_STATUSES, STATUS_TAG, TrialStatus, trial_status
+from trainables.trial.status import (
+    FINAL_STATUSES,
+    STATUS_TAG,
+    TrialStatus,
+    trial_status,
+)
 
 # Config keys that name the trial's pieces, not knobs.
 _NOT_KNOBS = ("variant", "adapter")
@@ -109,9 +114,9 @@ class ParetoRecorder(MlflowCallback):
         ranked, excluded = self.rows()
         return front_of_rows(ranked, self.objectives), excluded
 
-    def front_rows(self) -> list[dict]:
+    def front_rows(self, front=None) -> list[dict]:
         """The front's members, highest first objective first, each with its MLflow run id."""
-        front, _ = self.front()
+        front = front or self.front()[0]
         return [{**row, "run_id": self.trial_run_id(row["trial_id"]) or ""}
                 for row in sort_rows(front.member_items(), self.objectives)]
 
@@ -121,8 +126,7 @@ class ParetoRecorder(MlflowCallback):
         front, excluded = self.front()
         if not front.items:
             return
-        rows = [{**row, "run_id": self.trial_run_id(row["trial_id"]) or ""}
-                for row in sort_rows(front.member_items(), self.objectives)]
+        rows = self.front_rows(front)
         # The table names a trial by its run name (Ray's trial name, as the UI shows it), not its bare id: Ray's ids
         # are 8 hex digits, and mlflow.load_table (pandas) reads a column of ids such as 8284e218 as floats.
         for r in rows:
