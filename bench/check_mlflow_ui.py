@@ -96,12 +96,14 @@ def mlflow_server(tracking_uri: str, workdir: Path, start_timeout: float = 180.0
         log.close()
 
 
-def browse(url: str, profile: Path, screenshot: Path | None = None, timeout: float = 120.0) -> str:
+def browse(url: str, profile: Path, screenshot: Path | None = None, timeout: float = 120.0,
+           flags: tuple[str, ...] = ()) -> str:
     """The page's DOM once its scripts have run (and a screenshot of it): one headless Chromium per call, each on a
-    fresh profile, so no choice a previous page stored in the browser leaks into the next."""
+    fresh profile, so no choice a previous page stored in the browser leaks into the next. `flags` come after the
+    defaults (a later --window-size wins)."""
     def run(extra: list[str]) -> str:
         shutil.rmtree(profile, ignore_errors=True)
-        out = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
+        out = subprocess.run([chromium(), *CHROMIUM_FLAGS, *flags, f"--user-data-dir={profile}", *extra, url],
                              capture_output=True, text=True, timeout=timeout)
         return out.stdout
 
@@ -127,6 +129,7 @@ def pages(tracking_uri: str, study: str, base: str) -> list[Page]:
     client, exp_id, parent = latest_parent_run(tracking_uri, study)
     trials = [r.info.run_name for r in child_runs(client, exp_id, parent)]
     parent_name = client.get_run(parent).info.run_name
+    objectives = client.get_run(parent).data.tags.get("objectives", "").split(",")
     by_name = {"orderByKey": "tags.`mlflow.runName`", "orderByAsc": "true"}
     return [
         Page("0-experiment-bare", f"{base}/#/experiments/{exp_id}", [],
@@ -139,10 +142,11 @@ def pages(tracking_uri: str, study: str, base: str) -> list[Page]:
              ["pareto_front.png", "pareto_front.html", "pareto_front.json"], "the parent run's front artifacts"),
         Page("4-front-plot", run_page_url(exp_id, parent, base, tab="artifacts/pareto_front.png"),
              ['alt="pareto_front.png"'], "the front's pairwise panels, opened in the parent's artifacts"),
-        # The HTML artifact itself, as the artifacts tab's iframe loads it: the 3-D view and the pairwise panels.
-        Page("5-front-html", f"{base}/get-artifact?path=pareto_front.html&run_uuid={parent}",
-             ['id="3d"', 'id="pairs"', 'class="plotly-graph-div'],
-             "pareto_front.html: the 3-D view, the pairwise panels, parallel coordinates"),
+        # The server sends artifacts as attachments; the UI shows an HTML one in an iframe (srcdoc): the 3-D view
+        # (three objectives), the pairwise panels, parallel coordinates.
+        Page("5-front-html", run_page_url(exp_id, parent, base, tab="artifacts/pareto_front.html"),
+             ["fig-pairs", "fig-parallel", "scatter3d" if len(objectives) == 3 else "fig-pairs"],
+             "pareto_front.html in the parent's artifacts"),
     ]
 
 
@@ -167,7 +171,27 @@ def check(tracking_uri: str, study: str, out: Path, workdir: Path, log=print) ->
             verdict = "; ".join(problems) or ("ok" if page.must_show else "shown")
             log(f"{page.name}: {verdict}, {view} ({time.perf_counter() - t0:.0f} s; {page.note})\n    {page.url}")
             failures += [f"{page.name}: {p}" for p in problems]
+    failures += front_views(client, parent, out, workdir, log)
     return failures
+
+
+# WebGL without a GPU (the 3-D view): Chromium's software renderer, allowed for this local file only.
+WEBGL_FLAGS = ("--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--window-size=1400,2300")
+
+
+def front_views(client, parent: str, out: Path, workdir: Path, log=print) -> list[str]:
+    """pareto_front.html opened whole (a tall window): the 3-D view and the pairwise panels in one screenshot, and
+    their DOM once plotly.js drew them (`main-svg`: plotly's drawn panels; `gl-container`: its WebGL scene)."""
+    html = Path(client.download_artifacts(parent, "pareto_front.html", str(workdir)))
+    objectives = client.get_run(parent).data.tags.get("objectives", "").split(",")
+    t0 = time.perf_counter()
+    dom = browse(html.as_uri(), workdir / "chromium-profile", out / "6-front-views.png", flags=WEBGL_FLAGS)
+    (out / "6-front-views.dom.html").write_text(dom)
+    wanted = ["main-svg", "fig-pairs"] + (["gl-container"] if len(objectives) == 3 else [])
+    problems = [f"{s!r} not drawn" for s in wanted if s not in dom]
+    log(f"6-front-views: {'; '.join(problems) or 'ok'} ({time.perf_counter() - t0:.0f} s; pareto_front.html opened "
+        f"whole: {'3-D view, ' if len(objectives) == 3 else ''}pairwise panels, parallel coordinates)\n    {html}")
+    return [f"6-front-views: {p}" for p in problems]
 
 
 # ---- the store to check -------------------------------------------------------------------------------------------
