@@ -66,7 +66,10 @@ def _labels(front: Front) -> list[str]:
 def subtitle(front: Front) -> str:
     if front.knee is None:
         return "no ranked trial"
-    return f"{front.knee.why(_labels(front))}<br>{front.knee.rule()}"
+    import textwrap
+
+    lines = (front.knee.why(_labels(front)), front.knee.rule())
+    return "<br>".join(part for line in lines for part in textwrap.wrap(line, 140))
 
 
 def _groups(front: Front, excluded: list[dict]):
