@@ -1,9 +1,11 @@
-"""A finished study read back from MLflow, and its Pareto front as a table.
+"""A finished study read back from MLflow, and its Pareto front as rows and as a table.
 
 The exporter and the terminal report need the trials' final values, their knobs and the study's settings after the
 driver is gone; MLflow is the one record that holds all of them (the parent run's tags and flattened config, one
-child run per trial). The front is recomputed here from the final objective values with `study.pareto`, not read
-from the `pareto` tags, so it is right even for a study whose driver died before it last updated them.
+child run per trial). The front is recomputed here from the final objective values with `study.pareto.build_front`,
+not read from the `pareto` tags, so it is right even for a study whose driver died before it last updated them.
+A trial is one row (`trial_row`) here and in the driver's live recorder (study.tracking.front_recorder), so the
+table, `pareto_front.json`, `unlearn-study front` and the views (study.results.front_views) show the same columns.
 """
 
 from __future__ import annotations
