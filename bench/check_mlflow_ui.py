@@ -11,7 +11,8 @@ Starts `mlflow server` on 127.0.0.1 (a free port) over the store, opens four pag
 2. the link the study prints and the README gives (`study.tracking.ui_link.runs_page_url`): the runs table in the Model
    training view, with the parent run `study-<name>` (its trials fold under it);
 3. the same table sorted by run name, which lists the child runs flat: every trial's run name;
-4. the parent run's artifacts: pareto_front.png, .html and .json.
+4. the parent run's artifacts: pareto_front.png, .html and .json, the PNG (pairwise panels) opened;
+5. pareto_front.html itself, served by the server: the 3-D view and the pairwise panels, rendered by plotly.js.
 Screenshots go to --out (default bench/out/mlflow_ui/, ignored by git). Prints one line per page; exits 1 if a
 check fails. With --quick most of the time is the server's start; the tiny study adds a few minutes.
 """
@@ -95,12 +96,14 @@ def mlflow_server(tracking_uri: str, workdir: Path, start_timeout: float = 180.0
         log.close()
 
 
-def browse(url: str, profile: Path, screenshot: Path | None = None, timeout: float = 120.0) -> str:
+def browse(url: str, profile: Path, screenshot: Path | None = None, timeout: float = 120.0,
+           flags: tuple[str, ...] = ()) -> str:
     """The page's DOM once its scripts have run (and a screenshot of it): one headless Chromium per call, each on a
-    fresh profile, so no choice a previous page stored in the browser leaks into the next."""
+    fresh profile, so no choice a previous page stored in the browser leaks into the next. `flags` come after the
+    defaults (a later --window-size wins)."""
     def run(extra: list[str]) -> str:
         shutil.rmtree(profile, ignore_errors=True)
-        out = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
+        out = subprocess.run([chromium(), *CHROMIUM_FLAGS, *flags, f"--user-data-dir={profile}", *extra, url],
                              capture_output=True, text=True, timeout=timeout)
         return out.stdout
 
@@ -126,6 +129,7 @@ def pages(tracking_uri: str, study: str, base: str) -> list[Page]:
     client, exp_id, parent = latest_parent_run(tracking_uri, study)
     trials = [r.info.run_name for r in child_runs(client, exp_id, parent)]
     parent_name = client.get_run(parent).info.run_name
+    objectives = client.get_run(parent).data.tags.get("objectives", "").split(",")
     by_name = {"orderByKey": "tags.`mlflow.runName`", "orderByAsc": "true"}
     return [
         Page("0-experiment-bare", f"{base}/#/experiments/{exp_id}", [],
@@ -137,7 +141,12 @@ def pages(tracking_uri: str, study: str, base: str) -> list[Page]:
         Page("3-parent-artifacts", run_page_url(exp_id, parent, base, tab="artifacts"),
              ["pareto_front.png", "pareto_front.html", "pareto_front.json"], "the parent run's front artifacts"),
         Page("4-front-plot", run_page_url(exp_id, parent, base, tab="artifacts/pareto_front.png"),
-             ['alt="pareto_front.png"'], "the front's plot, opened in the parent's artifacts"),
+             ['alt="pareto_front.png"'], "the front's pairwise panels, opened in the parent's artifacts"),
+        # The server sends artifacts as attachments; the UI shows an HTML one in an iframe (srcdoc): the 3-D view
+        # (three objectives), the pairwise panels, parallel coordinates.
+        Page("5-front-html", run_page_url(exp_id, parent, base, tab="artifacts/pareto_front.html"),
+             ["fig-pairs", "fig-parallel", "scatter3d" if len(objectives) == 3 else "fig-pairs"],
+             "pareto_front.html in the parent's artifacts"),
     ]
 
 
@@ -162,16 +171,41 @@ def check(tracking_uri: str, study: str, out: Path, workdir: Path, log=print) ->
             verdict = "; ".join(problems) or ("ok" if page.must_show else "shown")
             log(f"{page.name}: {verdict}, {view} ({time.perf_counter() - t0:.0f} s; {page.note})\n    {page.url}")
             failures += [f"{page.name}: {p}" for p in problems]
+    failures += front_views(client, parent, out, workdir, log)
     return failures
+
+
+# WebGL without a GPU (the 3-D view): Chromium's software renderer, allowed for this local file only.
+WEBGL_FLAGS = ("--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--window-size=1400,2300")
+
+
+def front_views(client, parent: str, out: Path, workdir: Path, log=print) -> list[str]:
+    """pareto_front.html opened whole (a tall window): the 3-D view and the pairwise panels in one screenshot, and
+    their DOM once plotly.js drew them (`main-svg`: plotly's drawn panels; `gl-container`: its WebGL scene)."""
+    html = Path(client.download_artifacts(parent, "pareto_front.html", str(workdir)))
+    objectives = client.get_run(parent).data.tags.get("objectives", "").split(",")
+    t0 = time.perf_counter()
+    dom = browse(html.as_uri(), workdir / "chromium-profile", out / "6-front-views.png", flags=WEBGL_FLAGS)
+    (out / "6-front-views.dom.html").write_text(dom)
+    wanted = ["main-svg", "fig-pairs"] + (["gl-container"] if len(objectives) == 3 else [])
+    problems = [f"{s!r} not drawn" for s in wanted if s not in dom]
+    log(f"6-front-views: {'; '.join(problems) or 'ok'} ({time.perf_counter() - t0:.0f} s; pareto_front.html opened "
+        f"whole: {'3-D view, ' if len(objectives) == 3 else ''}pairwise panels, parallel coordinates)\n    {html}")
+    return [f"6-front-views: {p}" for p in problems]
 
 
 # ---- the store to check -------------------------------------------------------------------------------------------
 
-QUICK_TRIALS = [  # (variant, status, forget_efficacy, utility): synthetic end values, not trained ones
-    ("ga", TrialStatus.COMPLETED, 0.90, 0.80), ("npo", TrialStatus.COMPLETED, 0.60, 0.97),
-    ("bounded", TrialStatus.COMPLETED, 0.50, 0.70), ("ga", TrialStatus.STOPPED_EARLY, 0.20, 0.99),
-    ("npo", TrialStatus.ERROR, 0.10, 0.95),
+QUICK_TRIALS = [  # (variant, status, (forget_efficacy, utility, xlang_utility), extra end metrics): synthetic, not trained
+    ("ga", TrialStatus.COMPLETED, (0.90, 0.80, 0.50), {"mmie/gates_feasible": 1.0, "worst_relearn_excess": 0.3}),
+    ("npo", TrialStatus.COMPLETED, (0.60, 0.97, 0.70), {"mmie/gates_feasible": 0.0}),
+    # on the front only through xlang_utility: dominated by npo in the (forget_efficacy, utility) panel
+    ("bounded", TrialStatus.COMPLETED, (0.50, 0.70, 0.99), {"mmie/gates_feasible": 1.0}),
+    ("bounded", TrialStatus.COMPLETED, (0.40, 0.60, 0.60), {}),
+    ("npo", TrialStatus.COMPLETED, (0.95, 0.90, 0.40), {"degenerate": 1.0}),
+    ("ga", TrialStatus.STOPPED_EARLY, (0.20, 0.99, 0.99), {}), ("npo", TrialStatus.ERROR, (0.10, 0.95, 0.9), {}),
 ]
+QUICK_OBJECTIVES = ["forget_efficacy", "utility", "xlang_utility"]
 
 
 def quick_store(root: Path, study: str = "ui-check") -> str:
@@ -183,20 +217,20 @@ def quick_store(root: Path, study: str = "ui-check") -> str:
     from trainables.trial.tracking import TrialRun
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    cfg = load_config(overrides={"study": study, "tracking_uri": uri,
-                                 "search.objectives": ["forget_efficacy", "utility"]})
+    cfg = load_config(overrides={"study": study, "tracking_uri": uri, "search.objectives": QUICK_OBJECTIVES})
     client, exp_id, parent = start_parent_run(uri, cfg, f"study: {study}\n")
     recorder = ParetoRecorder(uri, exp_id, parent, list(cfg.search.objectives))
-    for i, (variant, status, forget, utility) in enumerate(QUICK_TRIALS):
+    for i, (variant, status, values, extra) in enumerate(QUICK_TRIALS):
         trial_id = f"quick_{i:05d}"
         config = {"variant": variant, "lr": 1e-3 * (i + 1)}
         run = TrialRun(uri, exp_id, parent, trial_id, f"unlearning_trainable_{trial_id}", params=config)
         steps = 4 if status == TrialStatus.COMPLETED else 2
-        for step in range(1, steps + 1):
-            run.log({"forget_efficacy": forget * step / steps, "utility": utility, "step": step}, step)
+        final = dict(zip(QUICK_OBJECTIVES, values))
+        for step in range(1, steps + 1):  # the last step holds the final values
+            run.log({**final, "forget_efficacy": values[0] * step / steps, "step": step,
+                     **(extra if step == steps else {})}, step)
         run.finish(status, attempts=1)
-        result = {"trial_id": trial_id, "forget_efficacy": forget, "utility": utility, "step": steps,
-                  "finished": status == TrialStatus.COMPLETED}
+        result = {"trial_id": trial_id, **final, **extra, "step": steps, "finished": status == TrialStatus.COMPLETED}
         recorder.record_result(result, config, error=status == TrialStatus.ERROR)
     recorder.write_front()
     client.set_terminated(parent, "FINISHED")

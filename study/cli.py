@@ -131,12 +131,20 @@ def _tracking(args) -> str:
 
 def cmd_front(args) -> int:
     tracking = _tracking(args)
-    from study.results.front import format_front, front_table, load_study
+    from study.results.front import format_front, front_csv, front_table, load_study
 
     record = load_study(tracking, args.study, args.run_id)
     rows = front_table(record)
-    print(f"{record.describe()}: {len(rows)} front members over {', '.join(record.objectives)}")
-    print(format_front(rows))
+    if args.format == "json":
+        print(json.dumps(rows, indent=1, default=str))
+    elif args.format == "csv":
+        print(front_csv(rows), end="")
+    else:
+        from study.results.front import knee_line
+
+        print(f"{record.describe()}: {len(rows)} front members over {', '.join(record.objectives)}")
+        print(format_front(rows, record.objectives))
+        print(knee_line(record))
     return 0
 
 
@@ -254,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     front.add_argument("--study", required=True, help=STUDY_HELP)
     front.add_argument("--run-id", dest="run_id", help=RUN_ID_HELP)
     front.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
+    front.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                       help="table: compact, 100 columns, the knee starred and why; csv/json: every column")
     front.set_defaults(fn=cmd_front)
     export = sub.add_parser("export", help="write a front member's config as JSON and an mmie.py command line")
     export.add_argument("--study", required=True, help=STUDY_HELP)

@@ -116,7 +116,9 @@ class SearchConfig(_Strict):
     # Collateral damage is an objective by default: a two-objective front rewards forgetting Hindi by wrecking
     # Urdu, Punjabi and Bengali (docs/benchmarks.md, "The two-objective default front").
     objectives: list[Objective] = ["forget_efficacy", "utility", "xlang_utility"]
-    # An sqlite file for Optuna's study, so optuna-dashboard can open it (in memory if absent).
+    # Where Optuna's study lives: an sqlite file, so optuna-dashboard can open it; `mlflow`: on the study's MLflow
+    # tracking server (mlflow.optuna.MlflowStorage, experiment `<study>-optuna`), one store on a cluster; in memory
+    # if absent.
     optuna_storage: str | None = None
     space: dict[str, KnobRange] = Field(default_factory=dict)
     # Only what mmie.py runs by its flags: variants whose every piece it expresses, knobs it hard-codes fixed.

@@ -4,8 +4,8 @@ Unlearning trades forgetting against utility, so a study has no single best tria
 numpy functions (no Ray) serve the multi-objective ASHA scheduler (study/schedulers.py) and the study report.
 
 Conventions: every objective is MAXIMISED (negate a "min" objective before calling). Points are finite arrays
-of shape (n, k); hypervolume and the knee support k = 2 and 3, the platform's objective counts
-(forget_efficacy, utility and optionally xlang_utility).
+of shape (n, k); hypervolume supports k = 2 and 3, the platform's objective counts (forget_efficacy, utility
+and optionally xlang_utility); the knee (`knee`, never a trial that did not unlearn) and `build_front` any k.
 
 Hypervolume reference point: the worst acceptable value of each objective, given in `DEFAULT_REFERENCE`
 (0.0 for each: a trial that forgets nothing or keeps no utility is worth nothing). The hypervolume measures
@@ -14,6 +14,8 @@ every objective adds nothing to it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -160,25 +162,161 @@ def hypervolume_history(points_in_completion_order, reference) -> list[float]:
     return [hypervolume(pts[: i + 1], ref) for i in range(len(pts))]
 
 
-def knee_point(points) -> int:
-    """Index (into `points`) of the front's knee, the best-balanced trade-off.
+# The knee's rule, stated once (docs/results.md "Reading the front" quotes it): a trial whose forgetting is below this
+# did not unlearn, and is never the knee, however well it keeps utility. forget_efficacy 0.1 is a tenth of the
+# forget-language token mass gone.
+KNEE_MIN_FORGET = 0.1
 
-    Definition (max-min): min-max normalise the front members to [0, 1] per objective, where 1 is the front's
-    best value (an objective constant over the front counts as 1 for all), and pick the member whose worst
-    normalised objective is largest. Ties (every member of a two-member front has a worst of 0) go to the larger
-    sum of normalised objectives, then to the better first objective (the study's forgetting), then to the
-    lowest index: a member that forgot nothing is not the knee of a front that holds one that forgot.
+
+def is_forgetting(objective: str) -> bool:
+    """Whether an objective measures forgetting (forget_efficacy, relearn_forget_efficacy, 1-es_forget) rather than
+    what the model keeps (utility, xlang_utility)."""
+    return "forget" in objective
+
+
+@dataclass(frozen=True)
+class Knee:
+    """The front's knee and why: the front member closest to the ideal point among those that unlearned.
+
+    Gaps: per objective, (ideal - value) / (ideal - reference), where the ideal is the front's best value and the
+    reference the hypervolume's (0 for the platform's objectives): a share of the objective's useful range, so a
+    utility of 0.95 against 0.997 is a gap of 5%, not the whole range of the front (min-max normalising over the
+    front made such a member look as bad on xlang_utility as one that forgot nothing looked on forgetting).
+    Weights: forgetting counts as one objective against the utilities together, half each (shared equally within
+    each half; all to one half when the other has no objective). Distance: the weighted Euclidean norm of the gaps.
+    Candidates: front members whose first forgetting objective is at least `min_forget`; none: no knee (`index`
+    None). Ties go to the better forgetting, then the lower index.
     """
+
+    objectives: tuple[str, ...]
+    members: np.ndarray  # indices (into the points) of the front's members
+    distance: np.ndarray  # per member: weighted distance to the ideal point; NaN where it did not unlearn
+    ideal: np.ndarray
+    reference: np.ndarray
+    weights: np.ndarray
+    min_forget: float
+    forget_index: int | None  # the objective that decides "unlearned"; None: no forgetting objective
+    index: int | None  # the knee (into the points); None when no member unlearned
+
+    def distance_of(self, point_index: int) -> float:
+        """A point's distance to the ideal (NaN for a point off the front or one that did not unlearn)."""
+        where = np.flatnonzero(self.members == point_index)
+        return float(self.distance[where[0]]) if len(where) else float("nan")
+
+    def rule(self) -> str:
+        """The definition in one line, with this front's numbers."""
+        forget = [o for o in self.objectives if is_forgetting(o)]
+        keep = [o for o in self.objectives if not is_forgetting(o)]
+        weights = ", ".join(f"{o} {w:.2g}" for o, w in zip(self.objectives, self.weights))
+        floor = (f"among members with {self.objectives[self.forget_index]} >= {self.min_forget:g}, "
+                 if self.forget_index is not None else "")
+        halves = (f"forgetting ({', '.join(forget)}) against the utilities ({', '.join(keep)}) half and half"
+                  if forget and keep else "objectives weighted equally")
+        return (f"knee: {floor}the closest to the front's ideal point "
+                f"({', '.join(f'{v:.3g}' for v in self.ideal)}) by weighted distance of the gaps to it, as shares "
+                f"of the range above the reference point; {halves} ({weights})")
+
+    def why(self, labels: list[str]) -> str:
+        """Why the knee is the knee, naming each front member by `labels` (one per point)."""
+        if self.index is None:
+            return (f"no knee: no front member has {self.objectives[self.forget_index]} >= {self.min_forget:g} "
+                    "(none unlearned)")
+        parts = []
+        order = sorted(range(len(self.members)), key=lambda j: (np.isnan(self.distance[j]), self.distance[j]))
+        for j in order:
+            name = labels[self.members[j]]
+            if np.isnan(self.distance[j]):
+                parts.append(f"{name} did not unlearn ({self.objectives[self.forget_index]} < {self.min_forget:g})")
+            else:
+                parts.append(f"{name} {self.distance[j]:.3f}")
+        return f"knee {labels[self.index]}: distance to the ideal, smallest first: " + "; ".join(parts)
+
+
+def knee(points, objectives: list[str] | tuple[str, ...], reference=None,
+         min_forget: float = KNEE_MIN_FORGET) -> Knee:
+    """The knee of the points' front (see `Knee`); `reference` defaults to 0 per objective."""
+    pts = _as_points(points, k=len(objectives))
+    if len(pts) == 0:
+        raise ValueError("the knee of an empty point set")
+    if pts.shape[1] != len(objectives):
+        raise ValueError(f"points have {pts.shape[1]} objectives, names {len(objectives)}")
+    ref = np.zeros(len(objectives)) if reference is None else np.asarray(reference, dtype=float).reshape(-1)
+    members = np.flatnonzero(pareto_front_mask(pts))
+    front = pts[members]
+    ideal = front.max(axis=0)
+    span = ideal - ref
+    gaps = np.divide(ideal - front, span, out=np.zeros_like(front), where=span > 0)
+    forgetting = np.array([is_forgetting(o) for o in objectives])
+    weights = np.where(forgetting, 0.5 / max(forgetting.sum(), 1), 0.5 / max((~forgetting).sum(), 1))
+    weights = weights / weights.sum()
+    distance = np.sqrt((weights * gaps**2).sum(axis=1))
+    forget_index = int(np.flatnonzero(forgetting)[0]) if forgetting.any() else None
+    if forget_index is not None:
+        distance[front[:, forget_index] < min_forget] = np.nan
+    candidates = np.flatnonzero(~np.isnan(distance))
+    index = None
+    if len(candidates):
+        forget_key = front[candidates, forget_index] if forget_index is not None else np.zeros(len(candidates))
+        best = candidates[np.lexsort((candidates, -forget_key, distance[candidates]))[0]]
+        index = int(members[best])
+    return Knee(tuple(objectives), members, distance, ideal, ref, weights, min_forget, forget_index, index)
+
+
+def knee_point(points, objectives: list[str] | tuple[str, ...] | None = None, reference=None,
+               min_forget: float = KNEE_MIN_FORGET) -> int | None:
+    """Index (into `points`) of the front's knee (`knee`), None when no front member unlearned. Without
+    `objectives`, the first is the forgetting one and the others are utilities (the platform's order)."""
     pts = _as_points(points)
     if len(pts) == 0:
         raise ValueError("knee_point of an empty point set")
-    members = np.flatnonzero(pareto_front_mask(pts))
-    front = pts[members]
-    low, span = front.min(axis=0), np.ptp(front, axis=0)
-    normalised = np.divide(front - low, span, out=np.ones_like(front), where=span > 0)
-    # np.lexsort sorts by its last key first; argmax of the sorted order's end is the best member.
-    order = np.lexsort((-np.arange(len(front)), front[:, 0], normalised.sum(axis=1), normalised.min(axis=1)))
-    return int(members[order[-1]])
+    names = objectives or ["forget_efficacy"] + [f"utility_{m}" for m in range(1, pts.shape[1])]
+    return knee(pts, names, reference, min_forget).index
+
+
+@dataclass
+class Front:
+    """A Pareto front built from rows (trials): the one construction the live recorder, the read-back front, the
+    ladder report and the views share. `items` are the rows ranked (their eligibility is the caller's rule,
+    study.eligibility), in the caller's order; `points[i]` are item i's objective values."""
+
+    objectives: tuple[str, ...]
+    items: list
+    points: np.ndarray
+    ranks: np.ndarray
+    knee: Knee | None  # None for an empty front
+    reference: np.ndarray
+
+    @property
+    def members(self) -> list[int]:
+        """Indices of the items on the front."""
+        return [int(i) for i in np.flatnonzero(self.ranks == 0)]
+
+    def member_items(self) -> list:
+        return [self.items[i] for i in self.members]
+
+    @property
+    def knee_item(self):
+        return None if self.knee is None or self.knee.index is None else self.items[self.knee.index]
+
+    def hypervolume(self) -> float:
+        return hypervolume(self.points, self.reference) if len(self.items) else 0.0
+
+
+def build_front(items, objectives, value=None, reference=None, min_forget: float = KNEE_MIN_FORGET) -> Front:
+    """The front of `items` over `objectives`: `value(item, name)` reads an objective (default: item[name]); the
+    reference defaults to `reference_point(objectives)` where every objective has one, else 0."""
+    items = list(items)
+    objectives = tuple(objectives)
+    read = value or (lambda item, name: item[name])
+    points = np.array([[read(it, o) for o in objectives] for it in items], dtype=float).reshape(len(items),
+                                                                                              len(objectives))
+    if reference is None:
+        known = all(o in DEFAULT_REFERENCE for o in objectives)
+        reference = reference_point(list(objectives)) if known else np.zeros(len(objectives))
+    reference = np.asarray(reference, dtype=float)
+    ranks = nondominated_ranks(points)
+    found = knee(points, objectives, reference, min_forget) if len(items) else None
+    return Front(objectives, items, points, ranks, found, reference)
 
 
 def apply_floor(points, objective_index: int, floor: float) -> np.ndarray:

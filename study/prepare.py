@@ -144,7 +144,7 @@ def check_resources(cfg: StudyConfig, address: str | None) -> None:
 
 def check_optuna_storage(cfg: StudyConfig) -> None:
     storage = cfg.search.optuna_storage
-    if storage is not None and not Path(storage).expanduser().resolve().parent.is_dir():
+    if storage is not None and storage != "mlflow" and not Path(storage).expanduser().resolve().parent.is_dir():
         raise ConfigError(f"search.optuna_storage: {storage}: its folder does not exist")
 
 

@@ -16,6 +16,7 @@ from study.config import StudyConfig, parse_config
 from study.oracle import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
 from study.prepare import check_ray_address, prepare_study, ray_address, storage_path, tracking_uri
 from study.progress import ProgressCallback, StudyProgress
+from study.results.table import format_table
 from study.search import make_scheduler, make_searcher, scalarization_weights
 from study.tracking.front_recorder import ParetoRecorder
 from study.tracking.gates_recorder import MmieGatesRecorder
@@ -185,18 +186,6 @@ def summarize(grid) -> list[dict]:
                      **{m: metrics.get(m) for m in SUMMARY_METRICS}})
     rows.sort(key=lambda r: (-(r.get("forget_efficacy") or -1e9)))
     return rows
-
-
-def format_table(rows: list[dict]) -> str:
-    if not rows:
-        return "(no trials)"
-    cols = list(dict.fromkeys(c for r in rows for c in r if any(r2.get(c) is not None for r2 in rows)))
-    def cell(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-    widths = {c: max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in cols}
-    lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
-    lines += ["  ".join(cell(r.get(c, "")).ljust(widths[c]) for c in cols) for r in rows]
-    return "\n".join(lines)
 
 
 def _finish(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> list[dict]:

@@ -11,8 +11,11 @@ never on Optuna's Pareto set, and TPE and NSGA-II sample away from it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from mlflow.optuna import MlflowStorage
+from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
@@ -94,18 +97,69 @@ def make_searcher(cfg: StudyConfig, shape=None) -> PartialAwareOptunaSearch:
         sampler = optuna.samplers.NSGAIISampler(seed=cfg.search.seed, population_size=max(cfg.search.num_samples // 4, 4))
     else:
         sampler = optuna.samplers.TPESampler(seed=cfg.search.seed, n_startup_trials=max(cfg.search.num_samples // 3, 4))
-    storage = None
-    if cfg.search.optuna_storage:
-        storage = optuna.storages.RDBStorage(f"sqlite:///{Path(cfg.search.optuna_storage).resolve()}")
     return PartialAwareOptunaSearch(
         space=define_by_run(cfg, shape),
         metric=list(cfg.search.objectives),
         mode=["max"] * len(cfg.search.objectives),
         sampler=sampler,
-        storage=storage,
+        storage=optuna_storage(cfg),
         study_name=cfg.study,
         mmie_constraints=cfg.mmie_eval.enabled and cfg.mmie_eval.constrain_search,
     )
+
+
+MLFLOW_STORAGE = "mlflow"
+
+
+def optuna_experiment(study: str) -> str:
+    """The MLflow experiment that holds a study's Optuna study with `search.optuna_storage: mlflow`: apart from the
+    study's own experiment, whose runs table and parent/child layout the Optuna study's runs would crowd."""
+    return f"{study}-optuna"
+
+
+def optuna_storage(cfg: StudyConfig):
+    """The Optuna storage `search.optuna_storage` names: None (in memory), `mlflow` (the study's tracking server,
+    mlflow.optuna.MlflowStorage), else an sqlite file."""
+    import optuna
+
+    where = cfg.search.optuna_storage
+    if not where:
+        return None
+    if where == MLFLOW_STORAGE:
+        return mlflow_optuna_storage(cfg.tracking_uri, optuna_experiment(cfg.study))
+    return optuna.storages.RDBStorage(f"sqlite:///{Path(where).resolve()}")
+
+
+class StudyMlflowStorage(MlflowStorage):
+    """mlflow.optuna.MlflowStorage on a given tracking URI. MlflowStorage builds its client on MLflow's tracking URI of
+    the moment (`MlflowClient()`), which would open the default store (./mlflow.db) in the driver's directory, or a
+    URI the process set for something else. mlflow.set_tracking_uri would change it for the whole process and its
+    children, so $MLFLOW_TRACKING_URI is set for the constructor only, and the client is then replaced by one on the
+    study's URI (`_mlflow_client`, the attribute each of its calls goes through), which wins over a URI set in-process
+    (tests/test_optuna_storage.py checks the study lands on the server and nothing lands in the directory)."""
+
+    def __init__(self, tracking_uri: str, experiment_id: str, name: str):
+        before = os.environ.get(TRACKING_ENV)
+        os.environ[TRACKING_ENV] = tracking_uri
+        try:
+            super().__init__(experiment_id=experiment_id, name=name)
+        finally:
+            if before is None:
+                del os.environ[TRACKING_ENV]
+            else:
+                os.environ[TRACKING_ENV] = before
+        self._mlflow_client = MlflowClient(tracking_uri)
+
+
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+
+
+def mlflow_optuna_storage(tracking_uri: str, experiment: str) -> StudyMlflowStorage:
+    """The Optuna storage on `tracking_uri`, in `experiment` (made if missing)."""
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    return StudyMlflowStorage(tracking_uri, experiment_id, experiment)
 
 
 def scalarization_weights(cfg: StudyConfig) -> dict[str, float]:

@@ -114,8 +114,9 @@ def test_degenerate_models_never_land_on_the_front(runs):
     recorder = ParetoRecorder("", "", "", list(OBJECTIVES))  # the live front, on the real results
     for n in names:
         recorder.record_result({**runs[n], "trial_id": n, "finished": 1.0, "diverged": 0.0}, {"variant": "ga"}, False)
-    ids, pts = recorder.ranked()
-    assert set(ids) == {"base", "ga"}
+    front, excluded = recorder.front()
+    assert {r["trial_id"] for r in front.items} == {"base", "ga"}
+    assert {r["trial_id"]: r["excluded"] for r in excluded} == {"one_token": "degenerate", "gibberish": "degenerate"}
 
     record = StudyRecord(study="s", tracking_uri="", parent_run_id="p", objectives=list(OBJECTIVES), steps=30,
                          seed=0, config={"utility_floor": "None"},

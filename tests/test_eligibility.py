@@ -36,10 +36,8 @@ def _live(include_diverged=False, include_degenerate=False) -> set[str]:
     for tid, status, m in TRIALS:
         recorder.record_result({**m, "trial_id": tid, "finished": float(status == "completed"),
                                 "diverged": float(status == "diverged")}, {"variant": "ga"}, error=False)
-    ids, points = recorder.ranked()
-    from study.pareto import pareto_front_mask
-
-    return {tid for tid, on in zip(ids, pareto_front_mask(points)) if on}
+    front, _ = recorder.front()
+    return {row["trial_id"] for row in front.member_items()}
 
 
 @pytest.mark.parametrize("include_diverged,include_degenerate,front", [

@@ -3,8 +3,8 @@ child runs with tags, string params and per-step metrics): no Ray, no training.
 
 The trials, objectives (forget_efficacy, utility) final values:
     ga       lora    completed      (0.90, 0.50)  front
-    adaptive lora    completed      (0.75, 0.70)  front
-    npo      lora    completed      (0.60, 0.80)  front, the knee
+    adaptive lora    completed      (0.75, 0.70)  front, the knee
+    npo      lora    completed      (0.60, 0.80)  front
     bounded  lora    completed      (0.50, 0.60)  dominated
     ga       loreft  diverged       (0.30, 0.95)  off the front unless the study includes diverged trials
     sine     (own)   completed      (0.20, 0.90)  front (dominated by loreft when diverged trials count)
@@ -145,8 +145,9 @@ def test_front_matches_brute_force_and_ignores_unfinished_trials(record):
     assert [r["trial_id"] for r in rows] == FRONT  # sorted by forget_efficacy, highest first
     assert {r["trial_id"] for r in rows} == brute_force_front(record)
     assert rows[0] == {"trial_id": "ga", "status": "completed", "variant": "ga", "adapter": "lora",
-                       "forget_efficacy": 0.9, "utility": 0.5, "mmie_gates": "unknown", "lr": 0.001, "rank": 8,
-                       "target_modules": "q_proj,v_proj", "lora_alpha": 16}
+                       "forget_efficacy": 0.9, "utility": 0.5, "mmie_gates": "unknown", "degenerate": False,
+                       "diverged": False, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj", "lora_alpha": 16,
+                       "knee": False, "knee_distance": 0.3143}
     assert rows[3]["adapter"] == "sine_lora" and "loreft" not in {r["trial_id"] for r in rows}
     assert set(FINAL_STATUSES) == {"completed", "diverged"}  # final values; diverged ones still off by default
 
@@ -176,7 +177,9 @@ def test_format_front_has_every_column(record):
 
 
 def test_pick_knee_and_max_forget(record):
-    assert pick(record).trial_id == "npo"  # max-min of the normalised front: npo's worst is 0.5, the others' less
+    # the knee (study.pareto.knee): gaps to the ideal (0.9, 0.9) as shares of it, adaptive's (0.17, 0.22) the least
+    assert pick(record).trial_id == "adaptive"
+    assert [r["trial_id"] for r in front_table(record) if r["knee"]] == ["adaptive"]
     assert pick(record, "max-forget", min_utility=0.75).trial_id == "npo"
     assert pick(record, "max-forget", min_utility=0.85).trial_id == "sine"  # stopped/error (0.99) ignored
     assert pick(record, "knee", variant="bounded").trial_id == "bounded"

@@ -52,7 +52,7 @@ def test_browser_shows_the_runs_table_the_child_runs_and_the_front(quick_store):
     uri, root = quick_store
     with check_mlflow_ui.mlflow_server(uri, root) as base:
         pages = {p.name: p for p in check_mlflow_ui.pages(uri, "ui-check", base)}
-        for name in ("2-runs-flat", "3-parent-artifacts"):
+        for name in ("2-runs-flat", "3-parent-artifacts", "5-front-html"):
             page = pages[name]
             dom = check_mlflow_ui.browse(page.url, root / "chromium-profile")
             assert len(page.must_show) >= 3

@@ -133,6 +133,11 @@ def test_notebook_runs_on_a_study_and_exports_the_knee(tmp_path, monkeypatch):
     assert "logged and recomputed agree: True" in text
     assert "python mmie.py" in text
     assert sum("image/png" in o.get("data", {}) for c in code for o in c.outputs) == 3  # front, hypervolume, curves
+    # the interactive views (pairwise panels, parallel coordinates), and the front as `unlearn-study front` prints it
+    plotly = [o["data"]["application/vnd.plotly.v1+json"] for c in code for o in c.outputs
+              if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert [{t["type"] for t in fig["data"]} for fig in plotly] == [{"scatter"}, {"parcoords"}]
+    assert f"knee {KNEE}: distance to the ideal" in text and f"*  {KNEE}" in text
 
     config = json.loads((out_dir / "config.json").read_text())
     completed = {t[0] for t in TRIALS if t[1] == "completed"}

@@ -113,3 +113,63 @@ def test_optuna_dashboard_serves_the_study_with_its_constraints(study):
         assert shown[trial.number]["state"] == trial.state.name.capitalize()
         # the dashboard's plots tell feasible from infeasible trials by these
         assert shown[trial.number]["constraints"] == pytest.approx(trial.system_attrs["constraints"])
+
+
+# ---- search.optuna_storage: mlflow, on a real `mlflow server` ---------------------------------------------------
+
+
+def _bench():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "check_mlflow_ui.py"
+    spec = importlib.util.spec_from_file_location("check_mlflow_ui", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mlflow_storage_keeps_the_optuna_study_on_the_tracking_server(embedded, tmp_path, monkeypatch):
+    """The searcher a study with `search.optuna_storage: mlflow` builds, asked and told three trials as Ray would
+    (no Ray, no training): Optuna's study is then on the server, in experiment `<study>-optuna`, with each trial's
+    values and mmie.py gate constraints, and Optuna's own plots read it from there."""
+    from study.config import load_config
+    from study.search import make_searcher, mlflow_optuna_storage, optuna_experiment
+
+    monkeypatch.chdir(tmp_path)  # a client that fell back to MLflow's default store would write ./mlflow.db here
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    objectives = ["forget_efficacy", "utility", "xlang_utility"]
+    with _bench().mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path) as url:
+        cfg = load_config(overrides={"study": "onestore", "tracking_uri": url, "variants": ["ga"],
+                                     "search.optuna_storage": "mlflow", "search.objectives": objectives,
+                                     "search.num_samples": 3})
+        searcher = make_searcher(cfg)
+        told = {}
+        for i, values in enumerate([(0.9, 0.6, 0.5), (0.5, 0.9, 0.7), (0.3, 0.4, 0.4)]):
+            trial_id = f"t{i}"
+            assert "lr" in searcher.suggest(trial_id)
+            result = {**dict(zip(objectives, values)), "finished": True, "mmie/gate_G1_es_forget": 0.1 * i - 0.1,
+                      "mmie/gate_G2_ppl": -0.05, "mmie/gate_G3_es_mixed": 0.0}
+            searcher.on_trial_complete(trial_id, result)
+            told[trial_id] = (values, result)
+        searcher._ot_study._storage.flush_all_batches()
+
+        client = MlflowClient(url)
+        experiment = client.get_experiment_by_name(optuna_experiment("onestore"))
+        assert experiment is not None and client.search_runs([experiment.experiment_id])
+        loaded = optuna.load_study(study_name="onestore", storage=mlflow_optuna_storage(url, "onestore-optuna"))
+        assert len(loaded.trials) == 3
+        for trial in loaded.trials:
+            values, result = told[trial.user_attrs["trial_id"]]
+            assert trial.state == optuna.trial.TrialState.COMPLETE and trial.values == pytest.approx(list(values))
+            assert list(trial.constraints.values()) == pytest.approx(
+                [result[f"mmie/gate_{g}"] for g in loaded.user_attrs["constraints"]])
+        # t2 breaks G1 (0.1 > 0): infeasible, so never on Optuna's Pareto set, though t0 and t1 do not dominate it
+        assert {t.user_attrs["trial_id"] for t in loaded.best_trials} == {"t0", "t1"}
+        pareto = optuna.visualization.plot_pareto_front(loaded, target_names=objectives)
+        assert any(t.type == "scatter3d" for t in pareto.data)
+        history = optuna.visualization.plot_hypervolume_history(loaded, reference_point=[0.0, 0.0, 0.0])
+        assert list(history.data[0].y)[-1] > 0
+    assert not (tmp_path / "mlflow.db").exists()

@@ -11,11 +11,14 @@ from hypothesis import strategies as st
 from study import pareto
 from study.pareto import (
     DEFAULT_REFERENCE,
+    KNEE_MIN_FORGET,
     apply_floor,
+    build_front,
     crowding_distance,
     dominates,
     hypervolume,
     hypervolume_history,
+    knee,
     knee_point,
     nondominated_ranks,
     pareto_front_mask,
@@ -82,15 +85,63 @@ def test_knee_point():
     assert knee_point([(1, 3), (2, 2), (3, 1)]) == 1
     # dominated points are never the knee, however balanced
     assert knee_point([(0.5, 0.5), (0.0, 1.0), (0.45, 0.45), (1.0, 0.0), (0.1, 0.95)]) == 0
-    # 3-D: normalised (1,0,0), (0,1,0), (0,0,1), (.5,.5,.5) -> the balanced point
+    # 3-D: gaps (0.5, 0.5, 0.5) beat (0, 1, 1); the members that forgot nothing are not candidates
     assert knee_point([(2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 1)]) == 3
     assert knee_point([(0.3, 0.7)]) == 0
-    # A two-member front ties on max-min (each member's worst is 0): the better forgetting wins, not the first
-    # listed (the default study's knee was a trial that forgot nothing, best only on collateral utility).
-    assert knee_point([(0.008, 1.0, 0.997), (0.714, 1.0, 0.962)]) == 1
-    assert knee_point([(0.714, 1.0, 0.962), (0.008, 1.0, 0.997)]) == 0
     with pytest.raises(ValueError):
         knee_point(np.zeros((0, 2)))
+
+
+DEFAULT = ["forget_efficacy", "utility", "xlang_utility"]
+
+
+def test_knee_of_the_default_studys_two_member_front_is_the_trial_that_unlearned():
+    # The default study as a new user ran it: a sine-bounded trial and a DualOptim trial that forgot nothing. Min-max
+    # normalising over the front tied them and the tie-break exported the one that forgot nothing.
+    sine, dual = (0.58, 0.995, 0.95), (0.008, 1.0, 0.997)
+    for points, expected in (([sine, dual], 0), ([dual, sine], 1)):
+        found = knee(points, DEFAULT)
+        assert found.index == expected
+        assert np.isnan(found.distance_of(1 - expected))  # did not unlearn: no distance, never a candidate
+        why = found.why(["sine", "dual"] if expected == 0 else ["dual", "sine"])
+        assert why.startswith("knee sine:") and "dual did not unlearn (forget_efficacy < 0.1)" in why
+    # Even with the minimum off, the reference-scaled distance prefers it: the 5% xlang gap is not a whole range.
+    assert knee([sine, dual], DEFAULT, min_forget=0.0).index == 0
+
+
+def test_knee_of_three_member_fronts():
+    # Max-min over the min-max-normalised front picked the first (each member's worst is 0; it has the largest sum).
+    keeps, forgets, wrecks = (0.01, 1.0, 1.0), (0.6, 0.9, 0.5), (0.7, 0.5, 0.95)
+    found = knee([keeps, forgets, wrecks], DEFAULT)
+    # gaps (0, 0.5, 0.05) against (0.14, 0.1, 0.5): distances 0.251 and 0.274, so the trial that forgets most
+    assert found.index == 2 and found.distance_of(2) == pytest.approx(0.2512, abs=1e-4)
+    assert found.distance_of(1) == pytest.approx(0.2743, abs=1e-4) and np.isnan(found.distance_of(0))
+    assert found.weights.tolist() == [0.5, 0.25, 0.25]
+    # A balanced member beats the extremes; a dominated point is never the knee.
+    pts = [(0.9, 0.3, 0.4), (0.5, 0.9, 0.9), (0.2, 1.0, 1.0), (0.45, 0.85, 0.85)]
+    assert knee(pts, DEFAULT).index == 1 and knee(pts, DEFAULT).members.tolist() == [0, 1, 2]
+    # No member unlearned: no knee, and it says so.
+    nothing = knee([(0.05, 1.0, 0.99), (0.02, 0.99, 1.0)], DEFAULT)
+    assert nothing.index is None and nothing.why(["a", "b"]).startswith("no knee: no front member has forget_efficacy")
+
+
+def test_knee_weighs_forgetting_against_the_utilities_together():
+    # Two objectives: half each. Four: forgetting half, three utilities a sixth each.
+    assert knee([(1, 3), (3, 1)], ["forget_efficacy", "utility"]).weights.tolist() == [0.5, 0.5]
+    four = knee([(0.5, 0.9, 0.9, 0.9)], DEFAULT + ["mixed_utility"])
+    assert four.weights == pytest.approx([0.5, 1 / 6, 1 / 6, 1 / 6]) and four.index == 0
+    # The rule names the objectives, the ideal point and the minimum.
+    rule = knee([(0.58, 0.995, 0.95), (0.3, 1.0, 0.99)], DEFAULT).rule()
+    assert "forget_efficacy >= 0.1" in rule and "0.58, 1, 0.99" in rule and "half and half" in rule
+
+
+def test_build_front_from_rows():
+    rows = [{"id": "a", "f": 0.9, "u": 0.5}, {"id": "b", "f": 0.5, "u": 0.9}, {"id": "c", "f": 0.4, "u": 0.4}]
+    front = build_front(rows, ["forget_efficacy", "utility"], value=lambda r, o: r["f" if o == "forget_efficacy" else "u"])
+    assert [r["id"] for r in front.member_items()] == ["a", "b"] and front.ranks.tolist() == [0, 0, 1]
+    assert front.hypervolume() == pytest.approx(0.9 * 0.5 + 0.5 * 0.4)
+    assert front.knee_item["id"] in {"a", "b"}
+    assert build_front([], ["forget_efficacy", "utility"]).knee is None
 
 
 def test_apply_floor():
@@ -195,5 +246,8 @@ def test_crowding_ignores_input_order_and_knee_is_on_the_front(points, rnd):
         for m in range(points.shape[1]):
             if np.ptp(front[:, m]) > 0:
                 assert np.isinf(d[front[:, m] == front[:, m].max()]).any()
-    knee = knee_point(points)
-    assert pareto_front_mask(points)[knee]
+    at = knee_point(points)
+    if at is None:  # only when no front member unlearned
+        assert (points[pareto_front_mask(points), 0] < KNEE_MIN_FORGET).all()
+    else:
+        assert pareto_front_mask(points)[at] and points[at, 0] >= KNEE_MIN_FORGET

@@ -138,7 +138,10 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(
     table = client.load_table(parent.info.experiment_id, "pareto_front.json", run_ids=[parent.info.run_id])
     assert sorted(table["trial"]) == sorted(c.info.run_name for c in finished if c.data.tags["pareto"] == "true")
     assert sorted(table["run_id"]) == sorted(c.info.run_id for c in finished if c.data.tags["pareto"] == "true")
-    assert table["knee"].sum() == 1
+    # one knee, unless no member unlearned (study.pareto.knee never picks one that did not)
+    from study.pareto import KNEE_MIN_FORGET
+
+    assert table["knee"].sum() == int((table["forget_efficacy"] >= KNEE_MIN_FORGET).any())
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"pareto_front.png", "pareto_front.html", "pareto_front.json", "pareto_reference.json"} <= artifacts
     hv = sorted(client.get_metric_history(parent.info.run_id, "hypervolume"), key=lambda m: m.step)

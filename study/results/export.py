@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from study.eligibility import FrontRule
-from study.pareto import apply_floor, knee_point
+from study.pareto import apply_floor, build_front
 from study.results import mmie_command as mmie
 from study.results.front import StudyRecord, TrialRecord, metric_points, ranked_trials
 from study.tracking.parent_run import redact_uri
@@ -49,7 +49,7 @@ def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = Non
     """One trial of the front's candidates (completed, finite objectives, not degenerate), optionally only of
     `variant`; diverged trials only when asked for (`include_diverged`); degenerate ones never.
 
-    "knee": the knee of their front (`study.pareto.knee_point`). "max-forget": the highest forget_efficacy among
+    "knee": the knee of their front (`study.pareto.knee`: never a trial that did not unlearn). "max-forget": the highest forget_efficacy among
     those with utility >= `min_utility` (required). "mmie-gates": the highest forget_efficacy among those that pass
     mmie.py's acceptance gates (`mmie/gates_feasible`). With "knee" and "mmie-gates", `min_utility` drops trials
     below it first.
@@ -68,7 +68,11 @@ def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = Non
                              f"{min_utility} (--min-utility); the best has {np.nanmax(utility):.4g}")
         trials = [t for t, ok in zip(trials, keep) if ok]
     if how == "knee":
-        return trials[knee_point(metric_points(trials, record.objectives))]
+        front = build_front(trials, record.objectives, value=lambda t, name: t.metrics[name])
+        if front.knee_item is None:
+            raise ValueError(f"study {record.study!r}{_of(variant)}: {front.knee.why([t.trial_id for t in trials])}; "
+                             "--pick max-forget --min-utility U picks by forgetting alone")
+        return front.knee_item
     if how == "mmie-gates":
         trials = [t for t in trials if gates_verdict(t.metrics) == "feasible"]
         if not trials:

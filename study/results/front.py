@@ -1,9 +1,11 @@
-"""A finished study read back from MLflow, and its Pareto front as a table.
+"""A finished study read back from MLflow, and its Pareto front as rows and as a table.
 
 The exporter and the terminal report need the trials' final values, their knobs and the study's settings after the
 driver is gone; MLflow is the one record that holds all of them (the parent run's tags and flattened config, one
-child run per trial). The front is recomputed here from the final objective values with `study.pareto`, not read
-from the `pareto` tags, so it is right even for a study whose driver died before it last updated them.
+child run per trial). The front is recomputed here from the final objective values with `study.pareto.build_front`,
+not read from the `pareto` tags, so it is right even for a study whose driver died before it last updated them.
+A trial is one row (`trial_row`) here and in the driver's live recorder (study.tracking.front_recorder), so the
+table, `pareto_front.json`, `unlearn-study front` and the views (study.results.front_views) show the same columns.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from mlflow.tracking import MlflowClient
 import trainables.methods.variants  # noqa: F401  (registers every variant and adapter)
 from study.eligibility import FrontRule
 from study.oracle import FRONT_METRICS
-from study.pareto import pareto_front_mask
+from study.pareto import Front, build_front
+from study.results.table import cell, format_table
 from study.tracking.parent_run import child_runs, readable_parent_run, redact_uri
 from trainables.methods.registry import Knob, get_variant
 from trainables.metrics.mmie import gates_verdict
-from trainables.trial.status import STATUS_TAG, TrialStatus
+from trainables.trial.status import FINAL_STATUSES, STATUS_TAG, TrialStatus
 
 
 def parse_value(text: str) -> Any:
@@ -178,42 +181,124 @@ def ranked_trials(record: StudyRecord, completed_only: bool = True, rule: FrontR
     return [t for t in record.trials if rule.ranks(t.status, t.metrics, final_only=completed_only)]
 
 
+def robustness_metrics(metrics: dict) -> dict[str, float]:
+    """The robustness figures a trial has: the relearning attack's (study.oracle.FRONT_METRICS) and the worst case
+    over attackers (`worst_*`, where an audit logged them); whatever of them exists."""
+    worst = {k: v for k, v in metrics.items() if k.startswith("worst_") and not k.rsplit("_", 1)[-1].isdigit()}
+    return {**{m: metrics[m] for m in FRONT_METRICS if m in metrics}, **dict(sorted(worst.items()))}
+
+
+def trial_row(trial_id: str, status: str, variant: str, adapter: str, metrics: dict, objectives, knobs: dict) -> dict:
+    """One trial as the front shows it, live (study.tracking.front_recorder) and read back: its objectives,
+    mmie.py's gates, the degenerate and diverged flags, its robustness figures and its knobs."""
+    row = {"trial_id": trial_id, "status": str(status), "variant": variant, "adapter": adapter,
+           **{o: metrics.get(o) for o in objectives}, "mmie_gates": gates_verdict(metrics),
+           "degenerate": bool(metrics.get("degenerate")), "diverged": str(status) == TrialStatus.DIVERGED}
+    row.update({k: v for k, v in robustness_metrics(metrics).items() if k not in row})
+    row.update({k: v for k, v in knobs.items() if k not in row})
+    return row
+
+
+def finite(row: dict, objectives) -> bool:
+    """Whether a row has a finite value of every objective (what a plot can place)."""
+    return all(isinstance(row.get(o), (int, float)) and math.isfinite(row[o]) for o in objectives)
+
+
+def front_of_rows(rows: list[dict], objectives) -> Front:
+    """The front over trial rows (`trial_row`), every member marked `knee` (bool) and given its `knee_distance`
+    (study.pareto.knee: the distance to the ideal point; None for one that did not unlearn)."""
+    front = build_front(rows, objectives)
+    for i, row in enumerate(front.items):
+        on_front = front.ranks[i] == 0
+        row["knee"] = front.knee is not None and front.knee.index == i
+        distance = front.knee.distance_of(i) if front.knee is not None and on_front else math.nan
+        row["knee_distance"] = None if math.isnan(distance) else round(distance, 4)
+    return front
+
+
+def study_front(record: StudyRecord, completed_only: bool = True) -> tuple[Front, list[dict]]:
+    """The study's front over its ranked trials (as rows), and the finished trials it leaves out, each row with
+    its reason (`excluded`): what the views draw apart."""
+    rule = record.front_rule()
+    rows, excluded = [], []
+    for t in record.trials:
+        row = _row(record, t)
+        reason = rule.exclusion(t.status, t.metrics, final_only=completed_only)
+        if reason is None:
+            rows.append(row)
+        elif t.status in FINAL_STATUSES and finite(row, record.objectives):
+            excluded.append({**row, "excluded": reason})
+    return front_of_rows(rows, record.objectives), excluded
+
+
 def front_table(record: StudyRecord, completed_only: bool = True) -> list[dict]:
     """The Pareto front's trials as rows, sorted by the first objective, highest first. `completed_only=False` also
     ranks trials still running or stopped early, on their latest values (a look at a study in progress)."""
-    trials = ranked_trials(record, completed_only)
-    if not trials:
-        return []
-    mask = pareto_front_mask(metric_points(trials, record.objectives))
-    front = [t for t, on_front in zip(trials, mask) if on_front]
-    first = record.objectives[0]
-    front.sort(key=lambda t: (-t.metrics[first], t.trial_id))
-    return [_row(record, t) for t in front]
+    front, _ = study_front(record, completed_only)
+    return sort_rows(front.member_items(), record.objectives)
+
+
+def sort_rows(rows: list[dict], objectives) -> list[dict]:
+    return sorted(rows, key=lambda r: (-r[objectives[0]], r["trial_id"]))
 
 
 def _row(record: StudyRecord, trial: TrialRecord) -> dict:
-    return {
-        "trial_id": trial.trial_id,
-        "status": trial.status,
-        "variant": trial.variant,
-        "adapter": trial.adapter,
-        **{o: trial.metrics[o] for o in record.objectives},
-        "mmie_gates": gates_verdict(trial.metrics),
-        **{m: trial.metrics[m] for m in FRONT_METRICS if m in trial.metrics and m not in record.objectives},
-        **trial.knobs(),
-    }
+    return trial_row(trial.trial_id, trial.status, trial.variant, trial.adapter, trial.metrics, record.objectives,
+                     trial.knobs())
 
 
-def format_front(rows: list[dict]) -> str:
-    """A plain-text table; knob columns are the union over rows (variants have different knobs), '-' where absent."""
-    if not rows:
-        return "(no trial on the front)"
+# Short names for a 100-character terminal; `--format csv|json` keeps the full ones.
+SHORT = {"forget_efficacy": "forget", "xlang_utility": "xlang", "relearn_forget_efficacy": "relearn_fe",
+         "mmie_gates": "gates", "knee_distance": "d_ideal", "worst_relearn_excess": "worst_excess",
+         "relearn_excess": "rl_excess"}
+TERMINAL = 100
+
+
+def compact_rows(rows: list[dict], objectives) -> list[dict]:
+    """The front's rows as `unlearn-study front` prints them: the knee marked '*', the objectives, the distance to
+    the ideal point, the gates, the flags that are set, the worst-case robustness where there is one, the knobs
+    in one column."""
+    fixed = {"trial_id", "status", "variant", "adapter", "knee", "knee_distance", "mmie_gates", "degenerate",
+             "diverged", *objectives}
+    out = []
+    for r in rows:
+        flags = ",".join(f for f in ("degenerate", "diverged") if r.get(f))
+        robust = {k: r[k] for k in ("worst_relearn_excess", "relearn_excess") if r.get(k) is not None}
+        knobs = " ".join(f"{k}={cell(v)}" for k, v in r.items() if k not in fixed and k not in robust
+                         and not k.startswith(("relearn_", "worst_")))
+        out.append({"": "*" if r.get("knee") else "", "trial": r["trial_id"], "variant": r["variant"],
+                    **{o: r[o] for o in objectives}, "knee_distance": r.get("knee_distance"),
+                    "mmie_gates": r["mmie_gates"], "flags": flags or None, **robust, "knobs": knobs or None})
+    return out
+
+
+def format_front(rows: list[dict], objectives=None, width: int | None = TERMINAL) -> str:
+    """The front as a compact table (`compact_rows`) cut to `width` characters; without `objectives`, every
+    column of the rows as they are (no width)."""
+    if objectives is None:
+        return format_table(rows, empty="(no trial on the front)")
+    return format_table(compact_rows(rows, objectives), SHORT, width, empty="(no trial on the front)")
+
+
+def knee_line(record: StudyRecord) -> str:
+    """Why the knee is the knee, and the rule (study.pareto.knee), for the terminal."""
+    front, _ = study_front(record)
+    if front.knee is None:
+        return "(no ranked trial: no knee)"
+    import textwrap
+
+    lines = (front.knee.why([r["trial_id"] for r in front.items]), front.knee.rule())
+    return "\n".join(textwrap.fill(line, TERMINAL, subsequent_indent="  ") for line in lines)
+
+
+def front_csv(rows: list[dict]) -> str:
+    """Every column of every row, for scripts (`front --format csv`)."""
+    import csv
+    import io
+
     columns = list(dict.fromkeys(c for row in rows for c in row))
-
-    def cell(value) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    cells = [[cell(row[c]) if c in row else "-" for c in columns] for row in rows]
-    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
-    lines = [columns, *cells]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: (str(v) if isinstance(v, TrialStatus) else v) for k, v in r.items()} for r in rows)
+    return out.getvalue()

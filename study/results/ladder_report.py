@@ -42,7 +42,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from scipy import stats
 
-from study.pareto import hypervolume, knee_point, nondominated_ranks
+from study.pareto import build_front, nondominated_ranks
 from study.results.front import StudyRecord, TrialRecord, load_study, ranked_trials
 from trainables.trial.status import ENDED_STATUSES, FINAL_STATUSES
 
@@ -169,8 +169,10 @@ def relearn_curve(metrics: dict[str, float], prefix: str, steps: int | None) -> 
 def summarise_study(record: StudyRecord, rung: str, seed: int, forget_objective: str) -> SeedResult:
     trials = [t for t in ranked_trials(record) if forget_value(t, forget_objective) is not None
               and t.metrics.get("utility") is not None]
-    points = np.array([[forget_value(t, forget_objective), min(1.0, t.metrics["utility"])] for t in trials],
-                      dtype=float).reshape(len(trials), 2)
+    # utility capped at 1 (an unlearning run is not better than its model for fitting the retain set)
+    front = build_front(trials, [forget_objective, "utility"], reference=np.zeros(2),
+                        value=lambda t, name: forget_value(t, name) if name == forget_objective else min(1.0, t.metrics[name]))
+    points = front.points
     statuses: dict[str, int] = {}
     off_front: dict[str, int] = {}
     rule = record.front_rule()
@@ -183,15 +185,16 @@ def summarise_study(record: StudyRecord, rung: str, seed: int, forget_objective:
     best = {f: max(0.0, float(points[points[:, 1] >= f, 0].max())) if reached[f] else 0.0 for f in UTILITY_FLOORS}
     if not trials:
         return SeedResult(rung, seed, 0.0, best, reached, {}, math.nan, statuses, off_front=off_front)
-    front_idx = np.flatnonzero(nondominated_ranks(points) == 0)
-    knee = trials[front_idx[knee_point(points[front_idx])]]
-    knee_metrics = {k: v for k, v in knee.metrics.items()
-                    if k.startswith(("es_", "relearn_")) or k.endswith("utility") or k == "forget_efficacy"}
-    knee_metrics[forget_objective] = forget_value(knee, forget_objective)
+    front_idx = np.array(front.members)
+    knee, knee_metrics = front.knee_item, {}
+    if knee is not None:  # None: no front member unlearned (study.pareto.knee)
+        knee_metrics = {k: v for k, v in knee.metrics.items()
+                        if k.startswith(("es_", "relearn_")) or k.endswith("utility") or k == "forget_efficacy"}
+        knee_metrics[forget_objective] = forget_value(knee, forget_objective)
     steps = record.config.get("robustness.relearn_steps")
     ran_attack = record.config.get("robustness.relearn") == "True" and steps is not None
     return SeedResult(
-        rung=rung, seed=seed, hypervolume=hypervolume(points, np.zeros(2)), best_forget=best, reached=reached,
+        rung=rung, seed=seed, hypervolume=front.hypervolume(), best_forget=best, reached=reached,
         knee=knee_metrics, seconds_per_step=float(np.median([t.metrics.get("seconds_per_step", math.nan) for t in trials])),
         statuses=statuses, front=[tuple(p) for p in points[front_idx]],
         oracle={k: v for k, v in record.parent_metrics.items() if k.startswith("oracle_")},

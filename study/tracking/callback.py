@@ -12,6 +12,8 @@ import traceback
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from trainables.trial.tracking import find_trial_run
+
 
 class MlflowCallback(tune.Callback):
     name = "tracking"  # names the callback in a failure's message
@@ -21,12 +23,22 @@ class MlflowCallback(tune.Callback):
         self.experiment_id = experiment_id
         self.parent = parent_run_id
         self._client: MlflowClient | None = None
+        self._run_ids: dict[str, str] = {}  # trial id -> its MLflow run id, once found
 
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
             self._client = MlflowClient(self.tracking_uri)
         return self._client
+
+    def trial_run_id(self, trial_id: str) -> str | None:
+        """The trial's MLflow run id (None until the trial has opened its run)."""
+        if trial_id not in self._run_ids:
+            found = find_trial_run(self.client, self.experiment_id, self.parent, trial_id)
+            if found is None:
+                return None
+            self._run_ids[trial_id] = found.info.run_id
+        return self._run_ids[trial_id]
 
     def __getstate__(self):
         return {**self.__dict__, "_client": None}

@@ -29,13 +29,9 @@ class MmieGatesRecorder(MlflowCallback):
         self._safely(self.record, trial.trial_id, dict(trial.last_result or {}))
 
     def record(self, trial_id: str, result: dict) -> None:
-        found = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{self.parent}'",
-            max_results=1,
-        )
-        if found:
-            self.client.set_tag(found[0].info.run_id, TAG, gates_verdict(result))
+        run_id = self.trial_run_id(trial_id)
+        if run_id is not None:
+            self.client.set_tag(run_id, TAG, gates_verdict(result))
         base = {k: float(v) for k, v in result.items() if k.startswith(BASE_PREFIXES) and v is not None}
         if base and not self.base_logged:
             if not any(k.startswith("mmie/base/") for k in self.client.get_run(self.parent).data.metrics):

@@ -26,6 +26,17 @@ def _rejected(error: Exception) -> bool:
     return isinstance(error, MlflowException) and error.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE)
 
 
+
+def find_trial_run(client, experiment_id: str, parent_run_id: str, trial_id: str):
+    """A trial's MLflow run under a study's parent run (None if it has none yet): the one query for it, used by
+    the trial reopening its run after a restore and by the driver's recorders (study.tracking)."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        max_results=1,
+    )
+    return found[0] if found else None
+
 class TrialRun:
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, trial_id: str, trial_name: str,
                  params: dict, tags: dict | None = None):
@@ -62,13 +73,9 @@ class TrialRun:
     def _open(self, experiment_id, parent_run_id, trial_id, trial_name, params, tags):
         from mlflow.entities import Param, RunTag
 
-        found = self.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.trial_id = '{trial_id}' and tags.`mlflow.parentRunId` = '{parent_run_id}'",
-            max_results=1,
-        )
-        if found:
-            self.run_id = found[0].info.run_id
+        found = find_trial_run(self.client, experiment_id, parent_run_id, trial_id)
+        if found is not None:
+            self.run_id = found.info.run_id
             history = self.client.get_metric_history(self.run_id, "step")
             self.logged_through = int(max((m.value for m in history), default=-1))
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
