@@ -12,10 +12,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from study.config import StudyConfig
-from trainables.metrics.robustness import RobustnessSettings, check_attack_lines, forget_es, relearning_attack
+from trainables.metrics.robustness import (
+    RobustnessSettings,
+    check_attack_lines,
+    forget_es,
+    relearning_attack,
+)
 from trainables.trial.setup import TrialSetup
+
+if TYPE_CHECKING:
+    from trainables.evaluator import Evaluator
 
 # Shown beside the objectives wherever the front is (pareto_front.json, `unlearn-study front`).
 FRONT_METRICS = ("relearn_forget_efficacy", "relearn_es_forget", "relearn_half_steps", "relearn_excess")
@@ -51,23 +60,39 @@ def oracle_model_path(cfg: StudyConfig, setup: TrialSetup, log=print) -> str | N
     return str(ensure_oracle(setup.embedded, forget, log=log).model_dir)
 
 
-def measure_oracle(setup: TrialSetup, oracle_path: str) -> dict[str, float]:
-    """The oracle's figures, named `oracle_<metric>` after the trials' own: forget_efficacy against the study
-    model's baseline token mass, es_forget (the trials' final prompt count), and the relearning attack's results."""
-    from trainables.model.loading import load_model, load_tokenizer
-    from trainables.unlearner import Unlearner
+def oracle_evaluators(setup: TrialSetup, oracle_path: str) -> tuple[Evaluator, Evaluator]:
+    """The study model's Evaluator (the bare model: its baseline is what every ratio is against) and the oracle's,
+    measured against that baseline. Nothing is trained; the oracle carries an untrained LoRA, built and seeded as a
+    trial's is, so that the attacks on the adapter have parameters to train."""
+    import torch
 
-    main = Unlearner(setup, {"variant": "ga"})  # the study model, for its baseline; nothing is trained
-    tok = load_tokenizer(oracle_path, setup.trust_remote_code)
-    if tok.get_vocab() != main.tok.get_vocab():
+    from trainables.evaluator import Evaluator, study_data
+    from trainables.methods.registry import ADAPTERS, BuildContext
+    from trainables.model.loading import load_model, load_tokenizer
+
+    path, paths = setup.model_path(), setup.data_paths()
+    tok = load_tokenizer(path, setup.trust_remote_code)
+    data = study_data(paths, setup.train.seed, setup.heldout)
+    study = Evaluator(setup, load_model(path, setup.trust_remote_code, setup.dtype, setup.device), tok, data,
+                      model_path=path, data_paths=paths)
+    if load_tokenizer(oracle_path, setup.trust_remote_code).get_vocab() != tok.get_vocab():
         raise ValueError(f"oracle {oracle_path}: its tokenizer differs from the study model's; token masses and "
                          "perplexities would not compare")
     model = load_model(oracle_path, setup.trust_remote_code, setup.dtype, setup.device)
-    oracle = Unlearner(setup, {"variant": "ga"}, model=model, tokenizer=main.tok, data=main.data)
-    oracle.baseline = dict(main.baseline)  # every ratio against the study model before unlearning
+    torch.manual_seed(setup.train.seed)  # as the Unlearner seeds before its adapter's initialisation
+    context = BuildContext(model=model, tokenizer=tok, data=data, model_path=None, sae=setup.sae,
+                           sae_pretrained=setup.sae_pretrained)
+    adapter = ADAPTERS.build("lora", {}, context)
+    return study, study.with_model(adapter.attach(model), adapter)
+
+
+def measure_oracle(setup: TrialSetup, oracle_path: str) -> dict[str, float]:
+    """The oracle's figures, named `oracle_<metric>` after the trials' own: forget_efficacy against the study
+    model's baseline token mass, es_forget (the trials' final prompt count), and the relearning attack's results."""
+    study, oracle = oracle_evaluators(setup, oracle_path)
     out = {f"oracle_{k}": v for k, v in oracle.evaluate_step().items() if k in ("token_mass", "forget_efficacy",
                                                                                  "utility")}
-    out["study_model_token_mass"] = main.baseline["token_mass"]
+    out["study_model_token_mass"] = study.baseline["token_mass"]
     es = forget_es(oracle, setup.train.final_es_prompts)
     if es is not None:
         out["oracle_es_forget"] = es
