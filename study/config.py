@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from trainables.embedded import EMBEDDED_ROLES, EmbeddedSpec
 from trainables.methods.gates.sae import SAEConfig
+from trainables.metrics.attack_sweep import SweepSettings, parse_attack
 from trainables.metrics.degenerate import DegenerateRule
 from trainables.metrics.mmie import MmieEvalConfig
 from trainables.metrics.robustness import RobustnessSettings
@@ -212,6 +213,26 @@ class RobustnessConfig(_Strict):
     actpert_audit: bool = RobustnessSettings.actpert_audit
     actpert_amp: float = Field(RobustnessSettings.actpert_amp, gt=0)
     int8_check: bool = RobustnessSettings.int8_check  # forgetting after torch's int8 dynamic quantisation (CPU, float32 models)
+    # The attacker sweep (trainables.metrics.attack_sweep): the worst case over `attacks`, on the front (the knee
+    # first, at most `audit_top` members) at the end of the study when `audit` is on; `unlearn-study audit` runs it
+    # on a finished study.
+    attacks: list[str] = Field(default_factory=lambda: list(SweepSettings.attacks), min_length=1)
+    attack_steps: int = Field(SweepSettings.steps, ge=1)
+    attack_eval_every: int = Field(SweepSettings.eval_every, ge=1)
+    attack_es_prompts: int = Field(SweepSettings.es_prompts, ge=1)
+    audit: bool = False
+    audit_top: int | None = Field(None, ge=1)
+
+    @field_validator("attacks")
+    @classmethod
+    def _attacks(cls, value):
+        for text in value:
+            parse_attack(text)
+        return value
+
+    def sweep_settings(self) -> SweepSettings:
+        return SweepSettings(attacks=tuple(self.attacks), steps=self.attack_steps, eval_every=self.attack_eval_every,
+                             es_prompts=self.attack_es_prompts)
 
     @field_validator("oracle")
     @classmethod
