@@ -49,7 +49,7 @@ def time_sweep(u: Unlearner, setup: TrialSetup, args) -> None:
     from study.oracle import oracle_evaluators
     from trainables.embedded import ensure_oracle
 
-    settings = SweepSettings(attacks=tuple(args.attacks), steps=args.attack_steps)
+    settings = SweepSettings(attacks=tuple(args.attacks), attack_steps=args.attack_steps)
     t0 = time.perf_counter()
     results = sweep(u, settings, log=print)
     member_s = time.perf_counter() - t0
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--relearn-steps", type=int, default=RobustnessSettings.relearn_steps)
     parser.add_argument("--sweep", action="store_true", help="time the attacker sweep too")
     parser.add_argument("--attacks", nargs="+", default=list(SweepSettings.attacks))
-    parser.add_argument("--attack-steps", type=int, default=SweepSettings.steps)
+    parser.add_argument("--attack-steps", type=int, default=SweepSettings.attack_steps)
     parser.add_argument("--front-size", type=int, default=5)
     parser.add_argument("--study-seconds", type=float, help="the study's wall time the sweep is set against")
     args = parser.parse_args()

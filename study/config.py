@@ -193,6 +193,10 @@ class FrontConfig(_Strict):
     include_degenerate: bool = False  # output that is not language is not forgetting
 
 
+# The sweep's settings in the `robustness:` section, under SweepSettings's own names.
+SWEEP_FIELDS = {"attacks", "attack_steps", "attack_eval_every", "attack_es_prompts"}
+
+
 class RobustnessConfig(_Strict):
     """Does the forgetting survive an attack (trainables.metrics.robustness)? A retain-only oracle measured on the parent run,
     a relearning attack after each completed trial, and two optional checks."""
@@ -216,10 +220,10 @@ class RobustnessConfig(_Strict):
     # The attacker sweep (trainables.metrics.attack_sweep): the worst case over `attacks`, on the front (the knee
     # first, at most `audit_top` members) at the end of the study when `audit` is on; `unlearn-study audit` runs it
     # on a finished study.
-    attacks: list[str] = Field(default_factory=lambda: list(SweepSettings.attacks), min_length=1)
-    attack_steps: int = Field(SweepSettings.steps, ge=1)
-    attack_eval_every: int = Field(SweepSettings.eval_every, ge=1)
-    attack_es_prompts: int = Field(SweepSettings.es_prompts, ge=1)
+    attacks: tuple[str, ...] = Field(SweepSettings.attacks, min_length=1)
+    attack_steps: int = Field(SweepSettings.attack_steps, ge=1)
+    attack_eval_every: int = Field(SweepSettings.attack_eval_every, ge=1)
+    attack_es_prompts: int = Field(SweepSettings.attack_es_prompts, ge=1)
     audit: bool = False
     audit_top: int | None = Field(None, ge=1)
 
@@ -231,8 +235,7 @@ class RobustnessConfig(_Strict):
         return value
 
     def sweep_settings(self) -> SweepSettings:
-        return SweepSettings(attacks=tuple(self.attacks), steps=self.attack_steps, eval_every=self.attack_eval_every,
-                             es_prompts=self.attack_es_prompts)
+        return SweepSettings(**self.model_dump(include=SWEEP_FIELDS))
 
     @field_validator("oracle")
     @classmethod

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from study.config import StudyConfig
+from study.config import SWEEP_FIELDS, StudyConfig
 from trainables.metrics.robustness import (
     RobustnessSettings,
     check_attack_lines,
@@ -46,8 +46,7 @@ def robustness_settings(cfg: StudyConfig) -> RobustnessSettings:
         at |= {int(m) for m in rung_milestones(cfg.scheduler.grace_period, steps, cfg.scheduler.reduction_factor)}
     if r.relearn and r.relearn_at == "eval":
         at |= set(range(cfg.train.eval_every, steps, cfg.train.eval_every))
-    fields = r.model_dump(exclude={"oracle", "relearn_at", "attacks", "attack_steps", "attack_eval_every",
-                                   "attack_es_prompts", "audit", "audit_top"})
+    fields = r.model_dump(exclude={"oracle", "relearn_at", "audit", "audit_top", *SWEEP_FIELDS})
     return RobustnessSettings(**fields, relearn_at_steps=tuple(sorted(at)),
                               relearn_is_objective="relearn_forget_efficacy" in cfg.search.objectives)
 

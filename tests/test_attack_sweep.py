@@ -71,8 +71,8 @@ def test_grid_finds_hidden_forgetting_the_single_default_attack_misses(embedded)
     assert forgotten > 0.3
     single = relearning_attack(u, RobustnessSettings(relearn_steps=10, relearn_eval_every=5, relearn_es_prompts=4))
     assert single["relearn_share_back"] < 0.2
-    settings = SweepSettings(attacks=("relearn:lr=5e-5,params=adapter", "relearn:lr=1e-3,params=all"), steps=10,
-                             eval_every=5, es_prompts=4)
+    settings = SweepSettings(attacks=("relearn:lr=5e-5,params=adapter", "relearn:lr=1e-3,params=all"), attack_steps=10,
+                             attack_eval_every=5, attack_es_prompts=4)
     results = sweep(u, settings)
     assert results[0].share_back == pytest.approx(single["relearn_share_back"], abs=0.05)  # the single attack's
     metrics, tags = worst_case(results)
@@ -84,8 +84,8 @@ def test_grid_finds_hidden_forgetting_the_single_default_attack_misses(embedded)
 def test_an_attack_that_brought_everything_back_stops_early(embedded):
     u = Unlearner(FORGETTING, {"variant": "ga", "lr": 0.0})  # nothing forgotten: back at the first measurement
     run_steps(u, 1)
-    [result] = sweep(u, SweepSettings(attacks=("relearn:lr=1e-3,params=adapter",), steps=20, eval_every=5,
-                                      es_prompts=2))
+    [result] = sweep(u, SweepSettings(attacks=("relearn:lr=1e-3,params=adapter",), attack_steps=20, attack_eval_every=5,
+                                      attack_es_prompts=2))
     assert [x for x, _ in result.curve] == [0.0, 5.0]
 
 
@@ -98,7 +98,7 @@ def test_steering_along_the_base_direction_brings_back_what_a_shift_along_it_hid
     with steered(u.model, layer, direction, -1.5):
         hidden = u.evaluate_step()["forget_efficacy"]
         assert hidden > 0.2
-        settings = SweepSettings(attacks=("steer:direction=base,strengths=0.5/1/1.5",), es_prompts=4)
+        settings = SweepSettings(attacks=("steer:direction=base,strengths=0.5/1/1.5",), attack_es_prompts=4)
         [result] = sweep(u, settings)
     assert result.start == pytest.approx(hidden)
     assert result.worst < 0.5 * hidden and result.share_back > 0.5
@@ -125,7 +125,7 @@ def test_oracle_under_every_attack_of_the_default_grid(oracle_pair):
     """A model that never learnt the language: its forgetting does not come back from English lines, the steering
     attack leaves it near where it was, and the attacks on forget lines teach it only as much as a few steps can."""
     _, _, oracle = oracle_pair
-    settings = SweepSettings(steps=10, eval_every=5, es_prompts=8)
+    settings = SweepSettings(attack_steps=10, attack_eval_every=5, attack_es_prompts=8)
     before = {n: p.detach().clone() for n, p in oracle.model.named_parameters()}
     results = {r.attack.name: r for r in sweep(oracle, settings)}
     assert list(results) == [parse_attack(a).name for a in settings.attacks]

@@ -114,14 +114,14 @@ def parse_attack(text: str) -> Attack:
 
 @dataclass(frozen=True)
 class SweepSettings:
-    """The sweep's grid and budget (the study config's `robustness.attacks`, `robustness.attack_*`)."""
+    """The sweep's grid and budget (the study config's `robustness.attacks` and `robustness.attack_*`)."""
 
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    steps: int = 50  # relearning steps per attack
-    eval_every: int = 10  # forget_efficacy along each relearning curve
-    batch_size: int = 8
-    es_prompts: int = 32  # ES at each attack's worst point
-    steer_lines: int = 32  # lines per language whose mean hidden state gives the steering direction
+    attack_steps: int = 50  # relearning steps per attack
+    attack_eval_every: int = 10  # forget_efficacy along each relearning curve
+    attack_batch_size: int = 8
+    attack_es_prompts: int = 32  # ES at each attack's worst point
+    attack_steer_lines: int = 32  # lines per language whose mean hidden state gives the steering direction
 
     def parsed(self) -> list[Attack]:
         return [parse_attack(a) for a in self.attacks]
@@ -185,8 +185,8 @@ def _relearn_attack(ev: Evaluator, attack: Attack, settings: SweepSettings, es_b
     if not lines:
         raise ValueError(f"attack {attack.name}: the {attack.lines} set holds no lines for it")
     rng = random.Random(f"{ATTACK_SEED}:{ev.setup.train.seed}:{attack.name}")
-    es_prompts = settings.es_prompts if ev.language_id is not None else None
-    result = relearn(ev, lines, attack.params, attack.lr, settings.steps, settings.eval_every, settings.batch_size,
+    es_prompts = settings.attack_es_prompts if ev.language_id is not None else None
+    result = relearn(ev, lines, attack.params, attack.lr, settings.attack_steps, settings.attack_eval_every, settings.attack_batch_size,
                      rng, es_prompts, stop_when_recovered=True)
     return AttackResult(attack, [(float(s), fe) for s, fe in result["curve"]], result["es"], es_before)
 
@@ -250,7 +250,7 @@ def steered(model, layer: int, direction: torch.Tensor, strength: float):
 
 
 def _steer_attack(ev: Evaluator, attack: Attack, settings: SweepSettings, es_before: float | None) -> AttackResult:
-    directions = steering_directions(ev, settings.steer_lines, base=attack.direction == "base")
+    directions = steering_directions(ev, settings.attack_steer_lines, base=attack.direction == "base")
     curve = [(0.0, ev.evaluate_step()["forget_efficacy"])]
     labels: list[str] = []
     points: list[tuple[int, float]] = []
@@ -272,7 +272,7 @@ def _steer_attack(ev: Evaluator, attack: Attack, settings: SweepSettings, es_bef
         else:
             layer, strength = points[i - 1]
             with steered(ev.model, layer, directions[layer], strength):
-                result.es = ev.forget_es(settings.es_prompts, ES_SEED)
+                result.es = ev.forget_es(settings.attack_es_prompts, ES_SEED)
     return result
 
 
@@ -282,7 +282,7 @@ _RUNNERS = {"relearn": _relearn_attack, "steer": _steer_attack}
 def sweep(run, settings: SweepSettings, log=None) -> list[AttackResult]:
     """Every attack of the grid on `run` (an Unlearner or an Evaluator), each from the run's own state."""
     ev = evaluator_of(run)
-    es_before = ev.forget_es(settings.es_prompts, ES_SEED) if ev.language_id is not None else None
+    es_before = ev.forget_es(settings.attack_es_prompts, ES_SEED) if ev.language_id is not None else None
     out = []
     for attack in settings.parsed():
         out.append(_RUNNERS[attack.kind](ev, attack, settings, es_before))
