@@ -71,6 +71,7 @@ def oracle_evaluators(setup: TrialSetup, oracle_path: str) -> tuple[Evaluator, E
     import torch
 
     from trainables.evaluator import Evaluator, study_data
+    from trainables.methods import variants  # noqa: F401  (registers every adapter)
     from trainables.methods.registry import ADAPTERS, BuildContext
     from trainables.model.loading import load_model, load_tokenizer
 
