@@ -106,7 +106,14 @@ def robustness_figure(title: str, results: list[AttackResult], oracle: list[Atta
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, ax_steer) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+    steer = any(r.attack.kind == "steer" for r in results)
+    if steer:
+        fig, (ax, ax_steer) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
+        ax_steer.set_xlabel("steering point (layer x strength, in order)")
+        ax_steer.set_title("steering")
+    else:
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        ax_steer = ax
     theirs = {r.attack.name: r for r in oracle or []}
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, r in enumerate(results):
@@ -121,8 +128,6 @@ def robustness_figure(title: str, results: list[AttackResult], oracle: list[Atta
     ax.set_ylabel("forget_efficacy")
     ax.set_title(f"{title}: relearning attacks (dashed: the retain-only oracle)")
     ax.legend(fontsize=7)
-    ax_steer.set_xlabel("steering point (layer x strength)")
-    ax_steer.set_title("steering")
     fig.tight_layout()
     return fig
 
