@@ -225,7 +225,11 @@ def _audit_front(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> None
             trial_id = (result.metrics or {}).get("trial_id")
             if trial_id and result.checkpoint is not None:
                 states[trial_id] = Path(result.checkpoint.to_directory(f"{tmp}/{trial_id}")) / STATE_FILE
-        audit(cfg, setup, client, setup.parent_run_id, checkpoints=states, log=log)
+        try:  # the trials and their front stand whatever happens here; the audit can be run again
+            audit(cfg, setup, client, setup.parent_run_id, checkpoints=states, log=log)
+        except (ValueError, KeyError, OSError, RuntimeError) as e:
+            client.set_tag(setup.parent_run_id, "audit_error", f"{type(e).__name__}: {e}"[:5000])
+            log(f"audit of the front failed ({type(e).__name__}: {e}); run `unlearn-study audit --study {cfg.study}`")
 
 
 def run_study(cfg: StudyConfig, log=print, progress: bool = True, **setup_overrides) -> list[dict]:

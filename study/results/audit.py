@@ -204,11 +204,6 @@ AUDIT_COLUMNS = ("trial", "variant", "knee", "worst_relearn_forget_efficacy", "w
                  "worst_relearn_es_forget", "worst_relearn_excess", "worst_attack", "worst_attack_at")
 
 
-def survives(row: dict) -> bool | None:
-    """Forgetting survives when it relearns no faster than the oracle under every attack (None: no oracle)."""
-    excess = row.get("worst_relearn_excess")
-    return None if excess is None else excess <= 0
-
 
 def audit_finished(uri: str, study: str, run_id: str | None = None, path: str | None = None, top: int | None = None,
                    attacks: list[str] | None = None, log=print) -> list[dict]:
