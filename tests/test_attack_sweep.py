@@ -194,3 +194,15 @@ def test_study_audits_its_front_and_the_audit_command_reruns_it(ray_local, embed
     knee = [r for r in client.search_runs([parent.info.experiment_id])
             if "attack/relearn_forget_lr0.0001_adapter/share_back" in r.data.metrics]
     assert len(knee) == 1
+
+
+def test_audit_reads_each_trials_newest_checkpoint_and_says_where_it_looked(tmp_path):
+    from study.results.audit import STATE_FILE, last_checkpoint
+
+    for trial, step in (("abc12_00000", 2), ("abc12_00000", 10), ("abc12_00001", 4)):
+        folder = tmp_path / f"unlearning_trainable_{trial}_lr=0.001" / f"checkpoint_{step:06d}"
+        folder.mkdir(parents=True)
+        (folder / STATE_FILE).write_bytes(b"")
+    assert last_checkpoint(tmp_path, "abc12_00000").parent.name == "checkpoint_000010"
+    with pytest.raises(FileNotFoundError, match="no checkpoint of trial zzz under .*--path"):
+        last_checkpoint(tmp_path, "zzz")
