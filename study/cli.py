@@ -148,6 +148,15 @@ def cmd_front(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from study.results.audit import AUDIT_COLUMNS, audit_finished
+    from study.runner import format_table
+
+    rows = audit_finished(_tracking(args), args.study, args.run_id, args.path, args.top, args.attacks)
+    print(format_table([{c: r.get(c) for c in AUDIT_COLUMNS} for r in rows]))
+    return 0
+
+
 def cmd_export(args) -> int:
     tracking = _tracking(args)
     from study.results.export import export_config, pick
@@ -265,6 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     front.add_argument("--format", choices=["table", "csv", "json"], default="table",
                        help="table: compact, 100 columns, the knee starred and why; csv/json: every column")
     front.set_defaults(fn=cmd_front)
+    audit = sub.add_parser("audit", help="attack a finished study's front with a grid of attackers, against the "
+                                         "oracle (the worst case on each trial's run; see docs/robustness.md)")
+    audit.add_argument("--study", required=True, help=STUDY_HELP)
+    audit.add_argument("--top", type=int, help="audit at most this many front members, the knee first")
+    audit.add_argument("--attacks", nargs="+", help="the grid, e.g. relearn:lr=1e-4,params=all steer "
+                                                    "(default: the study config's robustness.attacks)")
+    audit.add_argument("--path", help="the study's Ray folder, where its checkpoints are (default: under ./ray_results)")
+    audit.add_argument("--run-id", dest="run_id", help=RUN_ID_HELP)
+    audit.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)
+    audit.set_defaults(fn=cmd_audit)
     export = sub.add_parser("export", help="write a front member's config as JSON and an mmie.py command line")
     export.add_argument("--study", required=True, help=STUDY_HELP)
     export.add_argument("--pick", choices=["knee", "max-forget", "mmie-gates"], default="knee",

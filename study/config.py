@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from trainables.embedded import EMBEDDED_ROLES, EmbeddedSpec
 from trainables.methods.gates.sae import SAEConfig
 from trainables.methods.registry import DEFAULT_ADAPTER, DEFAULT_RETAIN_OBJECTIVE
+from trainables.metrics.attack_sweep import SweepSettings, parse_attack
 from trainables.metrics.degenerate import DegenerateRule
 from trainables.metrics.mmie import MmieEvalConfig
 from trainables.metrics.robustness import RobustnessSettings
@@ -195,6 +196,10 @@ class FrontConfig(_Strict):
     include_degenerate: bool = False  # output that is not language is not forgetting
 
 
+# The sweep's settings in the `robustness:` section, under SweepSettings's own names.
+SWEEP_FIELDS = {"attacks", "attack_steps", "attack_eval_every", "attack_es_prompts"}
+
+
 class RobustnessConfig(_Strict):
     """Does the forgetting survive an attack (trainables.metrics.robustness)? A retain-only oracle measured on the parent run,
     a relearning attack after each completed trial, and two optional checks."""
@@ -215,6 +220,25 @@ class RobustnessConfig(_Strict):
     actpert_audit: bool = RobustnessSettings.actpert_audit
     actpert_amp: float = Field(RobustnessSettings.actpert_amp, gt=0)
     int8_check: bool = RobustnessSettings.int8_check  # forgetting after torch's int8 dynamic quantisation (CPU, float32 models)
+    # The attacker sweep (trainables.metrics.attack_sweep): the worst case over `attacks`, on the front (the knee
+    # first, at most `audit_top` members) at the end of the study when `audit` is on; `unlearn-study audit` runs it
+    # on a finished study.
+    attacks: tuple[str, ...] = Field(SweepSettings.attacks, min_length=1)
+    attack_steps: int = Field(SweepSettings.attack_steps, ge=1)
+    attack_eval_every: int = Field(SweepSettings.attack_eval_every, ge=1)
+    attack_es_prompts: int = Field(SweepSettings.attack_es_prompts, ge=1)
+    audit: bool = False
+    audit_top: int | None = Field(None, ge=1)
+
+    @field_validator("attacks")
+    @classmethod
+    def _attacks(cls, value):
+        for text in value:
+            parse_attack(text)
+        return value
+
+    def sweep_settings(self) -> SweepSettings:
+        return SweepSettings(**self.model_dump(include=SWEEP_FIELDS))
 
     @field_validator("oracle")
     @classmethod

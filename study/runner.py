@@ -196,12 +196,30 @@ def _finish(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> list[dict
         if (result.metrics or {}).get("trial_id"):  # a trial that failed before its first report has nothing to rank
             recorder.record_result(result.metrics, result.config or {}, error=result.error is not None)
     recorder.write_front()
+    if cfg.robustness.audit:  # the attacker sweep on the front (study.results.audit)
+        _audit_front(grid, cfg, setup, client, log)
     rows = summarize(grid)
     table = format_table(rows)
     client.log_text(setup.parent_run_id, table, "trials.txt")
     log(table)
     log(f"the study in MLflow's UI (`mlflow ui`, see README): {runs_page_url(setup.experiment_id, setup.tracking_uri)}")
     return rows
+
+
+def _audit_front(grid, cfg: StudyConfig, setup: TrialSetup, client, log) -> None:
+    from study.results.audit import STATE_FILE, audit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        states = {}
+        for result in grid:
+            trial_id = (result.metrics or {}).get("trial_id")
+            if trial_id and result.checkpoint is not None:
+                states[trial_id] = Path(result.checkpoint.to_directory(f"{tmp}/{trial_id}")) / STATE_FILE
+        try:  # the trials and their front stand whatever happens here; the audit can be run again
+            audit(cfg, setup, client, setup.parent_run_id, checkpoints=states, log=log)
+        except (ValueError, KeyError, OSError, RuntimeError) as e:
+            client.set_tag(setup.parent_run_id, "audit_error", f"{type(e).__name__}: {e}"[:5000])
+            log(f"audit of the front failed ({type(e).__name__}: {e}); run `unlearn-study audit --study {cfg.study}`")
 
 
 def run_study(cfg: StudyConfig, log=print, progress: bool = True, **setup_overrides) -> list[dict]:

@@ -137,6 +137,7 @@ def _mirrors():
     from study import config as c
     from trainables.embedded import EmbeddedSpec
     from trainables.methods.gates.sae import SAEConfig
+    from trainables.metrics.attack_sweep import SweepSettings
     from trainables.metrics.degenerate import DegenerateRule
     from trainables.metrics.mmie import MmieEvalConfig
     from trainables.metrics.robustness import RobustnessSettings
@@ -153,7 +154,9 @@ def _mirrors():
         (c.SAESettings, SAEConfig, same(c.SAESettings, "pretrained")),
         (c.MmieEvalSettings, MmieEvalConfig, same(c.MmieEvalSettings, "constrain_search")),
         (c.DegenerateConfig, DegenerateRule, same(c.DegenerateConfig)),
-        (c.RobustnessConfig, RobustnessSettings, same(c.RobustnessConfig, "oracle", "relearn_at")),
+        (c.RobustnessConfig, RobustnessSettings, same(c.RobustnessConfig, "oracle", "relearn_at", "audit", "audit_top",
+                                                      *c.SWEEP_FIELDS)),
+        (c.RobustnessConfig, SweepSettings, {f: f for f in c.SWEEP_FIELDS}),
         (c.ResourcesConfig, TrialSetup, {"cpus_per_trial": "cpus_per_trial"}),
         (c.StudyConfig, TrialSetup, {f: f for f in ("model", "trust_remote_code", "dtype", "es_romanized")}),
     ]

@@ -12,21 +12,15 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import replace
-from functools import lru_cache
-from typing import TypeVar
 
 import torch
 
-from trainables.data import DataPaths, StudyData, load_study_data, prompt_prefix
-from trainables.language.identification import LanguageIdentifier, detect_language
+from trainables.data import StudyData
+from trainables.evaluator import VOCAB_SCAN_LINES, Evaluator, study_data
 from trainables.language.lid_ensemble import default_ensemble
 from trainables.language.scripts import dominant_script
-from trainables.language.vocabulary import forget_token_mask
 from trainables.methods import variants  # noqa: F401  (registers every piece and variant)
-from trainables.methods.gates.sae_gates import attach_gate
 from trainables.methods.lr_schedule import lr_multiplier
 from trainables.methods.registry import (
     ADAPTERS,
@@ -41,56 +35,19 @@ from trainables.methods.registry import (
 )
 from trainables.methods.weighting import Product
 from trainables.metrics import mmie as mmie_metrics
-from trainables.metrics.core import (
-    capped_utility,
-    continuation_nll,
-    distinct_share,
-    extraction_strength,
-    forget_token_mass,
-    geometric_mean,
-    gradient_norm,
-    next_token_entropy,
-    parameter_norm,
-    perplexity,
-    perplexity_from,
-    ratio_utility,
-    sample_continuations,
-    token_nll,
-)
-from trainables.model.batching import encode, pad_rows, to_device
+from trainables.metrics.core import gradient_norm, token_nll
+from trainables.model.batching import pad_rows, to_device
 from trainables.model.loading import load_model, load_tokenizer
 from trainables.trial.setup import TrialSetup
 
-T = TypeVar("T")
-
-# Lines per set used to find the forget-language tokens (enough to see every token the data uses).
-_VOCAB_SCAN_LINES = 3000
-
-
-@lru_cache(maxsize=4)
-def _study_data(paths: DataPaths, seed: int, heldout: int) -> StudyData:
-    return load_study_data(paths, seed=seed, heldout=heldout)
-
-
-def _forget_mask(tok, data: StudyData, script: str, vocab: int) -> torch.Tensor:
-    texts = {name: s.train[:_VOCAB_SCAN_LINES] for name, s in data.sets.items()}
-    return forget_token_mask(tok, vocab, texts, script)
-
-
-@lru_cache(maxsize=4)
-def _cached_forget_mask(model_path: str, trust: bool, paths: DataPaths, seed: int, heldout: int, script: str, vocab: int):
-    """Per worker process: trials of one study share the model, the data and so the mask."""
-    return _forget_mask(load_tokenizer(model_path, trust), _study_data(paths, seed, heldout), script, vocab)
-
-
-@lru_cache(maxsize=4)
-def _language_id(codes: tuple[str, ...], romanized: str | None = None) -> LanguageIdentifier:
-    return LanguageIdentifier(codes, romanized)
+# Kept under its old name: evaluate_mmie reads it.
+_VOCAB_SCAN_LINES = VOCAB_SCAN_LINES
 
 
 class Unlearner:
     """One run. In a study it loads the model and data named by the setup (cached per process); the mmie.py entry
-    points hand it their own model, tokenizer and data instead (`model`, `tokenizer`, `data`, `variant`)."""
+    points hand it their own model, tokenizer and data instead (`model`, `tokenizer`, `data`, `variant`). Its
+    `evaluator` (trainables.evaluator) measures it."""
 
     def __init__(self, setup: TrialSetup, hparams: dict, *, model=None, tokenizer=None, data: StudyData | None = None,
                  variant: Variant | None = None):
@@ -105,13 +62,11 @@ class Unlearner:
         if self.trains:
             self._setup_objectives()
             self._setup_optimizers()
-        self._setup_forget_mask()
-        self._setup_eval_batches()
-        self._setup_languages()
         self.step = 0
         self.tokens_seen = 0
         self.restores = 0  # how many times this run came back from a checkpoint
-        self.baseline = self._measure_baseline()
+        self.evaluator = Evaluator(setup, self.model, self.tok, self.data, self.adapter, model_path=self.model_path,
+                                   data_paths=self.data_paths)  # measures the base model's baseline
         self._setup_gate()
         if self.trains:
             self.weighting.prepare(self._frozen_forget_losses)
@@ -137,7 +92,7 @@ class Unlearner:
         self.data_paths = None  # None: data handed in, whose forget-token mask is not shared
         if data is None:
             self.data_paths = self.setup.data_paths()
-            data = _study_data(self.data_paths, self.setup.train.seed, self.setup.heldout)
+            data = study_data(self.data_paths, self.setup.train.seed, self.setup.heldout)
         self.data = data
         self.train_tokens = {
             phase: [self.tok.encode(t, add_special_tokens=False) for t in s.train]
@@ -169,55 +124,51 @@ class Unlearner:
         self.base_lrs = [[g["lr"] for g in opt.param_groups] for opt in self.optim.optimizers()]
         self.updates_per_step = len(self.optim.phases(0))
 
-    def _setup_forget_mask(self) -> None:
-        """Which vocabulary tokens belong to the forget language's script (what token_mass sums over)."""
-        script = self.setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
-        vocab = self.model.get_input_embeddings().weight.shape[0]
-        if self.model_path is None or self.data_paths is None:
-            mask = _forget_mask(self.tok, self.data, script, vocab)
-        else:
-            mask = _cached_forget_mask(self.model_path, self.setup.trust_remote_code, self.data_paths,
-                                       self.setup.train.seed,
-                                       self.setup.heldout, script, vocab)
-        self.forget_mask = mask.to(self.model.device)
-
-    def _setup_eval_batches(self) -> None:
-        """The fixed held-out batches: one per-step forward pass over held-out forget lines, then the utility set's
-        lines, then (when utility has a set of its own) held-out retain lines, so retain_ppl is always the retain
-        set's; and one batch per collateral set."""
-        n = self.setup.eval_batch
-        self.eval_slices = {}
-        lines: list[str] = []
-        for name, s in (("forget", self.data.forget), ("utility", self.data.utility), ("retain", self.data.retain)):
-            if name == "retain" and s is self.data.utility:
-                continue
-            self.eval_slices[name] = slice(len(lines), len(lines) + len(s.heldout[:n]))
-            lines += s.heldout[:n]
-        self.eval_batch = encode(self.tok, lines, self.setup.eval_max_len)
-        self.collateral_batches = {
-            s.name: encode(self.tok, s.heldout[:n], self.setup.eval_max_len) for s in self.data.collateral_sets()
-        }
-
-    def _setup_languages(self) -> None:
-        """The forget and retain languages (the setup's, found from the data outside a study) and the language
-        identifier extraction strength uses (None with fewer than two languages)."""
-        languages = dict(self.setup.languages)
-        if "forget" not in languages:  # outside a study (the mmie entry points): find them here
-            languages = {name: detect_language(s.train or s.heldout) for name, s in self.data.sets.items()}
-        self.forget_language = languages["forget"]
-        self.retain_language = languages["retain"]
-        codes = tuple(sorted({c for c in languages.values() if c}))
-        romanized = self.forget_language if self.setup.es_romanized else None
-        self.language_id = _language_id(codes, romanized) if len(codes) >= 2 else None
-
     def _setup_gate(self) -> None:
         """The variant's gate (None without one), fitted on the base model after the base measurements."""
-        self.gate = None
         if self.variant.gate:
             if self.model_path is None:
                 raise ValueError(f"variant {self.variant.name}: a gate needs the model's path (its SAE cache key); "
                                  "outside a study, build it with trainables.methods.gates.sae_gates.build_gate")
-            self.gate = GATES.build(self.variant.gate, self.hparams, self.context)
+            self.evaluator.gate = GATES.build(self.variant.gate, self.hparams, self.context)
+
+    # ---- what the evaluator holds, read where the run reads it ------------------------------------------------
+
+    @property
+    def gate(self):
+        return self.evaluator.gate
+
+    @property
+    def baseline(self) -> dict[str, float]:
+        return self.evaluator.baseline
+
+    @baseline.setter
+    def baseline(self, value: dict[str, float]) -> None:
+        self.evaluator.baseline = value
+
+    @property
+    def forget_language(self) -> str:
+        return self.evaluator.forget_language
+
+    @property
+    def retain_language(self) -> str:
+        return self.evaluator.retain_language
+
+    @property
+    def language_id(self):
+        return self.evaluator.language_id
+
+    @property
+    def forget_mask(self) -> torch.Tensor:
+        return self.evaluator.forget_mask
+
+    @property
+    def eval_batch(self) -> dict[str, torch.Tensor]:
+        return self.evaluator.eval_batch
+
+    @property
+    def eval_slices(self) -> dict[str, slice]:
+        return self.evaluator.eval_slices
 
     # ---- training -------------------------------------------------------------------------------------------
 
@@ -324,141 +275,29 @@ class Unlearner:
         out["seconds_per_step"] = time.perf_counter() - started
         return out
 
-    # ---- evaluation -----------------------------------------------------------------------------------------
+    # ---- evaluation (trainables.evaluator) ------------------------------------------------------------------
 
     def _gated(self):
         """The gate's hooks for an evaluation pass (nothing without a gate); removed on exit."""
-        return attach_gate(self.model, self.gate) if self.gate is not None else nullcontext()
-
-    def _gate_fired(self, pass_: Callable[[], T]) -> tuple[T, float]:
-        """Run `pass_` through the gate; return its result and the share of its sequences the gate fired on."""
-        with self._gated():
-            if self.gate is None:
-                return pass_(), 0.0
-            self.gate.reset()
-            return pass_(), self.gate.firing_rate
-
-    @torch.no_grad()
-    def _eval_pass(self) -> dict[str, float]:
-        """The per-step forward pass: forget token mass and next-token entropy, utility and retain perplexity."""
-        self.model.eval()
-        batch = to_device(self.eval_batch, self.model.device)
-        logits = self._forward(batch)
-        labels = batch["labels"]
-        f, u = self.eval_slices["forget"], self.eval_slices["utility"]
-        r = self.eval_slices.get("retain", u)
-        return {
-            "token_mass": forget_token_mass(logits[f], labels[f], self.forget_mask),
-            "forget_entropy": next_token_entropy(logits[f], labels[f]),
-            "utility_ppl": perplexity_from(*token_nll(logits[u], labels[u])),
-            "retain_ppl": perplexity_from(*token_nll(logits[r], labels[r])),
-        }
-
-    def _collateral_ppl(self) -> dict[str, float]:
-        return {name: perplexity(self.model, b) for name, b in self.collateral_batches.items()}
-
-    def _measure_baseline(self) -> dict[str, float]:
-        """The base model's figures every metric is relative to (the adapter disabled, no gate): the per-step
-        pass's, the collateral perplexities and, with a language identifier, the NLL of its own continuations."""
-        with self.adapter.disabled():
-            step = self._eval_pass()
-            collateral = self._collateral_ppl()
-            base = {k: step[k] for k in ("token_mass", "retain_ppl", "utility_ppl")}
-            if self.language_id is not None:  # the fluency rule's unit: the base's NLL of its own continuations
-                prompts = self._prompts(self.data.forget, self.setup.train.es_prompts)
-                conts = self._continuations(prompts, seed=self.setup.train.seed * 100_003 - 1)
-                base["forget_cont_nll"] = continuation_nll(self.model, self.tok, [""] * len(conts), conts)
-        return base | {f"ppl_{k}": v for k, v in collateral.items()}
+        return self.evaluator.gated()
 
     def evaluate_step(self) -> dict[str, float]:
-        """The cheap per-step metrics: forget_efficacy, utility (capped at 1; the ratio itself as utility_raw),
-        next-token entropy on forget lines and the adapter's weight norm."""
-        with self._gated():
-            step = self._eval_pass()
-        m0 = self.baseline["token_mass"]
-        raw = ratio_utility(self.baseline.get("utility_ppl", self.baseline["retain_ppl"]), step["utility_ppl"])
-        out = {
-            "token_mass": step["token_mass"],
-            "forget_efficacy": 1.0 - step["token_mass"] / m0 if m0 > 0 else 0.0,
-            "forget_entropy": step["forget_entropy"],
-            "retain_ppl": step["retain_ppl"],
-            "utility": capped_utility(raw),
-            "utility_raw": raw,
-            "adapter_norm": parameter_norm(self.adapter.parameters()),
-        }
-        if "retain" in self.eval_slices:  # utility is on a general set: the retain set's own ratio beside it
-            out["utility_ppl"] = step["utility_ppl"]
-            out["retain_utility_raw"] = ratio_utility(self.baseline["retain_ppl"], step["retain_ppl"])
-        return out
+        """The cheap per-step metrics (Evaluator.evaluate_step)."""
+        return self.evaluator.evaluate_step()
 
     def evaluate_collateral(self) -> dict[str, float]:
         """Utility on the mixed set and on each cross-lingual set, and their summary xlang_utility."""
-        self.model.eval()
-        out: dict[str, float] = {}
-        xlang = []
-        for name, batch in self.collateral_batches.items():
-            ppl, fired = self._gate_fired(lambda: perplexity(self.model, batch))
-            if self.gate is not None:
-                out[f"gate_fire_{name}"] = fired
-            raw = ratio_utility(self.baseline[f"ppl_{name}"], ppl)
-            out[f"utility_{name}"], out[f"utility_{name}_raw"] = capped_utility(raw), raw
-            if name.startswith("xlang_"):
-                xlang.append(raw)
-        if xlang:  # the geometric mean of the capped ratios: a set that improved cannot make up for one damaged
-            out["xlang_utility"] = geometric_mean([capped_utility(u) for u in xlang])
-            out["xlang_utility_raw"] = geometric_mean(xlang)
-        if "utility_mixed" in out:
-            out["mixed_utility"] = out.pop("utility_mixed")
-            out["mixed_utility_raw"] = out.pop("utility_mixed_raw")
-        return out
+        return self.evaluator.evaluate_collateral()
 
     def evaluate_full(self, prompts: int) -> dict[str, float]:
         """Collateral utilities and extraction strength on sampled continuations of held-out prompts; with a gate,
         its firing rates on held-out forget and retain lines and on the prompts of each ES set, and its build
         figures."""
-        out = self.evaluate_collateral()
+        out = self.evaluator.evaluate_collateral()
         out.update(self.evaluate_mmie(final=prompts >= self.setup.train.final_es_prompts))
-        if self.gate is not None:
-            out.update(self.gate.info)
-            for s in (self.data.forget, self.data.retain):
-                batch = encode(self.tok, s.heldout, self.setup.eval_max_len)
-                _, out[f"gate_fire_{s.name}"] = self._gate_fired(lambda: perplexity(self.model, batch))
-        if self.language_id is not None:
-            for s in [self.data.forget, *self.data.collateral_sets()]:
-                texts = self._prompts(s, prompts)
-                seed = self.setup.train.seed * 100_003 + self.step
-                conts, fired = self._gate_fired(lambda: self._continuations(texts, seed))
-                out[f"es_{s.name}"] = extraction_strength(conts, self.language_id, self.forget_language)
-                if self.gate is not None:
-                    out[f"gate_fire_es_{s.name}"] = fired
-                if s is self.data.forget:
-                    out.update(self._describe_continuations(texts, conts))
-            with self._gated():
-                out["forget_entropy"] = self._eval_pass()["forget_entropy"]
-            out["degenerate"] = float(self.setup.degenerate.is_degenerate(out))
+        out.update(self.evaluator.evaluate_gate())
+        out.update(self.evaluator.evaluate_continuations(prompts, self.step))
         return out
-
-    def _prompts(self, s, n: int) -> list[str]:
-        return [prompt_prefix(t) for t in s.heldout[:n]]
-
-    def _continuations(self, prompts: list[str], seed: int) -> list[str]:
-        return sample_continuations(self.model, self.tok, prompts, self.setup.max_new_tokens, seed=seed)
-
-    def _describe_continuations(self, prompts: list[str], conts: list[str]) -> dict[str, float]:
-        """What the forget continuations are (trainables.metrics.degenerate): no language, the retain language, fluent
-        (under the frozen base, never the gate; scored as text on their own, since given a forget prompt the base
-        penalises any switch of language, fluent or not), repetitive."""
-        labels = self.language_id.label(conts)
-        with self.adapter.disabled():
-            nll = continuation_nll(self.model, self.tok, [""] * len(conts), conts)
-        base = self.baseline.get("forget_cont_nll", math.nan)
-        return {
-            "es_none": sum(label is None for label in labels) / len(labels),
-            "es_retain_language": sum(label == self.retain_language for label in labels) / len(labels),
-            "forget_cont_nll": nll,
-            "forget_cont_nll_ratio": nll / base if base > 0 else math.nan,
-            "forget_cont_distinct": distinct_share(self.tok, conts),
-        }
 
     def evaluate_mmie(self, final: bool) -> dict[str, float]:
         """mmie.py's measurements of the model as evaluated (through its gate), `mmie/<name>`; the base model's,

@@ -1,8 +1,8 @@
 """Does the forgetting survive an attack? A relearning attack, an activation-perturbation audit and an int8 check.
 
 Forgetting measured only as the model stands at the end of training cannot tell a method that hides the forget
-language from one that removes it. Each check here works on the trial's own Unlearner and leaves it exactly as it
-found it (adapter weights, gradients, every parameter when the attacker trains them all, train/eval mode and the
+language from one that removes it. Each check here works on a run's Evaluator (trainables.evaluator: the trial's
+Unlearner's, or the oracle's, which trains nothing) and leaves the model exactly as it found it (adapter weights, gradients, every parameter when the attacker trains them all, train/eval mode and the
 random streams), so the trial's metrics and checkpoints are the same with or without it.
 
 - **Relearning attack** (the user's reversibility harness; OpenUnlearning's and MUDMAN's relearning evaluation):
@@ -27,14 +27,15 @@ from dataclasses import dataclass
 
 import torch
 
-from trainables.data import StudyData, prompt_prefix
-from trainables.metrics.core import extraction_strength, sample_continuations, token_nll
+from trainables.data import StudyData
+from trainables.evaluator import Evaluator
+from trainables.metrics.core import token_nll
 from trainables.model.batching import pad_rows, to_device
 from trainables.model.decoder_layers import decoder_layers, hidden_of, with_hidden
 
 # Seeds of the attack's batches and of its ES sampling: the same for every trial and the oracle, so they compare.
-_ATTACK_SEED = 7_919
-_ES_SEED = 104_729
+ATTACK_SEED = 7_919
+ES_SEED = 104_729
 
 
 @dataclass(frozen=True)
@@ -74,20 +75,26 @@ def check_attack_lines(data: StudyData, settings: RobustnessSettings) -> None:
 # ---- leaving the trial as it was ------------------------------------------------------------------------------
 
 
-def attack_parameters(unlearner, which: str) -> list[torch.nn.Parameter]:
-    params = list(unlearner.adapter.parameters())
+def evaluator_of(run) -> Evaluator:
+    """What measures `run`: an Unlearner's evaluator, or the Evaluator itself (the oracle has no Unlearner)."""
+    return run if isinstance(run, Evaluator) else run.evaluator
+
+
+def attack_parameters(run, which: str) -> list[torch.nn.Parameter]:
+    ev = evaluator_of(run)
+    params = list(ev.adapter.parameters())
     if which == "all":
         seen = {id(p) for p in params}
-        params += [p for p in unlearner.model.parameters() if id(p) not in seen]
+        params += [p for p in ev.model.parameters() if id(p) not in seen]
     return params
 
 
 @contextmanager
-def preserved(unlearner, which: str = "adapter"):
+def preserved(run, which: str = "adapter"):
     """Yields the parameters an attack may train; on exit every one of them, its gradient and requires_grad flag,
     the model's train/eval mode and torch's random stream are as they were on entry (bit for bit)."""
-    model = unlearner.model
-    params = attack_parameters(unlearner, which)
+    model = evaluator_of(run).model
+    params = attack_parameters(run, which)
     values = [p.detach().clone() for p in params]
     grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
     flags = [p.requires_grad for p in params]
@@ -107,31 +114,13 @@ def preserved(unlearner, which: str = "adapter"):
             model.train(training)
 
 
-@contextmanager
-def swapped_model(unlearner, model):
-    """The unlearner measures `model` instead of its own inside the block (its metrics, gate and batches reused)."""
-    own = unlearner.model
-    unlearner.model = model
-    try:
-        yield
-    finally:
-        unlearner.model = own
-
-
 # ---- measurements ---------------------------------------------------------------------------------------------
 
 
-def forget_es(unlearner, prompts: int, seed: int = _ES_SEED) -> float | None:
+def forget_es(run, prompts: int, seed: int = ES_SEED) -> float | None:
     """Extraction strength of sampled continuations of the first `prompts` held-out forget prompts, through the
     gate (None when the study has no language ID to tell languages apart)."""
-    if unlearner.language_id is None:
-        return None
-    lines = unlearner.data.forget.heldout[:prompts]
-    unlearner.model.eval()
-    with unlearner._gated():
-        conts = sample_continuations(unlearner.model, unlearner.tok, [prompt_prefix(t) for t in lines],
-                                     unlearner.setup.max_new_tokens, seed=seed)
-    return extraction_strength(conts, unlearner.language_id, unlearner.forget_language)
+    return evaluator_of(run).forget_es(prompts, seed)
 
 
 def half_steps(curve: list[tuple[int, float]]) -> float:
@@ -143,7 +132,41 @@ def half_steps(curve: list[tuple[int, float]]) -> float:
     return next((float(step) for step, fe in curve if fe <= start / 2), math.nan)
 
 
-def relearning_attack(unlearner, settings: RobustnessSettings) -> dict[str, float]:
+def relearn(ev: Evaluator, lines: list[str], which: str, lr: float, steps: int, eval_every: int, batch_size: int,
+            rng: random.Random, es_prompts: int | None = None, stop_when_recovered: bool = False) -> dict:
+    """Fine-tune the run on `lines` (next-token NLL, AdamW at `lr` on the adapter's parameters or on all of them),
+    measuring forget_efficacy every `eval_every` steps and at the last; then restore the run. Returns the curve
+    [(step, forget_efficacy)], the last evaluate_step() and, with `es_prompts`, ES at the attack's end.
+    `stop_when_recovered`: stop at the first measurement where forget_efficacy is back to 0 (everything forgotten
+    is back: more steps cannot find a worse case)."""
+    tok, model, setup = ev.tok, ev.model, ev.setup
+    rows = [tok.encode(t, add_special_tokens=False) for t in lines]
+    with preserved(ev, which) as params:
+        measured = ev.evaluate_step()
+        curve = [(0, measured["forget_efficacy"])]
+        optimizer = torch.optim.AdamW(params, lr=lr)
+        for step in range(1, steps + 1):
+            model.train()
+            batch = to_device(pad_rows(tok, [rows[rng.randrange(len(rows))] for _ in range(batch_size)],
+                                       setup.train.max_len), model.device)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+            nll, count = token_nll(logits, batch["labels"])
+            loss = nll.sum() / count.sum().clamp_min(1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if setup.train.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, setup.train.max_grad_norm)
+            optimizer.step()
+            if step % eval_every == 0 or step == steps:
+                measured = ev.evaluate_step()
+                curve.append((step, measured["forget_efficacy"]))
+                if stop_when_recovered and measured["forget_efficacy"] <= 0:
+                    break
+        es = forget_es(ev, es_prompts) if es_prompts else None
+    return {"curve": curve, "last": measured, "es": es}
+
+
+def relearning_attack(run, settings: RobustnessSettings) -> dict[str, float]:
     """Fine-tune a copy of the trial's state on the forget set's attack lines (next-token NLL, AdamW), measure
     forget_efficacy every `relearn_eval_every` steps and ES at the end, then restore the trial's state.
 
@@ -154,39 +177,19 @@ def relearning_attack(unlearner, settings: RobustnessSettings) -> dict[str, floa
     `relearn_excess` (ours minus the oracle's: at most 0 when the model relearns no faster than a model that never
     saw the language).
     """
-    lines = unlearner.data.forget.attack
-    if not lines:
+    ev = evaluator_of(run)
+    if not ev.data.forget.attack:
         raise ValueError("the forget set holds no attack lines (trainables.data.split_attack)")
-    tok, model, setup = unlearner.tok, unlearner.model, unlearner.setup
-    rows = [tok.encode(t, add_special_tokens=False) for t in lines]
-    rng = random.Random(f"{_ATTACK_SEED}:{setup.train.seed}")
-    out: dict[str, float] = {}
-    with preserved(unlearner, settings.relearn_params) as params:
-        start = unlearner.evaluate_step()["forget_efficacy"]
-        curve = [(0, start)]
-        optimizer = torch.optim.AdamW(params, lr=settings.relearn_lr)
-        for step in range(1, settings.relearn_steps + 1):
-            model.train()
-            batch = to_device(pad_rows(tok, [rows[rng.randrange(len(rows))] for _ in range(settings.relearn_batch_size)],
-                                       setup.train.max_len), model.device)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-            nll, count = token_nll(logits, batch["labels"])
-            loss = nll.sum() / count.sum().clamp_min(1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if setup.train.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, setup.train.max_grad_norm)
-            optimizer.step()
-            if step % settings.relearn_eval_every == 0 or step == settings.relearn_steps:
-                measured = unlearner.evaluate_step()
-                curve.append((step, measured["forget_efficacy"]))
-                if step < settings.relearn_steps:
-                    out[f"relearn_forget_efficacy_{step}"] = measured["forget_efficacy"]
-        out["relearn_forget_efficacy"] = curve[-1][1]
-        out["relearn_utility"] = measured["utility"]
-        es = forget_es(unlearner, settings.relearn_es_prompts)
-        if es is not None:
-            out["relearn_es_forget"] = es
+    rng = random.Random(f"{ATTACK_SEED}:{ev.setup.train.seed}")
+    result = relearn(ev, ev.data.forget.attack, settings.relearn_params, settings.relearn_lr, settings.relearn_steps,
+                     settings.relearn_eval_every, settings.relearn_batch_size, rng, settings.relearn_es_prompts)
+    curve = result["curve"]
+    start = curve[0][1]
+    out: dict[str, float] = {f"relearn_forget_efficacy_{step}": fe for step, fe in curve[1:-1]}
+    out["relearn_forget_efficacy"] = curve[-1][1]
+    out["relearn_utility"] = result["last"]["utility"]
+    if result["es"] is not None:
+        out["relearn_es_forget"] = result["es"]
     out["relearn_half_steps"] = half_steps(curve)
     out["relearn_drop"] = start - curve[-1][1]
     out["relearn_share_back"] = out["relearn_drop"] / start if start > 0 else math.nan
@@ -195,13 +198,14 @@ def relearning_attack(unlearner, settings: RobustnessSettings) -> dict[str, floa
     return out
 
 
-def edit_layers(unlearner) -> list[int]:
+def edit_layers(run) -> list[int]:
     """The decoder layers the adapter edits: LoReFT's chosen layers, else those holding adapter parameters."""
-    layers = decoder_layers(unlearner.model)
-    interventions = getattr(unlearner.adapter, "interventions", None)
+    ev = evaluator_of(run)
+    layers = decoder_layers(ev.model)
+    interventions = getattr(ev.adapter, "interventions", None)
     if interventions is not None:
         return sorted(int(k) for k in interventions)
-    adapter = {id(p) for p in unlearner.adapter.parameters()}
+    adapter = {id(p) for p in ev.adapter.parameters()}
     return [i for i, layer in enumerate(layers) if any(id(p) in adapter for p in layer.parameters())]
 
 
@@ -224,39 +228,42 @@ def activation_noise(model, layers: list[int], amp: float, seed: int):
             handle.remove()
 
 
-def actpert_audit(unlearner, amp: float, prompts: int) -> dict[str, float]:
+def actpert_audit(run, amp: float, prompts: int) -> dict[str, float]:
     """ES and forget_efficacy with Gaussian noise at the edit layers, and the change in ES from the same prompts and
     sampling seed without it (`actpert_delta_es` > 0: the noise brings the forget language back)."""
-    layers = edit_layers(unlearner)
-    clean = forget_es(unlearner, prompts)
-    with activation_noise(unlearner.model, layers, amp, seed=_ES_SEED):
-        noisy = forget_es(unlearner, prompts)
-        fe = unlearner.evaluate_step()["forget_efficacy"]
+    ev = evaluator_of(run)
+    layers = edit_layers(ev)
+    clean = forget_es(ev, prompts)
+    with activation_noise(ev.model, layers, amp, seed=ES_SEED):
+        noisy = forget_es(ev, prompts)
+        fe = ev.evaluate_step()["forget_efficacy"]
     out = {"actpert_forget_efficacy": fe, "actpert_layers": float(len(layers))}
     if noisy is not None:
         out.update(actpert_es_forget=noisy, actpert_delta_es=noisy - clean)
     return out
 
 
-def int8_model(unlearner):
+def int8_model(run):
     """An int8 dynamically quantised copy of the unlearned model (CPU), LoRA merged into its weights first."""
     from torch.ao.quantization import quantize_dynamic
 
-    if unlearner.model.device.type != "cpu":
-        raise ValueError("the int8 check uses torch's CPU dynamic quantiser; the trial's model is on "
-                         f"{unlearner.model.device}")
-    model = copy.deepcopy(unlearner.model)  # LoReFT's hooks come with it, bound to their own copy of the adapter
+    model = evaluator_of(run).model
+    if model.device.type != "cpu":
+        raise ValueError(f"the int8 check uses torch's CPU dynamic quantiser; the trial's model is on {model.device}")
+    model = copy.deepcopy(model)  # LoReFT's hooks come with it, bound to their own copy of the adapter
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model.eval()
     return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def int8_check(unlearner, prompts: int) -> dict[str, float]:
-    """forget_efficacy (against the float base's token mass), utility and ES of the int8 copy."""
-    with swapped_model(unlearner, int8_model(unlearner)):
-        measured = unlearner.evaluate_step()
-        es = forget_es(unlearner, prompts)
+def int8_check(run, prompts: int) -> dict[str, float]:
+    """forget_efficacy (against the float base's token mass), utility and ES of the int8 copy (measured as the run
+    is: its batches, baseline, gate; the adapter's norm its own)."""
+    ev = evaluator_of(run)
+    quantised = ev.with_model(int8_model(ev), ev.adapter)
+    measured = quantised.evaluate_step()
+    es = forget_es(quantised, prompts)
     out = {"int8_forget_efficacy": measured["forget_efficacy"], "int8_utility": measured["utility"]}
     if es is not None:
         out["int8_es_forget"] = es
@@ -266,10 +273,11 @@ def int8_check(unlearner, prompts: int) -> dict[str, float]:
 def robustness_metrics(unlearner, settings: RobustnessSettings, final: bool) -> dict[str, float]:
     """Every check the settings ask for at this point of the trial (`final`: its last step)."""
     out: dict[str, float] = {}
+    ev = unlearner.evaluator
     if settings.relearn and (final or unlearner.step in settings.relearn_at_steps):
-        out.update(relearning_attack(unlearner, settings))
+        out.update(relearning_attack(ev, settings))
     if final and settings.actpert_audit:
-        out.update(actpert_audit(unlearner, settings.actpert_amp, settings.relearn_es_prompts))
+        out.update(actpert_audit(ev, settings.actpert_amp, settings.relearn_es_prompts))
     if final and settings.int8_check:
-        out.update(int8_check(unlearner, settings.relearn_es_prompts))
+        out.update(int8_check(ev, settings.relearn_es_prompts))
     return out
