@@ -10,6 +10,10 @@ Runs a small study on the embedded default (real Ray, Optuna, MLflow), exports u
 - prints each export's remaining differences from mmie.py (`mmie_differences`).
 
     flock /tmp/heavy.lock .venv/bin/python bench/bench_export_reproduction.py     # about 5-10 minutes on 2 cores
+    .venv/bin/python bench/bench_export_reproduction.py --differences    # seconds: no study, no training
+
+`--differences` runs no study: it exports a `ga` trial at its defaults from the default study's logged config
+(the embedded default, built) and prints what differs from mmie.py, with the sizes the export measures.
 
 Prints figures; asserts nothing.
 """
@@ -38,13 +42,37 @@ def _contract(export: Path, config: dict, study) -> str:
     return "ok" if not bad else f"MISMATCH in {', '.join(bad)}"
 
 
+def print_default_differences() -> None:
+    from study.config import load_config
+    from study.results.export import export_config
+    from study.results.front import StudyRecord, TrialRecord
+    from study.tracking.parent_run import _flatten
+    from trainables.methods.registry import ADAPTERS, get_variant
+
+    cfg = load_config()
+    record = StudyRecord(study=cfg.study, tracking_uri="", parent_run_id="-", objectives=cfg.search.objectives,
+                         steps=cfg.train.steps, seed=cfg.train.seed, config=_flatten(cfg.model_dump(mode="json")))
+    knobs = get_variant("ga").knobs() + ADAPTERS.get("lora").knobs
+    trial = TrialRecord(run_id="-", trial_id="ga-defaults", status="completed", pareto=True, pareto_rank=0,
+                        params={"variant": "ga", "adapter": "lora", **{k.name: k.default for k in knobs}}, metrics={})
+    config = export_config(record, trial, Path(tempfile.mkdtemp(prefix="export-diff-")))
+    print(f"default study, ga at its defaults: mmie_exact {config['mmie_exact']}")
+    for d in config["mmie_differences"]:
+        print(f"  - {d}")
+    print(config["mmie_command"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--noise-seeds", type=int, default=3)
+    parser.add_argument("--differences", action="store_true", help="only print a default export's differences")
     args = parser.parse_args()
+    if args.differences:
+        print_default_differences()
+        return
 
     from study.config import load_config
     from study.results.export import export_config

@@ -468,6 +468,9 @@ class StudyConfig(_Strict):
         if self.quantization == "int8" and self.resources.gpus_per_trial == 0:
             raise _KeyedError(("quantization",), "int8 loads the model 8-bit through bitsandbytes, which runs on "
                                                  "CUDA only: set resources.gpus_per_trial, or quantization: none")
+        if self.quantization == "int8" and r.relearn and r.relearn_params == "all":
+            raise _KeyedError(("robustness", "relearn_params"), "all trains every parameter, and 8-bit weights "
+                                                                "cannot be trained: use adapter with quantization: int8")
         if r.int8_check and self.dtype != "float32":
             raise _KeyedError(("robustness", "int8_check"), f"quantises float32 weights; the model is {self.dtype}")
         return self

@@ -176,6 +176,8 @@ def test_precision_follows_the_study_and_8bit_is_refused_without_cuda():
     with pytest.raises(ValueError, match="quantization: int8 loads the model 8-bit through bitsandbytes, which runs "
                                          "on CUDA only: set resources.gpus_per_trial"):
         load_config(None, {"quantization": "int8"})
+    with pytest.raises(ValueError, match="8-bit weights cannot be trained"):
+        load_config(None, {"quantization": "int8", "resources.gpus_per_trial": 1, "robustness.relearn_params": "all"})
     import torch
 
     if torch.cuda.is_available():

@@ -30,6 +30,7 @@ from trainables.embedded import EmbeddedModel, EmbeddedSpec
 from trainables.methods.registry import get_variant
 from trainables.metrics.mmie import ACCEPTANCE_GATES, gates_verdict
 from trainables.model.decoder_layers import ModelSize
+from trainables.model.shapes import is_shape, shape_named
 from trainables.trial.status import TrialStatus
 from trainables.unlearner import retain_objective_of
 
@@ -136,13 +137,18 @@ def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path, 
         raise ValueError(f"--out {out}: is a file, not a folder")
     inputs = lines.study_inputs(record)
     data = lines.study_data(record, inputs)
-    names = ["config.json", "mmie_command.sh", *(f"{lines.FOLDER}/{f}" for f in lines.written_files(data))]
-    existing = [name for name in names if (out / name).is_symlink() or (out / name).exists()]
-    if existing and not force:
-        raise ValueError(f"--out {out}: {', '.join(existing)} already there; give --force to replace")
+    def there(names):
+        return [name for name in names if (out / name).is_symlink() or (out / name).exists()]
+
+    existing = there(["config.json", "mmie_command.sh"])
+    written = there(f"{lines.FOLDER}/{f}" for f in lines.written_files(data))
+    if (existing or written) and not force:
+        also = f" (and {len(written)} files under {lines.FOLDER}/)" if existing and written else ""
+        raise ValueError(f"--out {out}: {', '.join(existing or written)} already there; give --force to replace"
+                         + also)
     args, kwargs = entry_arguments(record, trial)
     out.mkdir(parents=True, exist_ok=True)
-    written = lines.write_trained_lines(data, out / lines.FOLDER)
+    written_paths = lines.write_trained_lines(data, out / lines.FOLDER)
     differences = mmie_problems(record, trial) + tokenization_differences(record, inputs, data)
     config: dict[str, Any] = {
         "entry_point": _entry(trial),
@@ -151,12 +157,12 @@ def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path, 
         "adapter": trial.adapter,
         "metrics": {m: trial.metrics[m] for m in (*record.objectives, *REPORTED_METRICS) if m in trial.metrics},
         "provenance": _provenance(record, trial),
-        "mmie_command": mmie_command(record, trial, written, inputs.model),
+        "mmie_command": mmie_command(record, trial, written_paths, inputs.model),
         "mmie_exact": not differences,
         "mmie_differences": differences,
         # What mmie.py reads (the training lines, line i = the study's data.<set>.train[i]) and what the study read
         # (config.json's kwargs take these files' lines: the entry points split them as the study did).
-        "data": {name: str(Path(path).relative_to(out.resolve())) for name, path in _roles(written).items()},
+        "data": {name: str(Path(path).relative_to(out.resolve())) for name, path in _roles(written_paths).items()},
         "study_data": _roles(inputs.data),
     }
     if picked_by:
@@ -292,6 +298,8 @@ def num_layers(record: StudyRecord) -> int | None:
     model = record.config.get("model", "embedded")
     if model == "embedded":
         return int(record.config.get("embedded.num_layers", EmbeddedSpec.num_layers))
+    if is_shape(model):
+        return shape_named(model).num_layers
     config_file = Path(model) / "config.json"
     if not config_file.is_file():
         try:
