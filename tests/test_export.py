@@ -378,7 +378,7 @@ def test_export_sine_runs_through_run_config(record, tmp_path):
     assert_runs_unchanged(config)
     assert (config["entry_point"], config["adapter"]) == ("run_config", "sine_lora")
     assert config["kwargs"]["omega"] == 10.0 and config["kwargs"]["gain"] == 20
-    assert "mmie.py has no sine_lora adapter" in config["note"]
+    assert "mmie.py has no sine_lora adapter" in config["note"] and "no sine_lora arm: both its arms" in config["note"]
 
 
 def test_export_with_data_files_quotes_paths(record, tmp_path, embedded, monkeypatch):

@@ -2,8 +2,10 @@
 
 A study ends with a Pareto front, not a winner: `pick` chooses one trial by a stated rule (the front's knee, or the
 most forgetting above a utility floor), and `export_config` writes what reproduces it: `config.json`, whose
-`kwargs` go unchanged to the mmie.py entry point it names (trainables.adaptive_unlearning), and `mmie_command.sh`,
-the nearest mmie.py command line. JSON only: people and other tools read the file, and loading it runs no code.
+`kwargs` go unchanged to the mmie.py entry point it names (trainables.adaptive_unlearning); `data/`, the lines the
+trial trained on (study.results.trained_lines); and `mmie_command.sh`, the mmie.py command line that trains on them
+as the study did, with every difference that remains named and sized (`mmie_differences`). JSON only: people and
+other tools read the file, and loading it runs no code.
 """
 
 from __future__ import annotations
@@ -463,10 +465,15 @@ def _runs_as(record: StudyRecord, trial: TrialRecord) -> list[str]:
         if "--forget_obj" not in flags:
             out.append(f"no --forget_obj: mmie.py's {trial.adapter} arm trains its default objective, plain GA "
                        f"(-NLL), not the study's {variant.objective}")
-        other = "--reft_steps" if mmie.steps_flag(variant, trial.params) == "--lora_steps" else "--lora_steps"
-        out.append(f"mmie.py also trains its other arm ({other} 500 by default) with the exported objective, "
-                   f"sampler, optimiser and rank (its flags are shared); add {other} 0 to keep to the exported arm "
-                   "(<= 0 loads that arm's checkpoint from --ckpt_dir instead of training it)")
+        steps = mmie.steps_flag(variant, trial.params)
+        if steps is None:
+            out.append(f"mmie.py has no {trial.adapter} arm: both its arms (lora, reft) train at their default 500 "
+                       "steps with the exported objective, sampler and optimiser flags")
+        else:
+            other = "--reft_steps" if steps == "--lora_steps" else "--lora_steps"
+            out.append(f"mmie.py also trains its other arm ({other} 500 by default) with the exported objective, "
+                       f"sampler, optimiser and rank (its flags are shared); add {other} 0 to keep to the exported "
+                       "arm (<= 0 loads that arm's checkpoint from --ckpt_dir instead of training it)")
     return out
 
 
