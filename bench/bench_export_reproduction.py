@@ -91,6 +91,8 @@ def main() -> None:
         "variants": ["ga", "forget_reweight", "dualoptim", "mmie_npo"], "search.num_samples": args.trials,
         "search.max_concurrent": 2, "scheduler.type": "fifo", "train.steps": args.steps,
         "train.eval_every": args.steps, "train.checkpoint_every": args.steps,
+        # Not compared here, and they cost most of a small study: the retain-only oracle and the relearning attack.
+        "robustness.oracle": False, "robustness.relearn": False,
     })
     run_study(cfg, log=lambda *a: None)
     record = load_study(uri, "repro")
