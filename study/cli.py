@@ -159,14 +159,16 @@ def cmd_audit(args) -> int:
 
 def cmd_export(args) -> int:
     tracking = _tracking(args)
-    from study.results.export import export_config, pick
+    from study.results.export import describe_pick, export_config, pick
     from study.results.front import load_study
 
     record = load_study(tracking, args.study, args.run_id)
     print(record.describe())
     trial = pick(record, args.pick, args.min_utility, args.variant, include_diverged=args.include_diverged)
-    config = export_config(record, trial, args.out, force=args.force)
-    print(f"exported trial {trial.trial_id} ({trial.variant}) to {args.out}/config.json")
+    picked_by = describe_pick(args.pick, args.min_utility, args.variant)
+    config = export_config(record, trial, args.out, force=args.force, picked_by=picked_by)
+    print(f"exported trial {trial.trial_id} ({trial.variant}), {picked_by}, to {args.out}/config.json "
+          "(the lines it trained on under data/)")
     print(config["mmie_command"])
     return 0
 

@@ -351,6 +351,8 @@ class StudyConfig(_Strict):
     model: str = TrialSetup.model
     trust_remote_code: StrictBool = TrialSetup.trust_remote_code
     dtype: Literal["float32", "bfloat16", "float16"] = TrialSetup.dtype
+    # int8: mmie.py's default on CUDA (bitsandbytes 8-bit weights; LoRA through prepare_model_for_kbit_training).
+    quantization: Literal["none", "int8"] = TrialSetup.quantization
     embedded: EmbeddedConfig = EmbeddedConfig()
     shape: ShapeConfig = ShapeConfig()
     data: DataConfig | None = None
@@ -514,6 +516,12 @@ class StudyConfig(_Strict):
         if r.int8_check and self.resources.gpus_per_trial > 0:
             raise _KeyedError(("robustness", "int8_check"), "torch's dynamic quantiser runs on CPU only; not "
                                                             "available to trials on a GPU")
+        if self.quantization == "int8" and self.resources.gpus_per_trial == 0:
+            raise _KeyedError(("quantization",), "int8 loads the model 8-bit through bitsandbytes, which runs on "
+                                                 "CUDA only: set resources.gpus_per_trial, or quantization: none")
+        if self.quantization == "int8" and r.relearn and r.relearn_params == "all":
+            raise _KeyedError(("robustness", "relearn_params"), "all trains every parameter, and 8-bit weights "
+                                                                "cannot be trained: use adapter with quantization: int8")
         if r.int8_check and self.dtype != "float32":
             raise _KeyedError(("robustness", "int8_check"), f"quantises float32 weights; the model is {self.dtype}")
         return self

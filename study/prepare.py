@@ -142,6 +142,22 @@ def check_resources(cfg: StudyConfig, address: str | None) -> None:
                               "no GPU and no --address was given; set it to 0 or run on a cluster with GPUs")
 
 
+def check_quantization(cfg: StudyConfig, address: str | None) -> None:
+    """An 8-bit study on this machine needs CUDA and bitsandbytes here; on a cluster its workers need them."""
+    if cfg.quantization != "int8" or address is not None:
+        return
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("quantization: int8 loads the model 8-bit through bitsandbytes, which runs on CUDA only, "
+                          "and this machine has no CUDA (and no --address was given); use quantization: none, or "
+                          "run on a cluster with GPUs")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("quantization: int8 needs the package bitsandbytes (pip install bitsandbytes)")
+
+
 def check_optuna_storage(cfg: StudyConfig) -> None:
     storage = cfg.search.optuna_storage
     if storage is not None and storage != "mlflow" and not Path(storage).expanduser().resolve().parent.is_dir():
@@ -187,6 +203,7 @@ def _check_before_building(cfg: StudyConfig, address: str | None) -> ModelSize:
     check_model(cfg.model)
     shape = model_shape(cfg)
     check_model_knobs(cfg, shape, cfg.model)  # a layer the model does not have fails before anything is built
+    check_quantization(cfg, address)
     check_resources(cfg, address)
     check_optuna_storage(cfg)
     return shape
@@ -203,6 +220,7 @@ def _trial_setup(cfg: StudyConfig, shape: ModelSize) -> TrialSetup:
         model_shape=shape,
         trust_remote_code=cfg.trust_remote_code,
         dtype=cfg.dtype,
+        quantization=cfg.quantization,
         device="cuda" if cfg.resources.gpus_per_trial > 0 else "cpu",
         data=resolved_data_paths(cfg),
         embedded_forget=cfg.embedded.forget,

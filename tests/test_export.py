@@ -85,7 +85,7 @@ def store(tmp_path_factory, mlflow_store):
 
 
 @pytest.fixture
-def record(store, monkeypatch):
+def record(store, monkeypatch, embedded):  # the study ran on the embedded default, whose files an export reads
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     uri, parent, _ = store
     return load_study(uri, "s1", parent_run_id=parent)
@@ -259,7 +259,7 @@ def assert_runs_unchanged(config):
     assert set(kwargs) <= named | knobs
 
 
-def test_export_lora_ga(record, tmp_path, store):
+def test_export_lora_ga(record, tmp_path, store, embedded):
     config = export(record, "ga", tmp_path)
     assert_runs_unchanged(config)
     assert (config["entry_point"], config["adapter"], config["args"]) == ("train_lora_adaptive", "lora", {})
@@ -280,13 +280,59 @@ def test_export_lora_ga(record, tmp_path, store):
     assert f["--rank"] == ["8"] and f["--seeds"] == ["7"]
     # No --lr in mmie.py: a learning rate other than its 2e-4 goes through --dual_optimizer.
     assert f["--dual_optimizer"] == [] and f["--lr_forget"] == f["--lr_retain"] == ["0.001"]
-    # the embedded default: placeholder paths, explained in the note
-    assert f["--model"] == ["EMBEDDED_DIR/model"] and f["--forget"] == ["EMBEDDED_DIR/data/hi.jsonl"]
-    assert f["--retain"] == ["EMBEDDED_DIR/data/en_retain.jsonl"] and f["--mixed"] == ["EMBEDDED_DIR/data/hi_en.jsonl"]
-    assert f["--xlang"] == [f"EMBEDDED_DIR/data/{c}.jsonl" for c in ("ur", "pa", "bn")]
+    # the embedded default's model, and the lines the trial trained on, written beside the command
+    out = (tmp_path / "ga").resolve()
+    assert f["--model"] == [str(embedded.model_dir)] and f["--forget"] == [str(out / "data" / "forget.jsonl")]
+    assert f["--retain"] == [str(out / "data" / "retain.jsonl")] and f["--mixed"] == [str(out / "data" / "mixed.jsonl")]
+    assert f["--xlang"] == [str(out / "data" / "xlang" / f"{c}.jsonl") for c in ("ur", "pa", "bn")]
     assert config["mmie_exact"] is False
-    for expected in ("unlearn-study build-default", "target_modules", "lr = 0.0002", "batch_size = 16"):
+    for expected in ("target_modules", "lr = 0.0002", "batch_size = 16"):
         assert expected in config["note"]
+    # the training step (a study at a constant learning rate has no warm-up to differ), and the embedded tokenizer's
+    # BOS before every training line
+    kinds = [d.split(":")[0] for d in config["mmie_differences"]]
+    assert {"padding", "batches", "special tokens"} <= set(kinds) and "warm-up" not in kinds, kinds
+    # max_len 32: lines longer than that are cut at the other end in mmie.py (left truncation), counted
+    assert any(d.startswith("truncation: ") and "longer than 32 tokens" in d for d in config["mmie_differences"])
+    # what the command really runs, and what mmie.py answers whatever it measures
+    assert "lr 0.001 runs as --dual_optimizer --lr_forget 0.001 --lr_retain 0.001" in config["note"]
+    assert "two AdamW states" in config["note"] and "every arm's decision is STOP" in config["note"]
+    # a CPU study: where the command runs, what it costs there, and mmie.py's CPU crash
+    assert f["--device"] == ["cpu"] and "contextlib.nullcontext()" in config["note"] and "--no_mia" in config["note"]
+    assert "--reft_steps 0" in config["note"] and "7 minutes on 2 cores" in config["note"]
+    # a 2-layer model: a layer left for mmie.py's selection, probes on layers it has
+    assert f["--min_layer"] == ["1"] and f["--select_top_k"] == ["1"] and f["--probe_layers"] == ["1"]
+    assert {"--no_quantization", "--report_token_kl", "--use_xlmr", "--use_fasttext"} <= set(f)
+    script = (tmp_path / "ga" / "mmie_command.sh").read_text()
+    assert "FASTTEXT_LID_PATH naming lid.176.bin" in script
+
+
+def test_export_writes_the_lines_the_trial_trained_on(record, tmp_path, embedded):
+    from trainables.data import load_study_data, read_jsonl
+    from trainables.trial.setup import TrialSetup
+
+    config = export(record, "ga", tmp_path)
+    f = flags(config["mmie_command"])
+    study = load_study_data(embedded.data_paths("hi", "en"), seed=7, heldout=TrialSetup.heldout)
+    for flag, name in (("--forget", "forget"), ("--retain", "retain"), ("--mixed", "mixed"),
+                       ("--adversarial", "adversarial")):
+        # line i of the file mmie.py reads is the study's training line i
+        assert read_jsonl(f[flag][0]) == study.sets[name].train, name
+        assert config["data"][name] == f"data/{name}.jsonl"
+    assert [read_jsonl(p) for p in f["--xlang"]] == [study.sets[f"xlang_{c}"].train for c in ("ur", "pa", "bn")]
+    # held-out and attack lines are not in it: mmie.py would train on lines the study measured or attacked with
+    written = set(read_jsonl(f["--forget"][0]))
+    assert not written & set(study.forget.heldout + study.forget.attack)
+    assert config["study_data"]["forget"] == embedded.data_paths("hi", "en").forget
+
+
+def test_mmie_gates_export_names_the_gates_it_checked(record, tmp_path):
+    from study.results.export import describe_pick
+
+    out = tmp_path / "gates"
+    config = export_config(record, trial(record, "ga"), out, picked_by=describe_pick("mmie-gates"))
+    assert "G1_ES50, G2_PPL10, G3_MIX30" in config["picked_by"] and "G6_MIA0" in config["picked_by"]
+    assert config["note"].startswith("Picked: the highest forget_efficacy among trials passing mmie.py's gates")
 
 
 def test_export_npo(record, tmp_path):
@@ -300,6 +346,7 @@ def test_export_npo(record, tmp_path):
 
 def test_export_adaptive(record, tmp_path):
     config = export(record, "adaptive", tmp_path)
+    assert "no --forget_obj: mmie.py's lora arm trains its default objective, plain GA" in config["note"]
     assert_runs_unchanged(config)
     assert config["kwargs"]["use_curriculum"] is True and config["kwargs"]["retain_freq"] == 2
     f = flags(config["mmie_command"])
@@ -334,21 +381,30 @@ def test_export_sine_runs_through_run_config(record, tmp_path):
     assert_runs_unchanged(config)
     assert (config["entry_point"], config["adapter"]) == ("run_config", "sine_lora")
     assert config["kwargs"]["omega"] == 10.0 and config["kwargs"]["gain"] == 20
-    assert "mmie.py has no sine_lora adapter" in config["note"]
+    assert "mmie.py has no sine_lora adapter" in config["note"] and "no sine_lora arm: both its arms" in config["note"]
 
 
-def test_export_with_data_files_quotes_paths(record, tmp_path):
+def test_export_with_data_files_quotes_paths(record, tmp_path, embedded, monkeypatch):
+    from trainables.data import read_jsonl, write_jsonl
+
+    monkeypatch.chdir(tmp_path)  # the study's relative paths are read from where it ran
+    source = embedded.data_paths("hi", "en")
+    for name, path in (("data/hi forget.jsonl", source.forget), ("data/en.jsonl", source.retain),
+                       ("data/ur.jsonl", source.xlang[0]), ("data/it's.jsonl", source.xlang[1])):
+        write_jsonl(tmp_path / name, read_jsonl(path)[:300])
     del record.config["data"]  # flattened: data.forget, data.retain, ...
     record.config.update({"model": "Qwen/Qwen2.5-1.5B-Instruct", "data.forget": "data/hi forget.jsonl",
                           "data.retain": "data/en.jsonl", "data.mixed": "None",
                           "data.xlang": "['data/ur.jsonl', \"data/it's.jsonl\"]"})
-    config = export(record, "ga", tmp_path)
+    config = export(record, "ga", tmp_path / "out")
     f = flags(config["mmie_command"])
-    assert f["--model"] == ["Qwen/Qwen2.5-1.5B-Instruct"] and f["--forget"] == ["data/hi forget.jsonl"]
-    assert f["--xlang"] == ["data/ur.jsonl", "data/it's.jsonl"]
+    out = (tmp_path / "out" / "ga").resolve()
+    assert f["--model"] == ["Qwen/Qwen2.5-1.5B-Instruct"] and f["--forget"] == [str(out / "data" / "forget.jsonl")]
+    assert f["--xlang"] == [str(out / "data" / "xlang" / "ur.jsonl"), str(out / "data" / "xlang" / "it_s.jsonl")]
+    assert config["study_data"]["xlang_it_s"] == str(tmp_path / "data" / "it's.jsonl")
     # mmie.py requires --mixed: a placeholder, named in the note
     assert f["--mixed"] == ["MIXED_FILE"] and "MIXED_FILE" in config["note"]
-    assert "EMBEDDED_DIR" not in config["note"]
+    assert "not measured" in config["note"]  # the tokenizer (BOS, truncation) is not on this machine
 
 
 def test_script_is_commented_provenance_then_the_command(record, tmp_path):
@@ -357,6 +413,7 @@ def test_script_is_commented_provenance_then_the_command(record, tmp_path):
     script = tmp_path / "adaptive" / "mmie_command.sh"
     lines = script.read_text().splitlines()
     assert lines[0] == "#!/usr/bin/env bash" and lines[-1] == config["mmie_command"]
+    assert lines[-3].startswith("# fastText needs FASTTEXT_LID_PATH")  # said right above the command
     assert all(line.startswith("#") for line in lines[:-1])
     assert "abc123+dirty" in script.read_text() and script.stat().st_mode & 0o111
 

@@ -24,6 +24,10 @@ CONFIG = {"model": "/models/qwen", "data.forget": "hi.jsonl", "data.retain": "en
           "data.adversarial": "adv.jsonl", "data.xlang": "['ur.jsonl', 'bn.jsonl']", "train.batch_size": "16", "train.max_len": "256",
           "train.lr_schedule": "warmup_cosine", "train.warmup_ratio": "0.1", "train.max_grad_norm": "1.0"}
 
+# The embedded default's study: two decoder layers (a real model's depth is read from its config.json).
+EMBEDDED = {"model": "embedded", "data": "None", "embedded.forget": "hi", "embedded.retain": "en",
+            "embedded.num_layers": "2", **{k: v for k, v in CONFIG.items() if k.startswith("train.")}}
+
 
 def _record(config=CONFIG) -> StudyRecord:
     return StudyRecord(study="s", tracking_uri="sqlite:///x.db", parent_run_id="p", objectives=["forget_efficacy",
@@ -91,13 +95,25 @@ def test_every_variant_exports_to_a_command_the_parser_accepts(variant, adapter)
     if v.gate == "sae_gate":
         assert args.sae_gate and args.sae_gate_alpha == pytest.approx(p["sae_gate_alpha"])
         assert args.sae_gate_topk == int(p["n_features"]) and args.sae_feature_picker == "activation"
+    # What every export carries: full precision (no study trained 8-bit), the study's voters (all five without a
+    # voter setting), token KL reported, the CPU the study ran on.
+    assert args.no_quantization and args.use_xlmr and args.use_fasttext and args.report_token_kl
+    assert args.device == "cpu"
 
 
 def test_what_mmie_cannot_express_is_named_and_what_it_can_is_exact():
     record = _record()
     default = lambda k: k.default  # noqa: E731
-    assert mmie_problems(record, _trial("ga", "lora", default)) == []  # mmie.py's own default arm, exactly
-    assert mmie_problems(record, _trial("dualoptim", "reft", default)) == []  # --dual_optimizer, its ReFT
+    # mmie.py's own default arm: its pieces are exact; what remains is the training step (padding, warm-up, batch
+    # order), each named with its size where the settings give it.
+    assert mmie.problems(get_variant("ga"), _trial("ga", "lora", default).params) == []
+    assert mmie.problems(get_variant("dualoptim"), _trial("dualoptim", "reft", default).params) == []
+    remaining = mmie_problems(_record(EMBEDDED), _trial("ga", "lora", default))
+    assert [d.split(":")[0] for d in remaining] == ["padding", "warm-up", "batches"]
+    assert "20 runs at lr·(u+1)/20" not in remaining[1] and "first 8 " in remaining[1]  # 40 steps: 80 updates
+    assert "1 update(s) of full learning rate more" in remaining[1]
+    padded = _record(EMBEDDED | {"train.padding": "mmie"})  # a study that trained with mmie.py's padding
+    assert [d.split(":")[0] for d in mmie_problems(padded, _trial("ga", "lora", default))] == ["warm-up", "batches"]
     notes = " ".join(mmie_problems(record, _trial("loreun", "lora", default)))
     assert "loreun" in notes and "--forget_reweight" in notes
     assert any("lr" in n for n in mmie_problems(record, _trial("ga", "lora")))  # lr 2e-4 is hard-coded
@@ -142,3 +158,81 @@ def test_an_abbreviated_flag_is_rejected_by_the_parser_model():
     # The parser model must fail where argparse's prefix matching would silently accept (--bound).
     with pytest.raises(ParseError):
         mmie_parser().parse_args(["--model", "m", "--forget", "f", "--retain", "r", "--mixed", "x", "--bound", "3"])
+
+
+# ---- issue 22: the command runs where and how the study ran ---------------------------------------------------
+
+
+
+def test_precision_follows_the_study_and_8bit_is_refused_without_cuda():
+    from study.config import ConfigError
+    from study.prepare import check_quantization
+
+    ga = _trial("ga", "lora")
+    assert _parse(mmie_command(_record(), ga)).no_quantization  # mmie.py loads 8-bit on CUDA unless told not to
+    int8 = _record(CONFIG | {"quantization": "int8", "resources.gpus_per_trial": "1"})
+    args = _parse(mmie_command(int8, ga))
+    assert not args.no_quantization and args.device == "cuda"  # mmie.py's default: 8-bit, on CUDA
+    with pytest.raises(ValueError, match="quantization: int8 loads the model 8-bit through bitsandbytes, which runs "
+                                         "on CUDA only: set resources.gpus_per_trial"):
+        load_config(None, {"quantization": "int8"})
+    with pytest.raises(ValueError, match="8-bit weights cannot be trained"):
+        load_config(None, {"quantization": "int8", "resources.gpus_per_trial": 1, "robustness.relearn_params": "all"})
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the 8-bit study is not refused here")
+    cfg = load_config(None, {"quantization": "int8", "resources.gpus_per_trial": 1})
+    with pytest.raises(ConfigError, match="quantization: int8 .* this machine has no CUDA"):
+        check_quantization(cfg, address=None)
+    check_quantization(cfg, address="10.0.0.1:6379")  # a cluster's workers may have CUDA
+
+
+def test_8bit_loading_is_refused_on_a_cpu_device():
+    from trainables.model.loading import load_model
+
+    with pytest.raises(ValueError, match="CUDA only"):
+        load_model("/nonexistent", quantization="int8", device="cpu")
+    with pytest.raises(ValueError, match="quantization 'int4'"):
+        load_model("/nonexistent", quantization="int4")
+
+
+def test_language_id_voters_follow_the_studys_setting():
+    ga = _trial("ga", "lora")
+    three = _record(CONFIG | {"mmie_eval.use_xlmr": "False", "mmie_eval.use_fasttext": "False"})
+    args = _parse(mmie_command(three, ga))
+    assert not args.use_xlmr and not args.use_fasttext
+    cld3 = _parse(mmie_command(_record(CONFIG | {"mmie_eval.use_xlmr": "True", "mmie_eval.use_fasttext": "False"}), ga))
+    assert cld3.use_xlmr and not cld3.use_fasttext
+
+
+def test_layer_flags_fit_a_two_layer_model_and_negative_reft_layers_resolve():
+    default = lambda k: k.default  # noqa: E731
+    embedded = _record(EMBEDDED)
+    args = _parse(mmie_command(embedded, _trial("ga", "lora", default)))
+    # mmie.py's --min_layer 2 leaves no layer of 2; its probe layers 8 16 24 do not exist
+    assert (args.min_layer, args.select_top_k, args.probe_layers) == (1, 1, [1])
+    reft = _trial("ga", "reft", default)
+    reft.params["layers"] = "-1"  # the study reads -1 as the last layer; mmie.py would drop it
+    args = _parse(mmie_command(embedded, reft))
+    assert args.force_layers == [1] and args.min_layer == 1 and args.select_top_k == 1
+    reft.params["layers"] = "0,-1"
+    assert _parse(mmie_command(embedded, reft)).force_layers == [0, 1]
+    deep = _record(EMBEDDED | {"embedded.num_layers": "28"})
+    args = _parse(mmie_command(deep, _trial("ga", "lora", default)))
+    assert (args.min_layer, args.select_top_k, args.probe_layers) == (2, 3, [8, 16, 24])  # its defaults fit
+    assert any("depth could not be read" in p for p in mmie_problems(_record(), _trial("ga", "lora", default)))
+
+
+def test_device_follows_the_study():
+    ga = _trial("ga", "lora")
+    assert _parse(mmie_command(_record(CONFIG | {"resources.gpus_per_trial": "0.5"}), ga)).device == "cuda"
+    assert _parse(mmie_command(_record(CONFIG | {"resources.gpus_per_trial": "0"}), ga)).device == "cpu"
+
+
+def test_mmie_gates_pick_names_the_gates_it_checked():
+    from study.results.export import describe_pick
+
+    text = describe_pick("mmie-gates", 0.5)
+    assert "G1_ES50, G2_PPL10, G3_MIX30" in text and "utility >= 0.5" in text
+    assert "not checked: G1S_ES50_sem, G3S_MIX30_sem, G4_NoRedistrib, G5_NoXLeak, G6_MIA0, G7_AdvES" in text

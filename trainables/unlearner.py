@@ -80,7 +80,8 @@ class Unlearner:
         if model is None:
             path = self.setup.model_path()
             self.tok = load_tokenizer(path, self.setup.trust_remote_code)
-            model = load_model(path, self.setup.trust_remote_code, self.setup.dtype, self.setup.device)
+            model = load_model(path, self.setup.trust_remote_code, self.setup.dtype, self.setup.device,
+                               self.setup.quantization)
         else:
             path, self.tok = None, tokenizer
         self.model = model
@@ -311,7 +312,7 @@ class Unlearner:
                       lid=default_ensemble())
         key = None
         if self.model_path is not None:
-            key = (self.model_path, self.setup.dtype, self.setup.data_paths(), self.setup.train.seed, self.setup.heldout,
+            key = (self.model_path, self.setup.dtype, self.setup.quantization, self.setup.data_paths(), self.setup.train.seed, self.setup.heldout,
                    cfg)
         base = mmie_metrics.base_measurements(key, self, lambda: mmie_metrics.measure(
             self.model, self.tok, self.data, items=cfg.final_items, edited=self.adapter.disabled,

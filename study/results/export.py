@@ -2,8 +2,10 @@
 
 A study ends with a Pareto front, not a winner: `pick` chooses one trial by a stated rule (the front's knee, or the
 most forgetting above a utility floor), and `export_config` writes what reproduces it: `config.json`, whose
-`kwargs` go unchanged to the mmie.py entry point it names (trainables.adaptive_unlearning), and `mmie_command.sh`,
-the nearest mmie.py command line. JSON only: people and other tools read the file, and loading it runs no code.
+`kwargs` go unchanged to the mmie.py entry point it names (trainables.adaptive_unlearning); `data/`, the lines the
+trial trained on (study.results.trained_lines); and `mmie_command.sh`, the mmie.py command line that trains on them
+as the study did, with every difference that remains named and sized (`mmie_differences`). JSON only: people and
+other tools read the file, and loading it runs no code.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import numpy as np
 from study.eligibility import FrontRule
 from study.pareto import apply_floor, build_front
 from study.results import mmie_command as mmie
+from study.results import trained_lines as lines
 from study.results.front import StudyRecord, TrialRecord, metric_points, ranked_trials
 from study.tracking.parent_run import redact_uri
-from trainables.data import DataPaths
-from trainables.embedded import EmbeddedModel
+from trainables.data import UTILITY_SET, DataPaths
+from trainables.embedded import EmbeddedModel, EmbeddedSpec
 from trainables.methods.registry import get_variant
-from trainables.metrics.mmie import gates_verdict
+from trainables.metrics.mmie import ACCEPTANCE_GATES, gates_verdict
+from trainables.model.decoder_layers import ModelSize
+from trainables.model.shapes import is_shape, shape_named
 from trainables.trial.status import TrialStatus
 
 PICKS = ("knee", "max-forget", "mmie-gates")
@@ -110,18 +115,46 @@ def _nothing_ranked(record: StudyRecord, variant: str | None) -> str:
 # ---- exporting it ----------------------------------------------------------------------------------------------
 
 
-def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path, force: bool = False) -> dict:
-    """Write `out_dir/config.json` and `out_dir/mmie_command.sh` for this trial; return the JSON's dict.
+def describe_pick(how: str, min_utility: float | None = None, variant: str | None = None) -> str:
+    """What a pick rule chose, in words (written into the export): for mmie-gates, exactly which of mmie.py's
+    gates the study checked and which it did not."""
+    floor = f", utility >= {min_utility:g}" if min_utility is not None else ""
+    among = f" among {variant} trials" if variant else ""
+    if how == "knee":
+        return f"the knee of the front{among}{floor}"
+    if how == "max-forget":
+        return f"the highest forget_efficacy{among}{floor}"
+    checked, unchecked = mmie.gates_checked(ACCEPTANCE_GATES)
+    return (f"the highest forget_efficacy{among}{floor} among trials passing mmie.py's gates {', '.join(checked)} "
+            f"as the study measured them (mmie/gates_feasible: mmie.py's fallback rule, without statsmodels, at the "
+            f"study's mmie_eval gate ratios); not checked: {', '.join(unchecked)}, which mmie.py's PROCEED also needs")
+
+
+def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path, force: bool = False,
+                  picked_by: str | None = None) -> dict:
+    """Write `out_dir/config.json`, `out_dir/mmie_command.sh` and the lines the trial trained on
+    (`out_dir/data/`, study.results.trained_lines) for this trial; return the JSON's dict.
 
     An existing file is replaced only with `force`, and then as a new file: a link in `out_dir` is replaced, never
     followed to overwrite what it points at."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file, not a folder")
-    existing = [name for name in ("config.json", "mmie_command.sh") if (out / name).is_symlink() or (out / name).exists()]
-    if existing and not force:
-        raise ValueError(f"--out {out}: {', '.join(existing)} already there; give --force to replace")
+    inputs = lines.study_inputs(record)
+    data = lines.study_data(record, inputs)
+    def there(names):
+        return [name for name in names if (out / name).is_symlink() or (out / name).exists()]
+
+    existing = there(["config.json", "mmie_command.sh"])
+    written = there(f"{lines.FOLDER}/{f}" for f in lines.written_files(data))
+    if (existing or written) and not force:
+        also = f" (and {len(written)} files under {lines.FOLDER}/)" if existing and written else ""
+        raise ValueError(f"--out {out}: {', '.join(existing or written)} already there; give --force to replace"
+                         + also)
     args, kwargs = entry_arguments(record, trial)
+    out.mkdir(parents=True, exist_ok=True)
+    written_paths = lines.write_trained_lines(data, out / lines.FOLDER)
+    differences = mmie_problems(record, trial) + tokenization_differences(record, inputs, data)
     config: dict[str, Any] = {
         "entry_point": _entry(trial),
         "args": args,
@@ -129,16 +162,24 @@ def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path, 
         "adapter": trial.adapter,
         "metrics": {m: trial.metrics[m] for m in (*record.objectives, *REPORTED_METRICS) if m in trial.metrics},
         "provenance": _provenance(record, trial),
-        "mmie_command": mmie_command(record, trial),
-        "mmie_exact": not mmie_problems(record, trial),
+        "mmie_command": mmie_command(record, trial, written_paths, inputs.model),
+        "mmie_exact": not differences,
+        "mmie_differences": differences,
+        # What mmie.py reads (the training lines, line i = the study's data.<set>.train[i]) and what the study read
+        # (config.json's kwargs take these files' lines: the entry points split them as the study did).
+        "data": {name: str(Path(path).relative_to(out.resolve())) for name, path in _roles(written_paths).items()},
+        "study_data": _roles(inputs.data),
     }
-    notes = _notes(record, trial)
-    if notes:
-        config["note"] = " ".join(notes)
-    out.mkdir(parents=True, exist_ok=True)
+    if picked_by:
+        config["picked_by"] = picked_by
+    config["note"] = " ".join(_notes(record, trial, differences, picked_by))
     _write_new(out / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n", 0o644)
     _write_new(out / "mmie_command.sh", _script(config), 0o755)
     return config
+
+
+def _roles(paths: DataPaths) -> dict[str, str]:
+    return {name: path for name, path in paths.roles().items() if name != UTILITY_SET}
 
 
 def _write_new(path: Path, text: str, mode: int) -> None:
@@ -198,16 +239,20 @@ def _param(record: StudyRecord, key: str) -> str:
         raise ValueError(f"parent run {record.parent_run_id} of study {record.study!r} lacks param {key!r}") from None
 
 
-def mmie_command(record: StudyRecord, trial: TrialRecord) -> str:
+def mmie_command(record: StudyRecord, trial: TrialRecord, data: DataPaths | None = None,
+                 model: str | None = None) -> str:
     """The trial as an mmie.py command line (quoted for a POSIX shell): only flags mmie.py's parser has, spelled in
-    full, each piece's as the registry declares it (`study.results.mmie_command`); `mmie_problems` says where it is not exact."""
+    full, each piece's as the registry declares it (`study.results.mmie_command`); `mmie_problems` says where it is
+    not exact. `data` and `model`: the files to point at (an export's written training lines); the study's own
+    paths when not given."""
     variant = get_variant(trial.variant)
-    model, data = _mmie_inputs(record)
+    study_model, study_paths = _mmie_inputs(record)
+    model, data = model or study_model, data or study_paths
     flags = ["--model", model, "--forget", data.forget, "--retain", data.retain,
              "--mixed", data.mixed or MIXED_PLACEHOLDER]
     if data.xlang:
         flags += ["--xlang", *data.xlang]
-    adversarial = _adversarial(record, data)
+    adversarial = data.adversarial if data is not study_paths else _adversarial(record, data)
     if adversarial:
         flags += ["--adversarial", adversarial]
     flags += ["--seeds", str(record.seed)]
@@ -215,17 +260,77 @@ def mmie_command(record: StudyRecord, trial: TrialRecord) -> str:
     if steps:
         # mmie.py's step counter counts forget and retain updates alike (even: forget, odd: retain).
         flags += [steps, str(MMIE_UPDATES_PER_STEP * record.steps)]
-    flags += mmie.piece_flags(variant, trial.params)
+    layers = num_layers(record)
+    pieces = mmie.piece_flags(variant, trial.params, layers)
+    flags += pieces + mmie.layer_flags(layers, pieces)
+    flags += _run_flags(record)
     return shlex.join(["python", "mmie.py", *flags])
 
 
+def _run_flags(record: StudyRecord) -> list[str]:
+    """Precision, device, language-ID voters and reports: what the study ran and measured."""
+    flags = [] if _quantization(record) == "int8" else ["--no_quantization"]
+    if _on_cpu(record):
+        flags += ["--device", "cpu"]
+    flags += [flag for flag, on in _voter_flags(record).items() if on]
+    return flags + ["--report_token_kl"]  # without it mmie.py reports no token KL
+
+
+def _quantization(record: StudyRecord) -> str:
+    return record.config.get("quantization", "none")  # a study from before the setting: not 8-bit
+
+
+def _on_cpu(record: StudyRecord) -> bool:
+    try:
+        return float(record.config.get("resources.gpus_per_trial", "0")) == 0
+    except ValueError:
+        return True
+
+
+# The study's language-ID settings (trainables.metrics.mmie.MmieEvalConfig) and the mmie.py flags they stand for.
+VOTER_SETTINGS = {"--use_xlmr": "mmie_eval.use_xlmr", "--use_fasttext": "mmie_eval.use_fasttext"}
+
+
+def _voter_flags(record: StudyRecord) -> dict[str, bool]:
+    """mmie.py's optional voters (CLD3 by --use_xlmr, fastText by --use_fasttext) as the study predicted with them;
+    a study that logged no such setting voted with all five: both."""
+    return {flag: str(record.config.get(key, "True")).lower() == "true" for flag, key in VOTER_SETTINGS.items()}
+
+
+def num_layers(record: StudyRecord) -> int | None:
+    """The study model's decoder layers, from its logged config or the model's config.json (None: not readable
+    here, e.g. a hub model outside the local cache)."""
+    model = record.config.get("model", "embedded")
+    if model == "embedded":
+        return int(record.config.get("embedded.num_layers", EmbeddedSpec.num_layers))
+    if is_shape(model):
+        return shape_named(model).num_layers
+    config_file = Path(model) / "config.json"
+    if not config_file.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(model, "config.json")
+        except (ValueError, OSError):
+            return None
+        if not isinstance(cached, str):
+            return None
+        config_file = Path(cached)
+    try:
+        return ModelSize.of_config(json.loads(config_file.read_text())).num_layers
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def mmie_problems(record: StudyRecord, trial: TrialRecord) -> list[str]:
-    """Everything in which mmie_command's run differs from the trial (empty: it runs exactly the trial)."""
+    """Everything in which mmie_command's run differs from the trial, each with its size where it is known (empty:
+    it runs exactly the trial)."""
     variant = get_variant(trial.variant)
     out = mmie.problems(variant, trial.params)
+    settings = {k.removeprefix("train."): v for k, v in record.config.items() if k.startswith("train.")}
     if variant.trains:
-        settings = {k.removeprefix("train."): v for k, v in record.config.items() if k.startswith("train.")}
         out += mmie.training_differences(settings)
+        out += mmie.step_differences(settings, record.steps)
         if mmie.steps_flag(variant, trial.params) is None:
             out.append(f"mmie.py has no {trial.adapter} adapter: the command has no step count for it")
     else:
@@ -237,6 +342,38 @@ def mmie_problems(record: StudyRecord, trial: TrialRecord) -> list[str]:
     if not _adversarial(record, data):
         out.append("mmie.py requires an adversarial file (--adversarial, default adversarial.jsonl) and the study "
                    "had none: give one")
+    if num_layers(record) is None:
+        out.append("the model's depth could not be read here: the command keeps mmie.py's layer defaults "
+                   f"(--min_layer {mmie.MMIE_MIN_LAYER}, --select_top_k {mmie.MMIE_TOP_K}, --probe_layers "
+                   f"{' '.join(map(str, mmie.MMIE_PROBE_LAYERS))}); check they fit the model")
+    return out
+
+
+def tokenization_differences(record: StudyRecord, inputs, data) -> list[str]:
+    """How the study's training rows differ from mmie.py's for these lines, measured with the model's tokenizer:
+    a BOS token the study puts before every line that mmie.py's tokenizer call does not, and lines longer than
+    max_len, whose beginning the study keeps and whose end mmie.py keeps (left truncation)."""
+    from trainables.model.batching import pad_rows
+    from trainables.model.loading import load_tokenizer
+
+    try:
+        tok = load_tokenizer(inputs.model, record.config.get("trust_remote_code", "False") == "True")
+    except (OSError, ValueError) as e:
+        return [f"tokenization (BOS, truncation) not measured: the tokenizer does not load here ({type(e).__name__})"]
+    max_len = int(record.config.get("train.max_len", mmie.MMIE_TRAINING["max_len"]))
+    texts = data.forget.train + data.retain.train
+    prefix = len(pad_rows(tok, [[]], max_len)["input_ids"][0])  # what the study puts before every line
+    ours = [prefix + len(tok.encode(t, add_special_tokens=False)) for t in texts]
+    theirs = [len(row) for row in tok(texts)["input_ids"]]  # mmie.py's call: the tokenizer's own special tokens
+    out = []
+    extra = sum(ours) - sum(theirs)
+    if extra:
+        out.append(f"special tokens: the study's training rows hold {extra / len(texts):+.3g} token(s) per line "
+                   f"against mmie.py's tokenizer call ({prefix} BOS token(s) before every line here)")
+    long = sum(max(a, b) > max_len for a, b in zip(ours, theirs))
+    if long:
+        out.append(f"truncation: {long} of {len(texts)} forget and retain training lines are longer than {max_len} "
+                   "tokens; the study keeps their beginning, mmie.py (left truncation) their end")
     return out
 
 
@@ -267,8 +404,11 @@ def _mmie_inputs(record: StudyRecord) -> tuple[str, DataPaths]:
     )
 
 
-def _notes(record: StudyRecord, trial: TrialRecord) -> list[str]:
+def _notes(record: StudyRecord, trial: TrialRecord, differences: list[str], picked_by: str | None) -> list[str]:
+    variant = get_variant(trial.variant)
     notes = []
+    if picked_by:
+        notes.append(f"Picked: {picked_by}.")
     if trial.status == TrialStatus.DIVERGED:
         notes.append(
             f"This trial diverged at step {reached_step(trial)} of {record.steps}: its metrics were measured there, "
@@ -276,24 +416,96 @@ def _notes(record: StudyRecord, trial: TrialRecord) -> list[str]:
             "mmie.py has no such flag: mmie_command would train all the steps, past the divergence, and is not "
             "this trial's run."
         )
-    problems = mmie_problems(record, trial)
-    if problems:
-        notes.append("mmie_command is the nearest mmie.py run, not this trial: " + "; ".join(problems) + ". "
-                     f"config.json's kwargs run the trial itself through trainables.adaptive_unlearning.{_entry(trial)}.")
-    gate = get_variant(trial.variant).gate
-    if gate:
+    notes.append(
+        f"{lines.FOLDER}/ holds the lines the trial trained on, per set, in the study's order: line i of "
+        f"{lines.FOLDER}/forget.jsonl is the study's forget training line i (its seeded split less held-out and "
+        "attack lines). mmie.py trains on every line of them and measures on their heads (forget[:200], "
+        "retain[:200], mixed[:150], cross-lingual [:120], adversarial[:150]), the lines the study's mmie/ figures "
+        "are measured on. config.json's kwargs take the study's own files (study_data), which the entry points "
+        "split as the study did."
+    )
+    if differences:
+        notes.append("mmie_command is the nearest mmie.py run, not this trial; what differs: " + "; ".join(differences)
+                     + f". config.json's kwargs run the trial itself through "
+                     f"trainables.adaptive_unlearning.{_entry(trial)}.")
+    runs_as = _runs_as(record, trial)
+    if runs_as:
+        notes.append("What the command really runs: " + "; ".join(runs_as) + ".")
+    notes.append(_voters_note(record))
+    notes.append(
+        "mmie.py's verdict: with statsmodels installed (it is in mmie.py's requirements) its gates take the FDR path, "
+        "under which G2 never passes and every arm's decision is STOP whatever it measures; without statsmodels it "
+        "applies its fallback ratios, which the study's mmie/ gates follow."
+    )
+    if _on_cpu(record):
+        notes.append(_cpu_note(trial))
+    if variant.gate:
         notes.append(
-            f"The {gate} gate acts at evaluation and is not trained: the entry point returns the trained adapter "
-            f"without it; trainables.methods.gates.sae_gates.build_gate({gate!r}, kwargs, model, tok, data, model_path) and "
-            "attach_gate reproduce it."
+            f"The {variant.gate} gate acts at evaluation and is not trained: the entry point returns the trained "
+            f"adapter without it; trainables.methods.gates.sae_gates.build_gate({variant.gate!r}, kwargs, model, "
+            "tok, data, model_path) and attach_gate reproduce it. sae_layer has no mmie.py flag: mmie.py hooks its "
+            "gate on every layer its selection chooses (--force_layers L --select_top_k 1 puts it on layer L)."
         )
+    if not variant.trains:
+        notes.append("A gate-only trial trains nothing: run the command with --lora_steps 0 --reft_steps 0 and "
+                     "--ckpt_dir an empty folder, so both of mmie.py's arms are its base model (through its gate).")
     if _uses_embedded(record):
-        notes.append(
-            f"{EMBEDDED_DIR} stands for the embedded default's cache folder, the path `unlearn-study build-default` "
-            "prints (give it the study's config if the study set `embedded:`): its model/ and data/ hold the model "
-            "and the data files the study used."
-        )
+        notes.append("The model and data paths are this machine's (the embedded default's cache folder, and the "
+                     f"lines written under {lines.FOLDER}/): edit them if the export moves.")
+    notes.append("The command assumes the one-line fix of mmie.py's training crash (gradient_accumulation_steps, "
+                 "docs/mmie.md).")
     return notes
+
+
+def _runs_as(record: StudyRecord, trial: TrialRecord) -> list[str]:
+    """What mmie.py does with the exported flags where they are not the trial's own form."""
+    variant = get_variant(trial.variant)
+    out = []
+    if variant.trains:
+        if "lr" in trial.params and (lr := mmie.lr_runs_as(trial.params["lr"])):
+            out.append(lr)
+        flags = mmie.piece_flags(variant, trial.params)
+        if "--forget_obj" not in flags:
+            out.append(f"no --forget_obj: mmie.py's {trial.adapter} arm trains its default objective, plain GA "
+                       f"(-NLL), not the study's {variant.objective}")
+        steps = mmie.steps_flag(variant, trial.params)
+        if steps is None:
+            out.append(f"mmie.py has no {trial.adapter} arm: both its arms (lora, reft) train at their default 500 "
+                       "steps with the exported objective, sampler and optimiser flags")
+        else:
+            other = "--reft_steps" if steps == "--lora_steps" else "--lora_steps"
+            out.append(f"mmie.py also trains its other arm ({other} 500 by default) with the exported objective, "
+                       f"sampler, optimiser and rank (its flags are shared); add {other} 0 to keep to the exported "
+                       "arm (<= 0 loads that arm's checkpoint from --ckpt_dir instead of training it)")
+    return out
+
+
+def _voters_note(record: StudyRecord) -> str:
+    flags = _voter_flags(record)
+    logged = any(key in record.config for key in VOTER_SETTINGS.values())
+    voters = "script, cue words, langid" + (", CLD3" if flags["--use_xlmr"] else "") + \
+             (", fastText" if flags["--use_fasttext"] else "")
+    text = (f"Language ID: the study predicted mmie.py's ES with the voters {voters}"
+            + ("" if logged else " (its record has no voter setting: it voted with all five, so both --use_xlmr and "
+                                 "--use_fasttext are emitted)") + ".")
+    if flags["--use_xlmr"]:
+        text += " --use_xlmr turns on mmie.py's CLD3 voter (the module pycld3)."
+    if flags["--use_fasttext"]:
+        text += (" fastText votes only when the environment variable FASTTEXT_LID_PATH names fastText's lid.176.bin "
+                 "(export FASTTEXT_LID_PATH=/path/to/lid.176.bin before the command); without it fastText abstains "
+                 "and mmie.py votes with one voter fewer than the study.")
+    return text
+
+
+def _cpu_note(trial: TrialRecord) -> str:
+    return (
+        "A CPU study: the command runs with --device cpu. On CPU mmie.py as published crashes after training, at its "
+        "first MIA or token-KL call (_autocast_ctx returns torch.nullcontext(), which torch does not have): apply the "
+        "one-line fix contextlib.nullcontext() (docs/mmie.md), or add --no_mia and drop --report_token_kl (then no "
+        "MIA and no token KL). Cost on CPU: mmie.py's defaults (--train_sae_steps 5000, the other arm's 500 steps) "
+        "run for hours; its LoRA arm's 200 steps took about 7 minutes on 2 cores (issue 22). Keep it to the "
+        "exported arm with --reft_steps 0 (a LoRA export) or --lora_steps 0 (a ReFT export)."
+    )
 
 
 def _entry(trial: TrialRecord) -> str:
@@ -323,10 +535,13 @@ def _comment(text: str) -> list[str]:
 
 def _script(config: dict) -> str:
     p = config["provenance"]
-    lines = ["#!/usr/bin/env bash"]
-    lines += _comment(f"unlearn-study export of study {p['study']!r}, trial {p['trial_id']} ({p['trial_status']}): "
-                      f"MLflow run {p['run_id']}, parent run {p['parent_run_id']}, tracking URI {p['tracking_uri']}; "
-                      f"code {p['code_version']}, package {p['package_version']}; exported {p['exported_at']}.")
+    out = ["#!/usr/bin/env bash"]
+    out += _comment(f"unlearn-study export of study {p['study']!r}, trial {p['trial_id']} ({p['trial_status']}): "
+                    f"MLflow run {p['run_id']}, parent run {p['parent_run_id']}, tracking URI {p['tracking_uri']}; "
+                    f"code {p['code_version']}, package {p['package_version']}; exported {p['exported_at']}.")
     if "note" in config:
-        lines += _comment(config["note"])
-    return "\n".join([*lines, config["mmie_command"], ""])
+        out += _comment(config["note"])
+    if "--use_fasttext" in shlex.split(config["mmie_command"]):
+        out += _comment("fastText needs FASTTEXT_LID_PATH naming lid.176.bin: export FASTTEXT_LID_PATH=/path/to/"
+                        "lid.176.bin before running this (without it fastText abstains).")
+    return "\n".join([*out, config["mmie_command"], ""])

@@ -79,10 +79,12 @@ class LoRA(Adapter):
     def attach(self, model):
         from peft import LoraConfig, get_peft_model
 
+        from trainables.model.loading import prepare_for_lora
+
         config = LoraConfig(
             r=self.rank, lora_alpha=self.alpha, lora_dropout=0.0, target_modules=self.target_modules
         )
-        self.model = get_peft_model(model, config)
+        self.model = get_peft_model(prepare_for_lora(model), config)  # an 8-bit model as mmie.py prepares it
         return self.model
 
     def parameters(self):

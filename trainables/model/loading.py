@@ -3,6 +3,11 @@
 Loaded once per worker process and kept; each trial trains on its own copy, so one process can run trial after
 trial (Ray's actor reuse) without reloading weights from disk. trust_remote_code stays off unless configured.
 On CUDA the model's forward runs under bf16 autocast (weights stay in their dtype; logits come back in float32).
+
+`quantization: int8` loads the model as mmie.py does by default on CUDA (MMIE-INTERFACE.md §2): bitsandbytes 8-bit
+weights with `llm_int8_threshold` 6.0, and for a LoRA adapter peft's `prepare_model_for_kbit_training` first. An
+8-bit model cannot be copied or moved, so each trial loads its own from disk. It runs on CUDA only: the study
+refuses it before Ray on a machine without CUDA (study/prepare.py).
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+
+QUANTIZATIONS = ("none", "int8")
+# mmie.py's BitsAndBytesConfig (L1305): 8-bit weights, outliers above this magnitude kept in 16-bit.
+INT8_THRESHOLD = 6.0
 
 
 def _quiet_transformers() -> None:
@@ -68,13 +77,51 @@ def _honour_tokenizer_file(tok, path: Path):
     )
 
 
-def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu"):
+def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu",
+               quantization: str = "none"):
     """A fresh, frozen copy of the model (the cached one is never modified), on `device`; under bf16 autocast on
-    CUDA."""
-    model = copy.deepcopy(_load_base(name_or_path, trust_remote_code, dtype)).to(device)
+    CUDA. `quantization` "int8": loaded 8-bit from disk (see the module's docstring)."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization {quantization!r}: one of {', '.join(QUANTIZATIONS)}")
+    if quantization == "int8":
+        model = _load_int8(name_or_path, trust_remote_code, dtype, device)
+    else:
+        model = copy.deepcopy(_load_base(name_or_path, trust_remote_code, dtype)).to(device)
     if torch.device(device).type == "cuda":
         autocast_forward(model, "cuda", torch.bfloat16)
     return model
+
+
+def _load_int8(name_or_path: str, trust_remote_code: bool, dtype: str, device: str):
+    if torch.device(device).type != "cuda" or not torch.cuda.is_available():
+        raise ValueError(f"quantization int8 loads the model with bitsandbytes, which runs on CUDA only; the device "
+                         f"is {device!r}{'' if torch.cuda.is_available() else ' and this machine has no CUDA'}")
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    _quiet_transformers()
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, trust_remote_code=trust_remote_code, dtype=getattr(torch, dtype),
+        quantization_config=BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=INT8_THRESHOLD),
+        device_map={"": torch.device(device).index or 0},  # the trial's one GPU (mmie.py: device_map="auto")
+    )
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def is_8bit(model) -> bool:
+    return bool(getattr(model, "is_loaded_in_8bit", False))
+
+
+def prepare_for_lora(model):
+    """What mmie.py does to an 8-bit model before LoRA (L1502): peft's prepare_model_for_kbit_training (float32
+    norms and output layer, input gradients, gradient checkpointing). A model not in 8-bit is returned as it is."""
+    if not is_8bit(model):
+        return model
+    from peft import prepare_model_for_kbit_training
+
+    return prepare_model_for_kbit_training(model)
 
 
 def autocast_forward(model, device_type: str, dtype: torch.dtype = torch.bfloat16):

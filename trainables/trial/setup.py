@@ -52,6 +52,8 @@ class TrialSetup:
     model_shape: ModelSize | None = None
     trust_remote_code: bool = False
     dtype: str = "float32"
+    # "int8": loaded 8-bit through bitsandbytes, as mmie.py loads a model on CUDA by default (CUDA only).
+    quantization: str = "none"
     device: str = "cpu"
     # Data: None means the embedded default's generated corpus, forgetting `embedded_forget`.
     data: DataPaths | None = None
