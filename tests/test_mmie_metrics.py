@@ -36,12 +36,13 @@ def test_es_is_how_early_hindi_starts(lid):
 
 
 def test_script_guard_counts_the_whole_block_as_mmie_does(lid):
-    # No voter calls this English line Hindi, but the danda (U+0964) lies in the Devanagari block: mmie.py's guard
-    # starts "Hindi" at the fourth word.
+    # The danda (U+0964) lies in the Devanagari block: mmie.py's script voter calls this English line Hindi (its
+    # vote ties langid's "en" and goes first), and so does its guard, from the third word on.
     text = "James went home। He was tired after the long day"
-    assert lid.infer(text) == "en"
+    assert lid.infer(text) == "hi" and lid.infer(text.replace("।", ".")) == "en"
     assert mm.word_prefix_es([text], lid, "hi", "DEVANAGARI") == pytest.approx(1 - 3 / 10)
-    assert mm.word_prefix_es([text], lid, "hi", "DEVANAGARI", use_script_guard=False) == 0.0
+    assert mm.script_guard("DEVANAGARI")("home।") and not mm.script_guard("DEVANAGARI")("home.")
+    assert mm.word_prefix_es([text.replace("।", ".")], lid, "hi", "DEVANAGARI") == 0.0
 
 
 def test_plurality_vote_ignores_und_and_breaks_ties_by_voter_order():

@@ -23,7 +23,7 @@ from study.oracle import FRONT_METRICS
 from study.pareto import pareto_front_mask
 from study.tracking.parent_run import child_runs, readable_parent_run, redact_uri
 from trainables.methods.registry import ADAPTERS, Knob, get_variant
-from trainables.metrics.mmie import gates_verdict
+from trainables.metrics.mmie import gates_verdict, verdict_label
 from trainables.trial.status import STATUS_TAG, TrialStatus
 
 
@@ -201,6 +201,7 @@ def _row(record: StudyRecord, trial: TrialRecord) -> dict:
         "adapter": trial.adapter,
         **{o: trial.metrics[o] for o in record.objectives},
         "mmie_gates": gates_verdict(trial.metrics),
+        "mmie_verdict": verdict_label(trial.metrics),
         **{m: trial.metrics[m] for m in FRONT_METRICS if m in trial.metrics and m not in record.objectives},
         **trial.knobs(),
     }

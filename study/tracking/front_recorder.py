@@ -17,7 +17,7 @@ from study.eligibility import FrontRule
 from study.oracle import FRONT_METRICS
 from study.pareto import hypervolume, knee_point, nondominated_ranks, reference_point
 from study.tracking.callback import MlflowCallback
-from trainables.metrics.mmie import gates_verdict
+from trainables.metrics.mmie import gates_verdict, verdict_label
 from trainables.trial.status import STATUS_TAG, TrialStatus, trial_status
 
 
@@ -125,6 +125,7 @@ class ParetoRecorder(MlflowCallback):
             row.update({m: float(points[i, j]) for j, m in enumerate(self.objectives)})
             row.update({m: t["result"][m] for m in FRONT_METRICS if m in t["result"] and m not in row})
             row["mmie_gates"] = gates_verdict(t["result"])
+            row["mmie_verdict"] = verdict_label(t["result"])
             row.update({k: v for k, v in t["config"].items() if k not in row})
             rows.append(row)
         return sorted(rows, key=lambda r: -r[self.objectives[0]])
