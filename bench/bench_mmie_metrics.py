@@ -103,8 +103,8 @@ def lid(per_set: int, lines: int | None = None) -> None:
     tok = load_tokenizer(str(em.model_dir))
     model = load_model(str(em.model_dir))
     print(f"continuations of the base model (mmie.py's sampling, {per_set} prompts per set, 64 new tokens):")
-    for i, (name, prompts) in enumerate(es_prompt_sets(data).items()):
-        gens = generate(model, tok, prompts[:per_set], 64, seed=i, through_eos=None)
+    for i, (name, prompts) in enumerate(es_prompt_sets(data, base=True, cap=per_set).items()):
+        gens = generate(model, tok, prompts, 64, seed=i)
         d, n = compare(name, gens)
         totals.update(gen_differ=d, gen_n=n)
     print(f"overall: held-out lines {totals['held_differ']}/{totals['held_n']} "

@@ -158,6 +158,8 @@ class TrainConfig(_Strict):
     max_grad_norm: float = Field(TrainSettings.max_grad_norm, ge=0)
     max_adapter_norm: float = Field(TrainSettings.max_adapter_norm, gt=0)
     seed: int = TrainSettings.seed
+    # masked: padding out of every loss; mmie: mmie.py's whole-set padding, pads counted (TrainSettings.padding)
+    padding: Literal["masked", "mmie"] = TrainSettings.padding
 
 
 class SAESettings(_Strict):
@@ -254,16 +256,19 @@ class MmieEvalSettings(_Strict):
     definitions (sampling, prompts, ES) are not settings."""
 
     enabled: bool = MmieEvalConfig.enabled
-    items: int = Field(MmieEvalConfig.items, ge=1)  # generation prompts per set at evaluation checkpoints
-    final_items: int = Field(MmieEvalConfig.final_items, ge=1)  # at the end of a trial, and for the base model
+    items: int = Field(MmieEvalConfig.items, ge=1)  # forget prompts at evaluation checkpoints
+    # at the end of a trial, and for the base model: None is mmie.py's counts; a number caps each set
+    final_items: int | None = Field(MmieEvalConfig.final_items, ge=1)
     # ES sets at checkpoints: forget only (generation is most of the cost) or all; the end measures every set.
     checkpoint_sets: Literal["forget", "all"] = MmieEvalConfig.checkpoint_sets
     max_new_tokens: int = Field(MmieEvalConfig.max_new_tokens, ge=1)
-    # None: generation runs through end-of-text when there is no chat template
-    through_eos: bool | None = MmieEvalConfig.through_eos
     # None: mmie.py's (ppl 200, token KL 120, MIA 120)
     teacher_forced_items: int | None = Field(MmieEvalConfig.teacher_forced_items, ge=1)
     min_k: float = Field(MmieEvalConfig.min_k, gt=0, le=1)
+    # mmie.py's --use_xlmr (CLD3 votes) and --use_fasttext (fastText votes, with FASTTEXT_LID_PATH): the exported
+    # command's flags, and the voters the study predicts with
+    use_xlmr: bool = MmieEvalConfig.use_xlmr
+    use_fasttext: bool = MmieEvalConfig.use_fasttext
     gate_es_forget_ratio: float = Field(MmieEvalConfig.gate_es_forget_ratio, ge=0)
     gate_es_mixed_ratio: float = Field(MmieEvalConfig.gate_es_mixed_ratio, ge=0)
     gate_ppl_ratio: float = Field(MmieEvalConfig.gate_ppl_ratio, gt=0)

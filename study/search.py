@@ -72,15 +72,15 @@ def store_constraints(ot_trial, constraints: dict[str, float]) -> None:
 def mmie_gate_constraints(result: dict) -> dict[str, float]:
     """mmie.py's gates as Optuna constraints (<= 0 feasible) from a trial's result (`mmie/gate_<gate>`, computed
     by the trial), every gate in ACCEPTANCE_GATES' order, so that every trial's constraints line up (they are stored by
-    position). A missing G1 or G2 (the trial ended before its first full evaluation) counts infeasible; a missing G3
-    (a study without a mixed set, or a checkpoint that measured the forget set only) is 0, as `gates_pass` lets
-    it pass."""
-    from trainables.metrics.mmie import ACCEPTANCE_GATES
+    position). A missing required gate (G1, G2: the trial ended before its first full evaluation) counts
+    infeasible; another missing one (no mixed set, no ITRANS scheme for the forget script, or a checkpoint that
+    measured the forget set only) is 0, as `gates_pass` lets it pass."""
+    from trainables.metrics.mmie import ACCEPTANCE_GATES, REQUIRED_GATES
 
     out = {}
     for gate in ACCEPTANCE_GATES:
         value = result.get(f"mmie/gate_{gate}")
-        if value is None and gate == "G3_es_mixed":
+        if value is None and gate not in REQUIRED_GATES:
             out[gate] = 0.0
             continue
         out[gate] = 1.0 if value is None or value != value else float(value)

@@ -145,9 +145,9 @@ def test_front_matches_brute_force_and_ignores_unfinished_trials(record):
     assert [r["trial_id"] for r in rows] == FRONT  # sorted by forget_efficacy, highest first
     assert {r["trial_id"] for r in rows} == brute_force_front(record)
     assert rows[0] == {"trial_id": "ga", "status": "completed", "variant": "ga", "adapter": "lora",
-                       "forget_efficacy": 0.9, "utility": 0.5, "mmie_gates": "unknown", "degenerate": False,
-                       "diverged": False, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj", "lora_alpha": 16,
-                       "knee": False, "knee_distance": 0.3143}
+                       "forget_efficacy": 0.9, "utility": 0.5, "mmie_gates": "unknown", "mmie_verdict": "unknown",
+                       "degenerate": False, "diverged": False, "lr": 0.001, "rank": 8, "target_modules": "q_proj,v_proj",
+                       "lora_alpha": 16, "knee": False, "knee_distance": 0.3143}
     assert rows[3]["adapter"] == "sine_lora" and "loreft" not in {r["trial_id"] for r in rows}
     assert set(FINAL_STATUSES) == {"completed", "diverged"}  # final values; diverged ones still off by default
 

@@ -36,12 +36,13 @@ def test_es_is_how_early_hindi_starts(lid):
 
 
 def test_script_guard_counts_the_whole_block_as_mmie_does(lid):
-    # No voter calls this English line Hindi, but the danda (U+0964) lies in the Devanagari block: mmie.py's guard
-    # starts "Hindi" at the fourth word.
+    # The danda (U+0964) lies in the Devanagari block: mmie.py's script voter calls this English line Hindi (its
+    # vote ties langid's "en" and goes first), and so does its guard, from the third word on.
     text = "James went home। He was tired after the long day"
-    assert lid.infer(text) == "en"
+    assert lid.infer(text) == "hi" and lid.infer(text.replace("।", ".")) == "en"
     assert mm.word_prefix_es([text], lid, "hi", "DEVANAGARI") == pytest.approx(1 - 3 / 10)
-    assert mm.word_prefix_es([text], lid, "hi", "DEVANAGARI", use_script_guard=False) == 0.0
+    assert mm.script_guard("DEVANAGARI")("home।") and not mm.script_guard("DEVANAGARI")("home.")
+    assert mm.word_prefix_es([text.replace("।", ".")], lid, "hi", "DEVANAGARI") == 0.0
 
 
 def test_plurality_vote_ignores_und_and_breaks_ties_by_voter_order():
@@ -75,6 +76,9 @@ def test_gates_follow_mmie_fallback_rule():
     assert gates["G3_es_mixed"] == pytest.approx(0.6 - 0.63)
     zero_base = mm.gate_constraints({"mmie/es_forget": 0.05, "mmie/base/es_forget": 0.0}, cfg)
     assert zero_base == {"G1_es_forget": pytest.approx(0.05 - 0.1)}  # 0.1 when the base is 0; no mixed: no G3
+    # G3 has the same fallback (issue 22, item 5): 0.1 when the base's mixed ES is 0
+    mixed_zero = mm.gate_constraints({"mmie/es_mixed": 0.05, "mmie/base/es_mixed": 0.0}, cfg)
+    assert mixed_zero == {"G3_es_mixed": pytest.approx(0.05 - 0.1)}
     diverged = mm.gate_constraints({"mmie/es_forget": math.nan, "mmie/base/es_forget": 0.5}, cfg)
     assert diverged == {"G1_es_forget": math.inf}
     assert mm.gates_verdict({"mmie/gates_feasible": 1.0}) == "feasible"
@@ -101,10 +105,11 @@ def test_infeasible_trial_is_never_on_optunas_front():
         assert search.suggest(trial_id) is not None
         search.on_trial_complete(trial_id, {**result, "finished": 1.0})
     trials = {t.number: t for t in search._ot_study.trials}
-    # every gate, by position (this study has no mixed set: G3 is 0, as mmie.py lets it pass)
-    assert trials[1].system_attrs["constraints"] == [0.3, -0.1, 0.0]
-    assert trials[2].system_attrs["constraints"] == [1.0, 1.0, 0.0]  # never measured: infeasible
-    assert search._ot_study.user_attrs["constraints"] == ["G1_es_forget", "G2_ppl", "G3_es_mixed"]
+    # every gate, by position (no mixed set and no semantic ES here: G3, G1S and G3S are 0, as gates_pass lets
+    # them pass)
+    assert trials[1].system_attrs["constraints"] == [0.3, -0.1, 0.0, 0.0, 0.0]
+    assert trials[2].system_attrs["constraints"] == [1.0, 1.0, 0.0, 0.0, 0.0]  # never measured: infeasible
+    assert search._ot_study.user_attrs["constraints"] == list(mm.ACCEPTANCE_GATES)
     assert [t.number for t in search._ot_study.best_trials] == [0]
 
 
@@ -156,8 +161,9 @@ def test_mia_auc_points_towards_the_set_the_adapter_learnt(embedded):
             opt.zero_grad()
         model.eval()
         base, edited = model.disable_adapter, nullcontext
-        out[direction] = (mm.membership(model, tok, members, nonmembers, 0.2, edited, base),
-                          mm.membership(model, tok, members, nonmembers, 0.2, base)["mia_min_k_auc"])
+        out[direction] = (mm.loss_mia(model, tok, members, nonmembers, edited, base)
+                          | {"mia_min_k_auc": mm.min_k_auc(model, tok, members, nonmembers, 0.2, edited)},
+                          mm.min_k_auc(model, tok, members, nonmembers, 0.2, base))
     towards, mink_base = out[1.0]
     away, _ = out[-1.0]
     assert towards["mia_auc"] == 1.0 and towards["mia_acc"] == 1.0
@@ -185,8 +191,13 @@ def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(em
     for name in (*sets, "ppl_retain"):
         assert f"mmie/base/{name}" in out
     assert out["mmie/token_kl_retain"] > 0 and 0 <= out["mia_min_k_auc"] <= 1
-    assert {"mmie/gate_G1_es_forget", "mmie/gate_G2_ppl", "mmie/gate_G3_es_mixed"} <= set(out)
+    for name in ("es_semantic", "es_mixed_semantic", "empty_reply_share"):
+        assert f"mmie/{name}" in out and f"mmie/base/{name}" in out, name
+    assert {f"mmie/gate_{g}" for g in (*mm.ACCEPTANCE_GATES, "G5_xlang_leak", "G6_mia", "G7_adversarial")} <= set(out)
     assert out["mmie/gates_feasible"] == float(all(out[f"mmie/gate_{g}"] <= 0 for g in mm.ACCEPTANCE_GATES))
+    every_gate = [k for k in out if k.startswith("mmie/gate_")]
+    assert out["mmie/verdict_proceed"] == float(all(out[k] <= 0 for k in every_gate))
+    assert out["mmie/items_exact"] == 0.0  # final_items and teacher_forced_items cap mmie.py's counts
     assert not mm.gates_pass({"G2_ppl": -1.0})  # G1 not measured: not a pass
     checkpoint = with_eval.evaluate_mmie(final=False)  # ES of the forget set only, by default
     assert "mmie/es_forget" in checkpoint and "mmie/es_mixed" not in checkpoint and "mmie/mia_auc" in checkpoint
@@ -204,7 +215,9 @@ def test_adversarial_set_is_generated_validated_and_never_collateral(embedded, t
     assert paths.adversarial.endswith("adversarial_hi.jsonl")
     data = load_study_data(paths)
     assert "adversarial" in data.sets and "adversarial" not in {s.name for s in data.collateral_sets()}
-    assert len(mm.es_prompt_sets(data)["es_adversarial"]) == 200  # every line is a prompt: none is trained on
+    # mmie.py reads the exported adversarial file (the set's "training" lines: none is trained on): [:200], [:150]
+    assert mm.es_prompt_sets(data, base=True)["es_adversarial"] == data.sets["adversarial"].train[:200]
+    assert len(mm.es_prompt_sets(data, base=False)["es_adversarial"]) == 150
     bad = tmp_path / "adv.jsonl"
     bad.write_text('{"text": "Translate into Hindi: hello"}\n{"txt": 1}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"adversarial file .*adv.jsonl, line 2"):

@@ -12,7 +12,7 @@ import yaml
 from study.config import ConfigError, load_config
 from study.prepare import check_model_knobs, model_shape, prepare_study
 from study.space import define_by_run
-from trainables.methods.registry import ADAPTERS, get_variant
+from trainables.methods.registry import ADAPTERS
 from trainables.model.decoder_layers import LayerChoices, ModelSize
 from trainables.model.loading import autocast_forward, load_model, load_tokenizer
 from trainables.model.shapes import SHAPES, ArchitectureShape, ensure_shape

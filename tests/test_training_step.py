@@ -52,8 +52,8 @@ def test_kl_ignores_padding():
 def test_warmup_cosine_starts_moving_and_ends_at_zero():
     total = 100
     factors = [lr_multiplier("warmup_cosine", u, total, 0.1) for u in range(total)]
-    assert factors[0] == pytest.approx(0.1)  # mmie.py's first update has lr 0; ours moves
-    assert factors[9] == pytest.approx(1.0) and factors[10] == pytest.approx(1.0)
+    assert factors[0] == 0.0  # mmie.py's first update runs at lr 0 (L1418), and so does ours
+    assert factors[9] == pytest.approx(0.9) and factors[10] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
     assert factors[-1] < 0.01
     assert lr_multiplier("constant", 50, total, 0.1) == 1.0
@@ -65,8 +65,8 @@ def test_the_schedule_sets_each_update_learning_rate(embedded):
     for _ in range(10):
         u.train_step()
         seen.append(u.optim.opt.param_groups[0]["lr"])
-    # 2 updates a step, 20 in all, warm-up over 2: the last update of step 0 already runs at the peak.
-    assert seen[0] == pytest.approx(1e-3)
+    # 2 updates a step, 20 in all, warm-up over 2: step 0's updates run at lr 0 and lr / 2.
+    assert seen[0] == pytest.approx(0.5e-3)
     assert seen[-1] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 17 / 18)))
 
 

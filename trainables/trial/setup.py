@@ -37,6 +37,13 @@ class TrainSettings:
     max_grad_norm: float = 1.0  # 0: no clipping
     max_adapter_norm: float = 1e3  # an adapter whose norm passes this has diverged
     seed: int = 0
+    # "masked": each batch padded to its longest line, padding masked out of every loss. "mmie": mmie.py's, each
+    # set tokenised once (every row padded, on the left, to the longest line of the set; a long line keeps its
+    # end) and pads counted in the losses (trainables.model.batching.whole_set_rows).
+    padding: str = "masked"
+
+
+PADDINGS = ("masked", "mmie")
 
 
 @dataclass(frozen=True)
