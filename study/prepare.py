@@ -39,6 +39,16 @@ def storage_path(cfg: StudyConfig) -> str:
     return cfg.storage_path or str(Path.cwd() / "ray_results")
 
 
+def experiment_name(cfg: StudyConfig, parent_run_id: str) -> str:
+    return f"{cfg.study}-{parent_run_id[:8]}"
+
+
+def experiment_path(cfg: StudyConfig, parent_run_id: str) -> str:
+    """Ray's folder for the study (a local path or a URI such as s3://...): its trials' checkpoints and the state a
+    resume starts from."""
+    return f"{storage_path(cfg).rstrip('/')}/{experiment_name(cfg, parent_run_id)}"
+
+
 def embedded_spec(cfg: StudyConfig) -> EmbeddedSpec:
     e = cfg.embedded
     files: tuple[str, ...] = ()

@@ -14,7 +14,8 @@ import yaml
 
 from study.config import StudyConfig, parse_config
 from study.oracle import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
-from study.prepare import check_ray_address, prepare_study, ray_address, storage_path, tracking_uri
+from study.prepare import (check_ray_address, experiment_name, experiment_path, prepare_study, ray_address, storage_path,
+                           tracking_uri)
 from study.progress import ProgressCallback, StudyProgress
 from study.results.table import format_table
 from study.search import make_scheduler, make_searcher, scalarization_weights
@@ -136,16 +137,6 @@ def _recorder(cfg: StudyConfig, setup: TrialSetup) -> ParetoRecorder:
     return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, list(cfg.search.objectives),
                           cfg.utility_floor, include_diverged=cfg.front.include_diverged,
                           include_degenerate=cfg.front.include_degenerate)
-
-
-def experiment_name(cfg: StudyConfig, parent_run_id: str) -> str:
-    return f"{cfg.study}-{parent_run_id[:8]}"
-
-
-def experiment_path(cfg: StudyConfig, parent_run_id: str) -> str:
-    """Ray's folder for the study (a local path or a URI such as s3://...): its trials' checkpoints and the state a
-    resume starts from."""
-    return f"{storage_path(cfg).rstrip('/')}/{experiment_name(cfg, parent_run_id)}"
 
 
 def _progress(cfg: StudyConfig, progress: bool) -> StudyProgress | None:

@@ -71,7 +71,8 @@ def test_the_trainable_of_a_study_saved_before_the_move():
 
 
 def _module_graph() -> dict[str, set[str]]:
-    """Each module of study/ and trainables/ and the project modules it imports anywhere (lazy imports included)."""
+    """Each module of study/ and trainables/ and the project modules it imports anywhere (lazy imports included;
+    not those under `if TYPE_CHECKING:`, which never run)."""
     paths = {}
     for path in [*(ROOT / "study").rglob("*.py"), *(ROOT / "trainables").rglob("*.py")]:
         name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
@@ -79,7 +80,12 @@ def _module_graph() -> dict[str, set[str]]:
     graph = {}
     for name, path in paths.items():
         deps = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                       and getattr(block.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(block)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.Import):
                 deps |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -215,7 +215,7 @@ def audit_finished(uri: str, study: str, run_id: str | None = None, path: str | 
     from mlflow.tracking import MlflowClient
 
     from study.prepare import prepare_study
-    from study.runner import experiment_path
+    from study.prepare import experiment_path
 
     client = MlflowClient(uri)
     record = load_study(uri, study, run_id, log=log)
