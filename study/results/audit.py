@@ -52,7 +52,8 @@ def stored_config(client, parent_run_id: str) -> StudyConfig:
 
 
 def front_members(record: StudyRecord, top: int | None) -> list[tuple[TrialRecord, bool]]:
-    """The front's members, the knee first, then by the first objective (at most `top`); (trial, is the knee)."""
+    """The front's members, the knee first (when one unlearned: study.pareto.knee), then by the first objective
+    (at most `top`); (trial, is the knee)."""
     from study.pareto import knee_point, pareto_front_mask
 
     trials = ranked_trials(record)
@@ -60,10 +61,11 @@ def front_members(record: StudyRecord, top: int | None) -> list[tuple[TrialRecor
         return []
     points = metric_points(trials, record.objectives)
     front = [t for t, on in zip(trials, pareto_front_mask(points)) if on]
-    knee = front[knee_point(metric_points(front, record.objectives))]
+    at = knee_point(metric_points(front, record.objectives), list(record.objectives))
+    knee = None if at is None else front[at]
     first = record.objectives[0]
     rest = sorted((t for t in front if t is not knee), key=lambda t: (-t.metrics[first], t.trial_id))
-    members = [(knee, True)] + [(t, False) for t in rest]
+    members = ([(knee, True)] if knee is not None else []) + [(t, False) for t in rest]
     return members[:top] if top else members
 
 
