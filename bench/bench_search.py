@@ -290,7 +290,8 @@ def main() -> None:
     print(f"working directory {work}")
     started = time.perf_counter()
     # Once for the whole benchmark: run_study reuses an initialised Ray, so no study pays for its start.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2,  # its own instance, never a test session's
+              include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray_start = time.perf_counter() - started
     try:
         if args.only in (None, "search"):

@@ -142,10 +142,11 @@ def pages(tracking_uri: str, study: str, base: str) -> list[Page]:
              ["pareto_front.png", "pareto_front.html", "pareto_front.json"], "the parent run's front artifacts"),
         Page("4-front-plot", run_page_url(exp_id, parent, base, tab="artifacts/pareto_front.png"),
              ['alt="pareto_front.png"'], "the front's pairwise panels, opened in the parent's artifacts"),
-        # The server sends artifacts as attachments; the UI shows an HTML one in an iframe (srcdoc): the 3-D view
-        # (three objectives), the pairwise panels, parallel coordinates.
+        # The server sends artifacts as attachments; the UI shows an HTML one in an iframe, whose content this page's
+        # text does not include (seen 2026-12-02 in Chromium 156): only the artifact's name is checked here; page 6
+        # opens the HTML itself and checks its views.
         Page("5-front-html", run_page_url(exp_id, parent, base, tab="artifacts/pareto_front.html"),
-             ["fig-pairs", "fig-parallel", "scatter3d" if len(objectives) == 3 else "fig-pairs"],
+             ["pareto_front.html"],
              "pareto_front.html in the parent's artifacts"),
     ]
 
