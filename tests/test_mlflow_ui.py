@@ -52,10 +52,12 @@ def test_browser_shows_the_runs_table_the_child_runs_and_the_front(quick_store):
     uri, root = quick_store
     with check_mlflow_ui.mlflow_server(uri, root) as base:
         pages = {p.name: p for p in check_mlflow_ui.pages(uri, "ui-check", base)}
+        # The front HTML's views render inside MLflow's iframe, outside the page's DOM: the bench's page 6 opens the
+        # HTML itself (tests/test_benches.py), tests/test_front_views.py checks its traces.
         for name in ("2-runs-flat", "3-parent-artifacts", "5-front-html"):
             page = pages[name]
             dom = check_mlflow_ui.browse(page.url, root / "chromium-profile")
-            assert len(page.must_show) >= 3
+            assert len(page.must_show) >= (1 if name == "5-front-html" else 3)
             assert [s for s in page.must_show if s not in dom] == [], name
             assert [s for s in page.must_not_show if s in dom] == [], name
     shutil.rmtree(root / "chromium-profile", ignore_errors=True)
