@@ -13,6 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from study.cli import main
+from trainables.metrics.mmie import ACCEPTANCE_GATES, REQUIRED_GATES
 from trainables.trial.status import TrialStatus
 
 pytestmark = pytest.mark.slow
@@ -67,7 +68,7 @@ def test_optuna_storage_holds_each_trials_state_values_and_gate_constraints(stud
     loaded = optuna.load_study(study_name="dashboard", storage=storage)
     assert len(loaded.trials) == len(runs) == 4
     gates = loaded.user_attrs["constraints"]
-    assert gates == ["G1_es_forget", "G2_ppl", "G3_es_mixed"]
+    assert gates == list(ACCEPTANCE_GATES)
     for trial in loaded.trials:
         run = runs[trial.user_attrs["trial_id"]]  # the Optuna trial names its MLflow run
         status, metrics = run.data.tags["trial_status"], run.data.metrics
@@ -79,9 +80,10 @@ def test_optuna_storage_holds_each_trials_state_values_and_gate_constraints(stud
             assert trial.state == optuna.trial.TrialState.COMPLETE
             assert trial.values == pytest.approx([metrics[o] for o in OBJECTIVES])
         # The gates as Optuna stores constraints (<= 0 feasible), equal to the trial's gate metrics. A trial stopped
-        # at a checkpoint measured the forget set only: no G3, which counts 0 (passes, as in mmie.py's gates).
+        # at a checkpoint measured the forget set only: a missing gate other than the required G1/G2 counts 0
+        # (passes, as in mmie.py's gates); a missing required one counts infeasible.
         assert trial.system_attrs["constraints"] == pytest.approx(
-            [metrics.get(f"mmie/gate_{g}", 0.0 if g == "G3_es_mixed" else 1.0) for g in gates])
+            [metrics.get(f"mmie/gate_{g}", 1.0 if g in REQUIRED_GATES else 0.0) for g in gates])
         assert list(trial.constraints.values()) == trial.system_attrs["constraints"]
     assert {t.state for t in loaded.trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
 
