@@ -153,7 +153,8 @@ def test_mlflow_storage_keeps_the_optuna_study_on_the_tracking_server(embedded, 
             trial_id = f"t{i}"
             assert "lr" in searcher.suggest(trial_id)
             result = {**dict(zip(objectives, values)), "finished": True, "mmie/gate_G1_es_forget": 0.1 * i - 0.1,
-                      "mmie/gate_G2_ppl": -0.05, "mmie/gate_G3_es_mixed": 0.0}
+                      "mmie/gate_G2_ppl": -0.05, "mmie/gate_G3_es_mixed": 0.0, "mmie/gate_G1S_es_forget_sem": -0.1,
+                      "mmie/gate_G3S_es_mixed_sem": 0.0}
             searcher.on_trial_complete(trial_id, result)
             told[trial_id] = (values, result)
         searcher._ot_study._storage.flush_all_batches()
