@@ -64,7 +64,7 @@ from study.pareto import hypervolume, reference_point
 from study.prepare import prepare_study
 from study.runner import SUMMARY_METRICS, run_study
 from study.tracking.parent_run import child_runs, latest_parent_run
-from trainables import unlearner as unlearner_module
+from trainables import evaluator as evaluator_module
 from trainables.model import loading as modeling
 from trainables.trial.status import ENDED_STATUSES, FINAL_STATUSES
 from trainables.unlearner import Unlearner
@@ -210,8 +210,8 @@ def overhead_config(args) -> StudyConfig:
 
 def clear_process_caches() -> None:
     """So the loop loads model, tokenizer, data and language identifier itself, as a fresh Ray worker does."""
-    for cached in (modeling._load_base, modeling.load_tokenizer, unlearner_module._study_data,
-                   unlearner_module._cached_forget_mask, unlearner_module._language_id):
+    for cached in (modeling._load_base, modeling.load_tokenizer, evaluator_module.study_data,
+                   evaluator_module._cached_forget_mask, evaluator_module._language_id):
         cached.cache_clear()
 
 
