@@ -16,19 +16,18 @@ from urllib.parse import urlsplit
 from study.config import ConfigError, StudyConfig
 from study.tracking.uri import resolve_tracking_uri
 from trainables.data import DataError, DataPaths, StudyData, load_study_data
-from trainables.embedded import EmbeddedSpec, ensure_embedded
 from trainables.language.identification import RomanizedCues, detect_language
 from trainables.language.scripts import dominant_script
-from trainables.language.vocabulary import check_forget_language_in_vocabulary
-from trainables.methods.gates.sae import SAEConfig
 from trainables.methods.gates.sae_gates import gate_lines
 from trainables.methods.registry import get_variant, study_knobs
 from trainables.metrics.degenerate import DegenerateRule
-from trainables.metrics.mmie import MmieEvalConfig
 from trainables.model.decoder_layers import ModelSize
-from trainables.model.loading import load_tokenizer
 from trainables.model.shapes import ensure_shape, is_shape, shape_named
+from trainables.settings import EmbeddedSpec, MmieEvalConfig, SAEConfig
 from trainables.trial.setup import TrainSettings, TrialSetup
+
+# torch and transformers are imported by the checks that need them (building the embedded model, loading the
+# tokenizer), after the cheaper ones: a bad data file or config value is reported without loading them.
 
 
 def tracking_uri(cfg: StudyConfig) -> str:
@@ -249,6 +248,8 @@ def _load_data(cfg: StudyConfig, setup: TrialSetup, log) -> StudyData:
     """The study's data, loaded once. The study's own files are read (and every line validated) before anything
     is built; the generated corpus exists once the embedded model is built."""
     data = load_study_data(setup.data, seed=setup.train.seed, heldout=setup.heldout) if setup.data else None
+    from trainables.embedded import ensure_embedded  # torch: after the study's own files are read
+
     if cfg.model == "embedded" or (is_shape(cfg.model) and not (cfg.shape.tokenizer and cfg.data)):
         ensure_embedded(setup.embedded, log=log)  # a shape model takes its tokenizer (and data) from it unless given
     if is_shape(cfg.model):
@@ -311,6 +312,9 @@ def _check_gate_data(cfg: StudyConfig, data: StudyData) -> None:
 def _check_tokenizer(cfg: StudyConfig, setup: TrialSetup, data: StudyData, script: str, paths: DataPaths) -> float:
     """The tokenizer loads and can represent the forget language; returns the share of its tokens that are whole
     tokens of the forget script."""
+    from trainables.language.vocabulary import check_forget_language_in_vocabulary
+    from trainables.model.loading import load_tokenizer
+
     try:
         tok = load_tokenizer(setup.model_path(), cfg.trust_remote_code)
     except (OSError, ValueError) as e:
