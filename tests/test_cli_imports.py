@@ -87,6 +87,17 @@ def test_a_bad_data_file_is_reported_before_any_heavy_import(tmp_path, forget, m
     assert heavy == [], heavy
 
 
+def test_forget_and_retain_in_one_script_are_reported_before_the_embedded_model_is_built(tmp_path):
+    """What the data alone gets wrong is found before the embedded model (the tokenizer of a study on its own
+    files) is built: minutes on a fresh machine, whose cache stays empty here."""
+    (tmp_path / "a.jsonl").write_text(_jsonl(f"hello world, line {i}" for i in range(40)))
+    (tmp_path / "b.jsonl").write_text(_jsonl(f"good morning friends, this is line {i}" for i in range(40)))
+    rc, heavy, err = run_cli(tmp_path, "run", "--forget", "a.jsonl", "--retain", "b.jsonl")
+    assert rc == 2 and f"forget file {tmp_path / 'a.jsonl'}" in err and "retain" in err, err
+    assert heavy == [], heavy
+    assert not (tmp_path / ".cache").exists()
+
+
 def test_an_unreachable_tracking_server_is_reported_before_any_heavy_import(tmp_path):
     rc, heavy, err = run_cli(tmp_path, "run", "--tracking-uri", "http://127.0.0.1:9")
     assert rc == 2 and "MLflow tracking server http://127.0.0.1:9 is unreachable" in err
