@@ -46,6 +46,8 @@ CASES = [
     ("UTF-16 file", {**GOOD, "u16.jsonl": jsonl(EN).encode("utf-16")}, ["run", "--forget", "hi.jsonl", "--retain", "u16.jsonl"]),
     ("a directory as a data file", {**GOOD, "dir/x": ""}, ["run", "--forget", "dir", "--retain", "en.jsonl"]),
     ("a missing data file", GOOD, ["run", "--forget", "nope.jsonl", "--retain", "en.jsonl"]),
+    ("forget and retain in one script", {**GOOD, "en2.jsonl": jsonl(f"good morning, line {i}" for i in range(40))},
+     ["run", "--forget", "en.jsonl", "--retain", "en2.jsonl"]),
     ("empty config file", {"s.yaml": "# nothing here\n"}, ["run", "--config", "s.yaml"]),
     ("--study ''", {}, ["run", "--study", ""]),
     ("study: ../outside", {"s.yaml": "study: ../outside\n"}, ["run", "--config", "s.yaml"]),
