@@ -112,6 +112,13 @@ def test_bad_inputs_writes_its_table(work):
     assert len(rows) == 2 and all("| 2 |" in row for row in rows)
 
 
+def test_bench_cli_errors_prints_each_median(work):
+    out = bench(work, "bench_cli_errors.py", "--repeats", "1", "--only", "help", "variants", "empty config file")
+    assert len(lines_like(out, rf"^\s*{NUMBER} s  exit 0  ")) == 2  # --help and variants
+    assert len(lines_like(out, rf"^\s*{NUMBER} s  exit 2  empty config file$")) == 1
+    assert lines_like(out, rf"^slowest: {NUMBER} s \(.+\); \d+ of 3 cases over 2 s$")
+
+
 def test_gpu_check_parses_and_stops_clearly_without_cuda(work):
     assert subprocess.run(["bash", "-n", "bench/gpu_check.sh"], cwd=ROOT).returncode == 0
     import torch

@@ -288,7 +288,7 @@ def _on_cpu(record: StudyRecord) -> bool:
         return True
 
 
-# The study's language-ID settings (trainables.metrics.mmie.MmieEvalConfig) and the mmie.py flags they stand for.
+# The study's language-ID settings (trainables.settings.MmieEvalConfig) and the mmie.py flags they stand for.
 VOTER_SETTINGS = {"--use_xlmr": "mmie_eval.use_xlmr", "--use_fasttext": "mmie_eval.use_fasttext"}
 
 
