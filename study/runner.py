@@ -234,6 +234,9 @@ def run_study(cfg: StudyConfig, log=print, progress: bool = True, **setup_overri
     check_tracking_server(uri)
     check_ray_address(ray_address(cfg))
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))  # every check that can fail, before Ray
+    from study.space import check_one_distribution_per_knob
+
+    check_one_distribution_per_knob(cfg, setup.model_shape)
     from study.oracle import with_oracle
     from study.tracking.parent_run import start_parent_run
 
