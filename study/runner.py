@@ -70,7 +70,9 @@ def _init_ray(cfg: StudyConfig) -> None:
     os.environ[SINGLE_MACHINE] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
-        ray.init(_node_ip_address="127.0.0.1", **options)
+        # "local": a new instance of the study's own, never a cluster someone started on this machine with
+        # `ray start` (which ray.init without an address would join, named in /tmp/ray/ray_current_cluster).
+        ray.init(_node_ip_address="127.0.0.1", **{**options, "address": "local"})
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved[1]
         if saved[0] is None:

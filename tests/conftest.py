@@ -64,6 +64,7 @@ def ray_local(tmp_path_factory):
     import ray
 
     ray.init(
+        address="local",  # never a cluster a test (or a person) started on this machine with `ray start`
         num_cpus=2,
         object_store_memory=200 * 1024**2,
         include_dashboard=False,

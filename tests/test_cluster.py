@@ -316,6 +316,27 @@ def test_ray_start_head_and_worker_then_run_with_address(embedded, tmp_path, ray
     assert {run["tags"]["node_id"] for run in children} == workers  # one trial per worker node, none on the head
 
 
+@pytest.mark.slow
+def test_a_local_study_never_joins_a_cluster_started_on_the_machine(tmp_path, ray_start_nodes):
+    """`ray start --head` leaves its address where ray.init() without one looks ($RAY_TMPDIR/ray, else /tmp/ray:
+    ray_current_cluster); a study given no address starts its own Ray instead of joining that cluster."""
+    nodes = ray_start_nodes
+    nodes.head()
+    port = nodes.address.rsplit(":", 1)[1]
+    assert (nodes.temp / "ray_current_cluster").read_text().strip().endswith(f":{port}")
+    looks_in = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # the driver's $RAY_TMPDIR: its ray/ is the head's
+    (looks_in / "ray").symlink_to(nodes.temp)
+    code = ("import ray; from study.config import load_config; from study.runner import _init_ray; "
+            "_init_ray(load_config()); print(ray.get_runtime_context().gcs_address)")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=180,
+                             env={**nodes.env, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(looks_in)})
+    finally:
+        shutil.rmtree(looks_in, ignore_errors=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not out.stdout.strip().splitlines()[-1].endswith(f":{port}")  # its own GCS, not the head's
+
+
 def test_unreachable_server_fails_before_any_trial(tmp_path, monkeypatch, capsys):
     from study.cli import main
 

@@ -73,9 +73,8 @@ def test_configured_layers_must_exist_on_the_model(space, message):
 
 
 def test_bad_layer_fails_in_prepare_before_anything_is_built(tmp_path, monkeypatch):
-    import study.prepare as prepare
-
-    monkeypatch.setattr(prepare, "ensure_embedded", lambda *a, **k: pytest.fail("built something"))
+    # Where study.prepare's lazy import finds it.
+    monkeypatch.setattr("trainables.embedded.ensure_embedded", lambda *a, **k: pytest.fail("built something"))
     cfg = load_config(overrides={"model": "shape:qwen2.5-1.5b", "variants": ["dsg"],
                                  "search.space": {"sae_layer": {"value": 28}}})
     with pytest.raises(ConfigError, match="layer 28 is outside the model's 28 decoder layers"):

@@ -200,7 +200,7 @@ def ray_two_cpus(monkeypatch):
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()  # reuse a session's Ray (conftest's ray_local) if one is up
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2,
+        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2,
                  configure_logging=False, log_to_driver=False)
     yield
     if started:
