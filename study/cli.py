@@ -321,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # The errors that mean bad input or a service that does not answer (exit 2), by the module that defines each.
 INPUT_ERRORS = {"study.config": "ConfigError", "trainables.data": "DataError",
-                "study.tracking.parent_run": "TrackingUnreachable", "study.prepare": "RayUnreachable"}
+                "study.tracking.parent_run": "TrackingUnreachable", "study.prepare": "RayUnreachable",
+                "study.runner": "RayStateUnreadable"}
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:
@@ -334,6 +335,8 @@ def _input_errors() -> tuple[type[BaseException], ...]:
 def main(argv=None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # MLflow's bar for each artifact it downloads (a study's study.yaml) would stand on stderr above an error line.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

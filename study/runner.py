@@ -79,6 +79,11 @@ class StudyInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the study; Ray saved its state, so `unlearn-study resume` continues it."""
 
 
+class RayStateUnreadable(RuntimeError):
+    """`resume` could not read Ray's saved state of a study (a truncated or foreign tuner.pkl); raised before any
+    trial starts, with the study's MLflow runs as they were."""
+
+
 def _fit(tuner, progress: StudyProgress | None = None):
     """tuner.fit(), with Ctrl-C made an error. On the first Ctrl-C, Ray Tune ends its loop, saves the study's
     state, stops the trials and then returns as if the study were done; a second Ctrl-C skips that. Tune's
@@ -238,21 +243,26 @@ def _config_text(cfg: StudyConfig) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def _run_parent(cfg: StudyConfig, client, exp_id: str, parent: str, body, log):
+def _run_parent(cfg: StudyConfig, client, exp_id: str, parent: str, body, log, untouched_on=()):
     """Ray and the trials under an open parent run, which always ends marked: FINISHED, FAILED (an error, or a
-    study that never started its trials) or KILLED (Ctrl-C, its open trial runs closed too)."""
+    study that never started its trials) or KILLED (Ctrl-C, its open trial runs closed too). An error of a type in
+    `untouched_on` leaves the run as it was (a resume that could not read Ray's state ran nothing)."""
     status = "FAILED"
     try:
         _init_ray(cfg)
         rows = body()
         status = "FINISHED"
         return rows
+    except untouched_on:
+        status = None
+        raise
     except KeyboardInterrupt:
         status = "KILLED"
         _close_interrupted(client, exp_id, parent, log)
         raise
     finally:
-        client.set_terminated(parent, status)
+        if status is not None:
+            client.set_terminated(parent, status)
 
 
 def _mark_lost_trials(client, experiment_id: str, parent: str, known: set, log) -> None:
@@ -298,21 +308,29 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
         "unpickling it runs code; resume only from a folder you trust")
 
     def body():
-        tuner = tune.Tuner.restore(here, trainable=_trainable(cfg, setup), resume_unfinished=True,
-                                   resume_errored=True)
+        try:
+            tuner = tune.Tuner.restore(here, trainable=_trainable(cfg, setup), resume_unfinished=True,
+                                       resume_errored=True)
+        except Exception as e:  # noqa: BLE001 - whatever the unpickling raised, nothing has run yet
+            reason = (str(e).strip().splitlines() or [""])[0][:300]
+            raise RayStateUnreadable(
+                f"the Ray state in {here} cannot be read ({type(e).__name__}: {reason}); nothing was resumed and "
+                f"study {study!r} (MLflow run {parent}) is as it was: `front`/`export` read what it logged, "
+                f"`unlearn-study run` starts a new one") from e
         shown = _progress(cfg, progress)
         _show_restored_progress(tuner, shown)
         grid = _fit(tuner, shown)
         _mark_lost_trials(client, exp_id, parent, {(r.metrics or {}).get("trial_id") for r in grid}, log)
         return _finish(grid, cfg, setup, client, log)
 
-    return _run_parent(cfg, client, exp_id, parent, body, log)
+    return _run_parent(cfg, client, exp_id, parent, body, log, untouched_on=(RayStateUnreadable,))
 
 
 def resume_target(client, study: str, runs: list, uri: str, path: str | None, trust_remote_code: bool,
                   log=print) -> tuple[str, StudyConfig, str]:
     """(parent run id, config, Ray folder) of the newest parent run whose Ray state is in the working directory's
-    ray_results (or is `path`). The stored config's storage_path and trust_remote_code are not used."""
+    ray_results (or is `path`). The stored config's storage_path and trust_remote_code are not used. A FINISHED run
+    is refused: resuming it would only rewrite its end."""
     from ray import tune
 
     for run in runs:
@@ -325,6 +343,11 @@ def resume_target(client, study: str, runs: list, uri: str, path: str | None, tr
         if path is not None and Path(path).name != experiment_name(cfg, run.info.run_id):
             continue
         if tune.Tuner.can_restore(here):
+            if run.info.status == "FINISHED":
+                raise ValueError(
+                    f"study {study!r} (MLflow run {run.info.run_id}, Ray state in {here}) already FINISHED: there is "
+                    f"nothing to resume; start a new one with `unlearn-study run --study {study}` (with the same "
+                    "--config: a new parent run beside it)")
             if stored.trust_remote_code and not trust_remote_code:
                 log("the study ran with trust_remote_code; it stays off unless --trust-remote-code is given")
             return run.info.run_id, cfg, here
