@@ -22,6 +22,7 @@ from study.search import make_scheduler, make_searcher, scalarization_weights
 from study.tracking.front_recorder import ParetoRecorder
 from study.tracking.gates_recorder import MmieGatesRecorder
 from study.tracking.parent_run import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
+from study.tracking.store import check_local_store, ensure_store
 from study.tracking.ui_link import runs_page_url
 from study.tracking.uri import resolve_tracking_uri
 from trainables.trial.setup import TrialSetup
@@ -223,8 +224,10 @@ def run_study(cfg: StudyConfig, log=print, progress: bool = True, **setup_overri
     TrialSetup fields (tests use crash_at_step)."""
     uri = tracking_uri(cfg)
     check_tracking_server(uri)
+    check_local_store(uri)  # a damaged store is named before anything is built
     check_ray_address(ray_address(cfg))
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))  # every check that can fail, before Ray
+    ensure_store(uri)  # made once, under a lock: two studies started at once would both migrate it
     client, exp_id, parent = start_parent_run(uri, cfg, _config_text(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg),
                     **setup_overrides)

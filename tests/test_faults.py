@@ -2,7 +2,11 @@
 Ray state folder written by Ray Tune, each then damaged or put in the state a user leaves it in. What the platform
 must do: one line naming the file or folder (exit status 2), and never a finished study lost or rewritten."""
 
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,74 @@ def test_unreadable_ray_state_names_the_folder_and_leaves_the_study(
 
     after = MlflowClient(uri).get_run(parent).info
     assert (after.status, after.end_time) == ("KILLED", before.end_time)
+
+
+# Each process imports MLflow, says it is ready, waits for the go file, then makes the store at once with the other.
+CREATE_STORE = """
+import sys, time
+from pathlib import Path
+from study.tracking.store import ensure_store
+folder = Path(sys.argv[1])
+(folder / f"ready-{sys.argv[2]}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+ensure_store(f"sqlite:///{folder / 'mlflow.db'}")
+"""
+
+
+def test_two_studies_starting_at_once_make_one_whole_store(tmp_path):
+    """Without the lock, both processes migrate the new store and one dies in alembic (measured: 2 races of 2)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).resolve().parent.parent), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    procs = [subprocess.Popen([sys.executable, "-c", CREATE_STORE, str(tmp_path), str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (1, 2)]
+    while not all((tmp_path / f"ready-{i}").exists() for i in (1, 2)):
+        assert all(p.poll() is None for p in procs), [p.communicate()[0][-2000:] for p in procs]
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[-2000:] for o in outputs]
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # opens it as at head: no migration left half done
+    client.create_experiment("after")
+    assert [e.name for e in client.search_experiments()] == ["after", "Default"]
+
+
+def _cut_in_half(db: Path):
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+
+
+def _not_sqlite(db: Path):
+    db.write_text("study,trial\nfaulty,1\n")  # a CSV saved under the store's name
+
+
+DAMAGE = {"cut in half": (_cut_in_half, "is cut short"), "not SQLite": (_not_sqlite, "is not an SQLite database")}
+COMMANDS = {"front": ["front", "--study", STUDY], "export": ["export", "--study", STUDY, "--out", "exported"],
+            "run": ["run", "--study", STUDY, "--num-samples", "1"]}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_store_is_one_line_naming_it(tmp_path, monkeypatch, capsys, mlflow_store, damage, command):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = mlflow_store(tmp_path)  # ./mlflow.db, the store every command uses by default
+    cfg = load_config(overrides={"study": STUDY, "tracking_uri": uri, **TEST_STUDY})
+    start_parent_run(uri, cfg, _config_text(cfg))
+    damage_fn, says = DAMAGE[damage]
+    damage_fn(tmp_path / "mlflow.db")
+    size = (tmp_path / "mlflow.db").stat().st_size
+
+    assert cli.main(COMMANDS[command]) == 2
+    line = _one_error_line(capsys)
+    assert f"MLflow store {tmp_path / 'mlflow.db'}: {says}" in line and "--tracking-uri" in line
+    assert (tmp_path / "mlflow.db").stat().st_size == size and not (tmp_path / "exported").exists()
+
+
+def test_a_read_command_never_makes_a_store_in_an_empty_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "mlflow.db").touch()
+
+    assert cli.main(["front", "--study", STUDY]) == 2
+    assert "is empty" in _one_error_line(capsys)
+    assert (tmp_path / "mlflow.db").stat().st_size == 0
