@@ -299,6 +299,8 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     """
     from ray import tune
 
+    if path is not None and "://" not in path:  # a relative folder is the working directory's (pyarrow takes
+        path = str(Path(path).resolve())         # a relative path for a URI without a scheme)
     uri = resolve_tracking_uri(tracking)
     check_tracking_server(uri)
     client, exp_id, runs = parent_runs(uri, study)
@@ -307,8 +309,10 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg))
     setup = with_oracle_share(setup, resumed_oracle_share(client, parent))
-    log(f"resuming study {study!r} (MLflow run {parent}) from {here}: Ray's saved state there is pickled and "
-        "unpickling it runs code; resume only from a folder you trust")
+    log(f"resuming study {study!r} (MLflow run {parent}) from {here}")
+    # On stderr whatever --quiet says: what follows runs the code in that folder's pickles.
+    print(f"warning: Ray's saved state in {here} is pickled and unpickling it runs code; resume only from a folder "
+          "you trust", file=sys.stderr)
 
     def body():
         try:
