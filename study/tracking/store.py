@@ -27,29 +27,47 @@ def sqlite_path(uri: str) -> Path | None:
 
 def check_store(path: Path) -> None:
     """An existing local store must be a whole SQLite database holding MLflow's tables (an empty file is left to
-    the caller: `run` makes a store in it, a read command refuses it). Reads only its header and one table."""
+    the caller: `run` makes a store in it, a read command refuses it). Reads its header and one table, inside a read
+    transaction, so that a study writing to it meanwhile is never caught half-way."""
     try:
         with open(path, "rb") as f:
-            header = f.read(100)
+            magic = f.read(len(HEADER))
     except OSError as e:
         raise StoreUnreadable(f"MLflow store {path}: cannot be read ({e.strerror}); {WHAT_TO_DO}") from e
-    if not header:
+    if not magic:
         return
-    if len(header) < 100 or not header.startswith(HEADER):
+    if magic != HEADER:
         raise StoreUnreadable(f"MLflow store {path}: is not an SQLite database; {WHAT_TO_DO}")
-    # The header records the database's size (SQLite file format, section 1.3: page size at offset 16, where 1
-    # means 65536; page count at offset 28): a file shorter than that was cut short.
-    page_size = int.from_bytes(header[16:18], "big") or 65536
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    if path.stat().st_size < page_size * pages:
-        raise StoreUnreadable(f"MLflow store {path}: is cut short ({path.stat().st_size} of {page_size * pages} "
-                              f"bytes); restore it from a backup, or {WHAT_TO_DO}")
     try:
-        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        try:
+            db.execute("BEGIN")
+            try:  # the read lock: no writer changes the file until the end
+                db.execute("PRAGMA schema_version").fetchone()
+            except sqlite3.DatabaseError:
+                _check_whole(path)  # a file cut short is said so, rather than "malformed"
+                raise
+            _check_whole(path)
             db.execute("SELECT version_num FROM alembic_version").fetchall()
+        finally:
+            db.close()
     except sqlite3.DatabaseError as e:
         raise StoreUnreadable(f"MLflow store {path}: is not an MLflow store or is damaged ({e}); {WHAT_TO_DO}") from e
+
+
+def _check_whole(path: Path) -> None:
+    """The header records the database's size (SQLite's file format, section 1.3: the page size at offset 16, 1
+    meaning 65536; the page count at offset 28, valid when the change counter at 24 equals the number at 92): a
+    file shorter than that was cut short."""
+    with open(path, "rb") as f:
+        header = f.read(100)
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    size = path.stat().st_size
+    if len(header) == 100 and header[24:28] == header[92:96] and size < page_size * pages:
+        raise StoreUnreadable(f"MLflow store {path}: is cut short ({size} of {page_size * pages} bytes); restore it "
+                              f"from a backup, or {WHAT_TO_DO}")
 
 
 def check_local_store(uri: str) -> None:
