@@ -52,6 +52,8 @@ def check_store(path: Path) -> None:
         finally:
             db.close()
     except sqlite3.DatabaseError as e:
+        if "locked" in str(e):  # a study held it for longer than SQLite's wait (5 s): busy, not damaged
+            return
         raise StoreUnreadable(f"MLflow store {path}: is not an MLflow store or is damaged ({e}); {WHAT_TO_DO}") from e
 
 
