@@ -3,6 +3,7 @@ then summarise the trials' final results."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sys
@@ -171,7 +172,29 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, progress: bool = True):
             verbose=0,
         ),
     )
+    record_state_digest(setup.tracking_uri, setup.parent_run_id, experiment_path(cfg, setup.parent_run_id))
     return _fit(tuner, shown)
+
+
+# The sha256 of Ray's tuner.pkl, written once when the study's Tuner is made (a restore reads it, never rewrites it),
+# recorded on the parent run: `resume` unpickles a folder's tuner.pkl only when it matches.
+STATE_DIGEST_TAG = "ray_state_tuner_sha256"
+
+
+def state_digest(folder: str) -> str | None:
+    """The sha256 of tuner.pkl in a local Ray folder; None for a remote one (s3://...) or none there."""
+    state = Path(folder) / "tuner.pkl"
+    if "://" in folder or not state.is_file():
+        return None
+    return hashlib.sha256(state.read_bytes()).hexdigest()
+
+
+def record_state_digest(uri: str, parent: str, folder: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    digest = state_digest(folder)
+    if digest is not None:
+        MlflowClient(uri).set_tag(parent, STATE_DIGEST_TAG, digest)
 
 
 def summarize(grid) -> list[dict]:
@@ -311,8 +334,11 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     setup = with_oracle_share(setup, resumed_oracle_share(client, parent))
     log(f"resuming study {study!r} (MLflow run {parent}) from {here}")
     # On stderr whatever --quiet says: what follows runs the code in that folder's pickles.
+    checked = (f"its tuner.pkl is the one run {parent[:8]} recorded (sha256); the searcher's and trials' saved state "
+               "are not checked" if STATE_DIGEST_TAG in _tags(client, parent) else
+               f"run {parent[:8]} recorded no digest of it (a study started before digests were recorded): unchecked")
     print(f"warning: Ray's saved state in {here} is pickled and unpickling it runs code; resume only from a folder "
-          "you trust", file=sys.stderr)
+          f"you trust ({checked})", file=sys.stderr)
 
     def body():
         try:
@@ -333,6 +359,10 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     return _run_parent(cfg, client, exp_id, parent, body, log, untouched_on=(RayStateUnreadable,))
 
 
+def _tags(client, run_id: str) -> dict:
+    return client.get_run(run_id).data.tags
+
+
 def resume_target(client, study: str, runs: list, uri: str, path: str | None, trust_remote_code: bool,
                   log=print) -> tuple[str, StudyConfig, str]:
     """(parent run id, config, Ray folder) of the newest parent run whose Ray state is in the working directory's
@@ -350,6 +380,11 @@ def resume_target(client, study: str, runs: list, uri: str, path: str | None, tr
         if path is not None and Path(path).name != experiment_name(cfg, run.info.run_id):
             continue
         if tune.Tuner.can_restore(here):
+            recorded, digest = run.data.tags.get(STATE_DIGEST_TAG), state_digest(here)
+            if recorded is not None and digest is not None and digest != recorded:
+                raise ValueError(f"the Ray state in {here} is not the one study {study!r} wrote: its tuner.pkl's "
+                                 f"sha256 differs from the one recorded on MLflow run {run.info.run_id}; nothing "
+                                 "was unpickled. Give the folder `run` printed, unchanged")
             if run.info.status == "FINISHED":
                 raise ValueError(
                     f"study {study!r} (MLflow run {run.info.run_id}, Ray state in {here}) already FINISHED: there is "

@@ -91,6 +91,34 @@ def test_unreadable_ray_state_names_the_folder_and_leaves_the_study(
     assert (after.status, after.end_time) == ("KILLED", before.end_time)
 
 
+class _Planted:
+    """What a crafted tuner.pkl holds: unpickling it writes the file `marker` (any code could run instead)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_resume_unpickles_only_the_state_its_study_recorded(tmp_path, monkeypatch, capsys, mlflow_store, ray_state):
+    import pickle
+
+    from study.runner import record_state_digest
+
+    monkeypatch.chdir(tmp_path)
+    uri, parent, here = _study_here(tmp_path, mlflow_store, ray_state, "KILLED")
+    record_state_digest(uri, parent, str(here))  # what `run` does once Ray has written the folder
+    marker = tmp_path / "code-ran"
+    (here / "tuner.pkl").write_bytes(pickle.dumps(_Planted(marker)))  # a crafted state, in a folder of the right name
+
+    assert cli.main(["resume", "--study", STUDY, "--tracking-uri", uri, "--path", str(here)]) == 2
+    line = _one_error_line(capsys)
+    assert f"the Ray state in {here} is not the one study" in line and "nothing was unpickled" in line
+    assert not marker.exists()
+    assert MlflowClient(uri).get_run(parent).info.status == "KILLED"
+
+
 # Each process imports MLflow, says it is ready, waits for the go file, then makes the store at once with the other.
 CREATE_STORE = """
 import sys, time
