@@ -29,7 +29,8 @@ runs in a fresh temporary working directory, each study with its own MLflow sqli
    front's table and plots) and checkpoints. Ray itself is started once before everything; its start-up time is
    printed separately and added in a second ratio. Target: <= 1.10x.
 
---smoke cuts every study's evaluation to 2 prompts per set and its relearning attack to 2 steps, with
+--smoke cuts every study's evaluation to 2 prompts per set and its relearning attack to 2 steps, and leaves out
+the oracle's measurement on the parent run, with
 `--seeds 1 --steps 2 --random-trials 2 --sched-trials 2 --grace 1 --overhead-trials 1 --variants ga`: a check that
 the script runs (tests/test_benches.py), whose figures mean little.
 
@@ -64,7 +65,7 @@ from study.pareto import hypervolume, reference_point
 from study.prepare import prepare_study
 from study.runner import SUMMARY_METRICS, run_study
 from study.tracking.parent_run import child_runs, latest_parent_run
-from trainables import unlearner as unlearner_module
+from trainables import evaluator as evaluator_module
 from trainables.model import loading as modeling
 from trainables.trial.status import ENDED_STATUSES, FINAL_STATUSES
 from trainables.unlearner import Unlearner
@@ -76,7 +77,9 @@ STRATEGIES = {  # name -> (searcher, scheduler)
 }
 TRAIN_SEED = 0  # fixed: the seeds vary the search, not the training batches
 SMOKE = {"train.es_prompts": 2, "train.final_es_prompts": 2, "mmie_eval.items": 2, "mmie_eval.final_items": 2,
-         "robustness.relearn_steps": 2, "robustness.relearn_es_prompts": 2}
+         "mmie_eval.max_new_tokens": 8, "mmie_eval.teacher_forced_items": 8,
+         "robustness.relearn_steps": 2, "robustness.relearn_es_prompts": 2,
+         "robustness.oracle": False}  # the parent run's reference, not part of what the search is judged on
 SMOKE_OVERRIDES: dict = {}  # SMOKE under --smoke
 
 
@@ -210,8 +213,8 @@ def overhead_config(args) -> StudyConfig:
 
 def clear_process_caches() -> None:
     """So the loop loads model, tokenizer, data and language identifier itself, as a fresh Ray worker does."""
-    for cached in (modeling._load_base, modeling.load_tokenizer, unlearner_module._study_data,
-                   unlearner_module._cached_forget_mask, unlearner_module._language_id):
+    for cached in (modeling._load_base, modeling.load_tokenizer, evaluator_module.study_data,
+                   evaluator_module._cached_forget_mask, evaluator_module._language_id):
         cached.cache_clear()
 
 
@@ -276,7 +279,7 @@ def main() -> None:
     ap.add_argument("--overhead-trials", type=int, default=4)
     ap.add_argument("--variants", nargs="+", default=None)
     ap.add_argument("--only", choices=("search", "overhead"), default=None)
-    ap.add_argument("--smoke", action="store_true", help="2 prompts per evaluation set, a 2-step attack (a check)")
+    ap.add_argument("--smoke", action="store_true", help="2 prompts per evaluation set, a 2-step attack, no oracle (a check)")
     args = ap.parse_args()
     if args.smoke:
         SMOKE_OVERRIDES.update(SMOKE)

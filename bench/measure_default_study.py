@@ -68,8 +68,12 @@ def main() -> None:
     cli = Path(sys.executable).with_name("unlearn-study")
     work = tempfile.mkdtemp(prefix="unlearn-default-")
     if args.smoke:
-        Path(work, "smoke.yaml").write_text("search: {num_samples: 2}\ntrain: {steps: 4}\n"
-                                            "scheduler: {grace_period: 2}\nrobustness: {relearn_steps: 2}\n")
+        # The default's pieces (its variants, the oracle, the attack, mmie.py's measurements), each cut to a check:
+        # few steps, few prompts, a small SAE for a gated trial.
+        Path(work, "smoke.yaml").write_text(
+            "search: {num_samples: 2}\ntrain: {steps: 4, es_prompts: 2, final_es_prompts: 4}\n"
+            "scheduler: {grace_period: 2}\nrobustness: {relearn_steps: 2, relearn_es_prompts: 2}\n"
+            "mmie_eval: {items: 2, final_items: 2, max_new_tokens: 8, teacher_forced_items: 8}\nsae: {steps: 100}\n")
         args.rest = ["--config", "smoke.yaml", *args.rest]
     started = time.perf_counter()
     proc = subprocess.Popen([str(cli), "run", *args.rest], cwd=work, env=env,

@@ -14,8 +14,7 @@ import sys
 
 # Torch, Ray, transformers and MLflow take seconds to import: each command imports them where it first needs them,
 # after its arguments and its cheap checks, so that `--help` and a bad input answer at once (tests/test_cli_imports.py).
-# Not yet torch: study.config takes its defaults from the worker's settings classes and validates names against the
-# registry, whose piece modules import torch.
+# study.config, the registry's pieces, study.prepare's first checks and study.runner's imports need none of them.
 
 # Config keys the run flags set, so that a bad value is blamed on its flag, not on the YAML.
 FLAGS = {"study": "--study", "model": "--model", "data": "--forget/--retain/--mixed/--xlang",
@@ -64,7 +63,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mixed", help="code-mixed set, JSONL")
     p.add_argument("--xlang", nargs="+", help="cross-lingual sets, JSONL")
     p.add_argument("--adversarial", help="adversarial prompts, JSONL (mmie.py's es_adversarial)")
-    for gate in GATE_RATIOS:  # their defaults live in MmieEvalConfig alone (importing it here would load torch)
+    for gate in GATE_RATIOS:  # their defaults live in MmieEvalConfig alone (trainables.settings)
         p.add_argument(f"--{gate}", type=float, help=f"mmie.py's acceptance gate ratio, a search constraint "
                                                      f"(default: the config's mmie_eval.{gate}, else mmie.py's)")
     p.add_argument("--variants", nargs="+", help="variants to search (see `unlearn-study variants`)")
@@ -318,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # The errors that mean bad input or a service that does not answer (exit 2), by the module that defines each.
 INPUT_ERRORS = {"study.config": "ConfigError", "trainables.data": "DataError",
-                "study.tracking.parent_run": "TrackingUnreachable", "study.prepare": "RayUnreachable",
+                "study.tracking.uri": "TrackingUnreachable", "study.prepare": "RayUnreachable",
                 "study.runner": "RayStateUnreadable", "study.tracking.store": "StoreUnreadable"}
 
 

@@ -13,17 +13,16 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
-from trainables.embedded import EMBEDDED_ROLES, EmbeddedSpec
-from trainables.methods.gates.sae import SAEConfig
 from trainables.methods.registry import DEFAULT_ADAPTER, DEFAULT_RETAIN_OBJECTIVE
-from trainables.metrics.attack_sweep import SweepSettings, parse_attack
+from trainables.metrics.attack_grid import SweepSettings, parse_attack
 from trainables.metrics.degenerate import DegenerateRule
-from trainables.metrics.mmie import MmieEvalConfig
-from trainables.metrics.robustness import RobustnessSettings
+from trainables.settings import EMBEDDED_ROLES, EmbeddedSpec, MmieEvalConfig, RobustnessSettings, SAEConfig
 from trainables.trial.setup import TrainSettings, TrialSetup
 
-# A section's defaults are its trainables-side settings object's (trainables.trial.setup), which the driver builds
-# from the validated section: a default is stated once, there; tests/test_config.py checks that none is repeated.
+# A section's defaults are its trainables-side settings object's (trainables.trial.setup, trainables.settings), which
+# the driver builds from the validated section: a default is stated once, there; tests/test_config.py checks that
+# none is repeated. None of these modules imports torch, nor does the registry's, so a config is validated (and a
+# bad one reported) without loading it (tests/test_cli_imports.py).
 
 
 class ConfigError(ValueError):
@@ -45,7 +44,7 @@ class DataConfig(_Strict):
 
 
 class EmbeddedConfig(_Strict):
-    """The tiny model the project builds itself (used when model: embedded; trainables.embedded.EmbeddedSpec)."""
+    """The tiny model the project builds itself (used when model: embedded; trainables.settings.EmbeddedSpec)."""
 
     seed: int = EmbeddedSpec.seed
     lines_per_language: int = Field(EmbeddedSpec.lines_per_language, ge=50)
@@ -167,7 +166,7 @@ class SAESettings(_Strict):
     """The SAE a gate variant reads (sae_gate, dsg, <variant>+dsg): trained once per model, layer and these settings,
     then cached; or a pretrained SAE in SAELens's folder format, for the layer it was trained on."""
 
-    # Defaults are the SAE trainer's own (trainables.methods.gates.sae.SAEConfig), which these settings are passed to.
+    # Defaults are the SAE trainer's own (trainables.settings.SAEConfig), which these settings are passed to.
     d_sae: int | None = Field(SAEConfig.d_sae, ge=1)  # None: 8 x the model's hidden size
     k: int = Field(SAEConfig.k, ge=1)  # mean active features per token (BatchTopK)
     steps: int = Field(SAEConfig.steps, ge=1)

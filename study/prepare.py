@@ -16,19 +16,18 @@ from urllib.parse import urlsplit
 from study.config import ConfigError, StudyConfig
 from study.tracking.uri import resolve_tracking_uri
 from trainables.data import DataError, DataPaths, StudyData, load_study_data
-from trainables.embedded import EmbeddedSpec, ensure_embedded
 from trainables.language.identification import RomanizedCues, detect_language
 from trainables.language.scripts import dominant_script
-from trainables.language.vocabulary import check_forget_language_in_vocabulary
-from trainables.methods.gates.sae import SAEConfig
 from trainables.methods.gates.sae_gates import gate_lines
 from trainables.methods.registry import get_variant, study_knobs
 from trainables.metrics.degenerate import DegenerateRule
-from trainables.metrics.mmie import MmieEvalConfig
 from trainables.model.decoder_layers import ModelSize
-from trainables.model.loading import load_tokenizer
 from trainables.model.shapes import ensure_shape, is_shape, shape_named
+from trainables.settings import EmbeddedSpec, MmieEvalConfig, SAEConfig
 from trainables.trial.setup import TrainSettings, TrialSetup
+
+# torch and transformers are imported by the checks that need them (building the embedded model, loading the
+# tokenizer), after the cheaper ones: a bad data file or config value is reported without loading them.
 
 
 def tracking_uri(cfg: StudyConfig) -> str:
@@ -193,14 +192,19 @@ def check_model_knobs(cfg: StudyConfig, shape: ModelSize, model: str) -> None:
 
 
 def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> TrialSetup:
-    """The TrialSetup every trial shares, once every check has passed; the checks run in order, cheapest first."""
+    """The TrialSetup every trial shares, once every check has passed; the checks run in order, cheapest first:
+    the study's own data files are read and checked before any model is built (on a fresh machine the embedded
+    model's build takes minutes), the generated corpus once the embedded model that comes with it is built."""
     shape = _check_before_building(cfg, address)
     setup = _trial_setup(cfg, shape)
-    data = _load_data(cfg, setup, log)
+    data = _read_data(setup, setup.data, log) if setup.data else None
+    checked = _check_data(cfg, data, setup.data) if data is not None else None
+    _build_models(cfg, setup, log)
     paths = setup.data_paths()
-    languages = _check_languages(cfg, data, paths)
-    script, share = _check_scripts(cfg, data, paths, languages["forget"])
-    _check_gate_data(cfg, data)
+    if data is None:
+        data = _read_data(setup, paths, log)
+        checked = _check_data(cfg, data, paths)
+    languages, script, share = checked
     coverage = _check_tokenizer(cfg, setup, data, script, paths)
     log(f"forget language {languages['forget']} (script {script}, {share:.0%} of letters; "
         f"{coverage:.0%} of its tokens are whole {script} tokens); retain {languages['retain']}")
@@ -245,22 +249,34 @@ def _trial_setup(cfg: StudyConfig, shape: ModelSize) -> TrialSetup:
     )
 
 
-def _load_data(cfg: StudyConfig, setup: TrialSetup, log) -> StudyData:
-    """The study's data, loaded once. The study's own files are read (and every line validated) before anything
-    is built; the generated corpus exists once the embedded model is built."""
-    data = load_study_data(setup.data, seed=setup.train.seed, heldout=setup.heldout) if setup.data else None
-    if cfg.model == "embedded" or (is_shape(cfg.model) and not (cfg.shape.tokenizer and cfg.data)):
-        ensure_embedded(setup.embedded, log=log)  # a shape model takes its tokenizer (and data) from it unless given
-    if is_shape(cfg.model):
-        ensure_shape(cfg.model, setup.shape_tokenizer or str(ensure_embedded(setup.embedded).model_dir),
-                     setup.shape_seed, log=log)
-    if data is None:
-        data = load_study_data(setup.data_paths(), seed=setup.train.seed, heldout=setup.heldout)
+def _read_data(setup: TrialSetup, paths: DataPaths, log) -> StudyData:
+    """The study's data, read once (every line validated)."""
+    data = load_study_data(paths, seed=setup.train.seed, heldout=setup.heldout)
     renamed = [f"{name} = {Path(s.path).name}" for name, s in data.sets.items()
                if name.startswith("xlang_") and name != f"xlang_{Path(s.path).stem}"]
     if renamed:
         log(f"cross-lingual sets named for MLflow: {', '.join(renamed)}")
     return data
+
+
+def _build_models(cfg: StudyConfig, setup: TrialSetup, log) -> None:
+    """The embedded model (its generated corpus with it) and a shape model, built once and cached."""
+    from trainables.embedded import ensure_embedded  # torch
+
+    if cfg.model == "embedded" or (is_shape(cfg.model) and not (cfg.shape.tokenizer and cfg.data)):
+        ensure_embedded(setup.embedded, log=log)  # a shape model takes its tokenizer (and data) from it unless given
+    if is_shape(cfg.model):
+        ensure_shape(cfg.model, setup.shape_tokenizer or str(ensure_embedded(setup.embedded).model_dir),
+                     setup.shape_seed, log=log)
+
+
+def _check_data(cfg: StudyConfig, data: StudyData, paths: DataPaths) -> tuple[dict[str, str], str, float]:
+    """What the data alone can get wrong: the sets' languages, the forget set's script, a set too small for a gate.
+    Returns each set's language, the forget script and its share of letters."""
+    languages = _check_languages(cfg, data, paths)
+    script, share = _check_scripts(cfg, data, paths, languages["forget"])
+    _check_gate_data(cfg, data)
+    return languages, script, share
 
 
 def _check_languages(cfg: StudyConfig, data: StudyData, paths: DataPaths) -> dict[str, str]:
@@ -311,6 +327,9 @@ def _check_gate_data(cfg: StudyConfig, data: StudyData) -> None:
 def _check_tokenizer(cfg: StudyConfig, setup: TrialSetup, data: StudyData, script: str, paths: DataPaths) -> float:
     """The tokenizer loads and can represent the forget language; returns the share of its tokens that are whole
     tokens of the forget script."""
+    from trainables.language.vocabulary import check_forget_language_in_vocabulary
+    from trainables.model.loading import load_tokenizer
+
     try:
         tok = load_tokenizer(setup.model_path(), cfg.trust_remote_code)
     except (OSError, ValueError) as e:

@@ -10,24 +10,25 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from study.config import StudyConfig, parse_config
-from study.oracle import resumed_oracle_share, robustness_settings, with_oracle, with_oracle_share
 from study.prepare import (check_ray_address, experiment_name, experiment_path, prepare_study, ray_address, storage_path,
                            tracking_uri)
-from study.progress import ProgressCallback, StudyProgress
 from study.results.table import format_table
-from study.search import make_scheduler, make_searcher, scalarization_weights
-from study.tracking.front_recorder import ParetoRecorder
-from study.tracking.gates_recorder import MmieGatesRecorder
-from study.tracking.parent_run import check_tracking_server, child_runs, parent_runs, redact_uri, start_parent_run
 from study.tracking.store import check_local_store, ensure_store
 from study.tracking.ui_link import runs_page_url
-from study.tracking.uri import resolve_tracking_uri
+from study.tracking.uri import check_tracking_server, redact_uri, resolve_tracking_uri
 from trainables.trial.setup import TrialSetup
 from trainables.trial.status import STATUS_TAG, TrialStatus, trial_status
+
+# Ray, MLflow and torch (through the searcher, the callbacks, the parent run and the oracle) are imported by the
+# functions that use them, after every check before Ray has passed: a bad input is reported without loading them.
+if TYPE_CHECKING:
+    from study.progress import StudyProgress
+    from study.tracking.front_recorder import ParetoRecorder
 
 # Ray's switch for its single-machine mode (the default on Windows and macOS), in which it stays on 127.0.0.1.
 SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -37,6 +38,9 @@ SUMMARY_METRICS = ("forget_efficacy", "utility", "xlang_utility", "mixed_utility
 
 def trial_extras(cfg: StudyConfig) -> dict:
     """What trials must report for this study's searcher and scheduler."""
+    from study.oracle import robustness_settings
+    from study.search import scalarization_weights
+
     weights = tuple(scalarization_weights(cfg).items()) if cfg.scheduler.type == "asha" else ()
     return {"collateral_every_step": "xlang_utility" in cfg.search.objectives, "objective_weights": weights,
             "robustness": robustness_settings(cfg)}
@@ -121,6 +125,8 @@ def _main_thread() -> bool:
 
 def _close_interrupted(client, experiment_id: str, parent: str, log) -> None:
     """After Ctrl-C: the trials' runs still open are marked interrupted and closed (KILLED)."""
+    from study.tracking.parent_run import child_runs
+
     try:
         for run in child_runs(client, experiment_id, parent):
             if run.info.status == "RUNNING":
@@ -141,18 +147,26 @@ def _trainable(cfg: StudyConfig, setup: TrialSetup):
 
 
 def _recorder(cfg: StudyConfig, setup: TrialSetup) -> ParetoRecorder:
+    from study.tracking.front_recorder import ParetoRecorder
+
     return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, list(cfg.search.objectives),
                           cfg.utility_floor, include_diverged=cfg.front.include_diverged,
                           include_degenerate=cfg.front.include_degenerate)
 
 
 def _progress(cfg: StudyConfig, progress: bool) -> StudyProgress | None:
+    from study.progress import StudyProgress
+
     return StudyProgress(cfg.search.num_samples, sys.stdout) if progress else None
 
 
 def run_trials(cfg: StudyConfig, setup: TrialSetup, progress: bool = True):
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
+
+    from study.progress import ProgressCallback
+    from study.search import make_scheduler, make_searcher
+    from study.tracking.gates_recorder import MmieGatesRecorder
 
     searcher = make_searcher(cfg, setup.model_shape)
     recorder, shown = _recorder(cfg, setup), _progress(cfg, progress)
@@ -250,6 +264,12 @@ def run_study(cfg: StudyConfig, log=print, progress: bool = True, **setup_overri
     check_local_store(uri)  # a damaged store is named before anything is built
     check_ray_address(ray_address(cfg))
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))  # every check that can fail, before Ray
+    from study.space import check_one_distribution_per_knob
+
+    check_one_distribution_per_knob(cfg, setup.model_shape)
+    from study.oracle import with_oracle
+    from study.tracking.parent_run import start_parent_run
+
     ensure_store(uri)  # made once, under a lock: two studies started at once would both migrate it
     client, exp_id, parent = start_parent_run(uri, cfg, _config_text(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg),
@@ -294,6 +314,8 @@ def _run_parent(cfg: StudyConfig, client, exp_id: str, parent: str, body, log, u
 def _mark_lost_trials(client, experiment_id: str, parent: str, known: set, log) -> None:
     """Child runs of trials that Ray's saved state does not know (started in the seconds before the driver
     died): their runs stay, marked `lost`, so every run in MLflow is accounted for."""
+    from study.tracking.parent_run import child_runs
+
     for run in child_runs(client, experiment_id, parent):
         if run.data.tags.get("trial_id") not in known:
             for key, value in ((STATUS_TAG, TrialStatus.LOST), ("pareto", "false"), ("pareto_rank", "none")):
@@ -305,6 +327,8 @@ def _mark_lost_trials(client, experiment_id: str, parent: str, known: set, log) 
 def _show_restored_progress(tuner, progress: StudyProgress | None) -> None:
     """Ray restores the study's callbacks from its saved state, without the stream their progress went to: the
     resumed driver's own is set on them (Tune has no public access to a restored Tuner's callbacks)."""
+    from study.progress import ProgressCallback
+
     for callback in tuner._local_tuner.get_run_config().callbacks or ():
         if isinstance(callback, ProgressCallback):
             callback.progress = progress
@@ -321,6 +345,9 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     come from this command line.
     """
     from ray import tune
+
+    from study.oracle import resumed_oracle_share, with_oracle_share
+    from study.tracking.parent_run import parent_runs
 
     if path is not None and "://" not in path:  # a relative folder is the working directory's (pyarrow takes
         path = str(Path(path).resolve())         # a relative path for a URI without a scheme)

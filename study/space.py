@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import trainables.methods.variants  # noqa: F401  (registers every variant)
-from study.config import KnobRange, StudyConfig
+from study.config import ConfigError, KnobRange, StudyConfig
 from study.prepare import model_shape
 from study.results import mmie_command as mmie
 from trainables.methods.registry import ADAPTERS, RETAIN_OBJECTIVES, Knob, get_variant
@@ -89,6 +89,39 @@ class SearchSpace:
             return trial.suggest_categorical(name, options)
         constants[name] = options[0]
         return options[0]
+
+
+def check_one_distribution_per_knob(cfg: StudyConfig, shape: ModelSize | None = None) -> None:
+    """Optuna keeps one distribution per parameter name in a study, so a knob two of the study's pieces search
+    differently (LoRA's `rank` choices and LoReFT's, both adapters searched) would fail the study at the first trial
+    that samples the second. Refused before Ray, naming both."""
+    space = SearchSpace(cfg, shape)
+    seen: dict[str, tuple[Any, str]] = {}
+    for variant in map(get_variant, space.variants):
+        for adapter in space.adapters if variant.study_chooses_adapter else [None]:
+            for retain in space.retains if variant.study_chooses_retain else [None]:
+                params = {"adapter": adapter, "retain_objective": retain}
+                fixed = mmie.fixed_knobs(mmie.trial_pieces(variant, params)) if space.mmie_only else {}
+                for knob in variant.knobs_with([adapter] if adapter else []):
+                    resolved = resolve_knob(knob.for_model(space.shape), space.overrides.get(knob.name))
+                    if knob.name in fixed or not isinstance(resolved, Knob):
+                        continue
+                    form = _form(resolved)
+                    owner = variant.name + (f" on {adapter}" if adapter else "")
+                    first = seen.setdefault(knob.name, (form, owner))
+                    if first[0] != form:
+                        raise ConfigError(
+                            f"search.space.{knob.name}: {first[1]} searches it over {first[0]} and {owner} over "
+                            f"{form}; one Optuna study keeps one range per name: give "
+                            f"search.space.{knob.name} one range (choices, low/high or a value) for both")
+
+
+def _form(knob: Knob) -> str:
+    """The distribution Optuna would be given, in words (two knobs are searched alike when these are equal)."""
+    if knob.choices is not None:
+        return f"choices {list(knob.choices)}"
+    kind = "integers" if knob.integer else "floats"
+    return f"{kind} in [{knob.low:g}, {knob.high:g}]" + (" (log)" if knob.log else "")
 
 
 def define_by_run(cfg: StudyConfig, shape: ModelSize | None = None) -> SearchSpace:

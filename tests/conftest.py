@@ -19,6 +19,16 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("MPLCONFIGDIR", str(ROOT / ".cache" / "matplotlib"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """scripts/test.sh runs two pytest-xdist workers with --dist loadgroup, which spreads tests one by one: the tests
+    of a module that share a module-scoped fixture (a trained model, a study) are kept on one worker, so that
+    fixture is built once."""
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures and any(defs[-1].scope == "module" for defs in fixtures.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(scope="session")
 def embedded():
     from trainables.embedded import ensure_embedded

@@ -3,6 +3,7 @@ the language where the single default attack does not; the steering attack bring
 model's direction hid; the retain-only oracle's numbers under every attack; the audit of a study's front."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -142,15 +143,18 @@ def test_oracle_under_every_attack_of_the_default_grid(oracle_pair):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open bug found at merge (2026-12-02): on the cached embedded oracle the "
-                   "calibration reads es_none 0.812 over 16 Hindi prompts, so the degenerate rule calls the "
-                   "retain-only oracle broken; either the rule or the calibration's prompting is wrong")
 def test_oracle_is_never_called_degenerate(oracle_pair):
     """The rule must never call real forgetting broken: the retain-only oracle's continuations of forget prompts
-    are fluent text in other languages."""
-    from study.oracle import oracle_calibration
+    are fluent text in other languages (Bengali, Punjabi, Urdu: the languages it learnt). Language ID knows the
+    languages a study of the embedded default finds in its sets (study.prepare), as on a parent run; with only
+    Hindi and English it finds "no language" in 13 of 16 of them, and the rule would call the oracle broken."""
+    from study.oracle import oracle_calibration, oracle_evaluators
+    from trainables.embedded import EmbeddedSpec, ensure_oracle
 
-    setup, study, oracle = oracle_pair
+    setup, _, _ = oracle_pair
+    study_languages = LANGUAGES + (("xlang_bn", "bn"), ("xlang_pa", "pa"), ("xlang_ur", "ur"))
+    setup = replace(setup, languages=study_languages)
+    study, oracle = oracle_evaluators(setup, str(ensure_oracle(EmbeddedSpec(), "hi").model_dir))
     calibration = oracle_calibration(study, oracle, prompts=16)
     assert setup.degenerate.reasons(calibration) == [] and calibration["degenerate"] == 0.0
     assert calibration["es_none"] < 0.5 and calibration["forget_cont_distinct"] > 0.3

@@ -1,13 +1,15 @@
 """Every benchmark under bench/ runs: each script at its smallest settings, as a subprocess from the repository's
 root, must exit 0 and print the figure lines it exists to print. The figures themselves are not checked (they are
 measurements, read by a person); a benchmark that no longer runs fails here instead of on the next person who
-wants its numbers. Ray, MLflow and every temporary folder of a script live under pytest's temporary folder."""
+wants its numbers. Ray, MLflow and every temporary folder of a script live under a temporary folder of the test's
+own (`work`)."""
 
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,10 +19,13 @@ NUMBER = r"-?\d+\.\d+"
 
 
 @pytest.fixture
-def work(tmp_path_factory) -> Path:
-    """The scripts' $TMPDIR, right under pytest's base folder: Ray's socket paths under it (its session folder's
-    sockets/plasma_store) must stay under 107 characters, which the test's own tmp_path does not leave room for."""
-    return tmp_path_factory.mktemp("b")
+def work():
+    """The scripts' $TMPDIR, a short folder right under the system's temporary folder: Ray's socket paths under it
+    (its session folder's sockets/plasma_store) must stay under 107 characters, which neither the test's tmp_path
+    nor pytest's base folder under an xdist worker (.../popen-gw0/) leaves room for."""
+    folder = Path(tempfile.mkdtemp(prefix="b"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def bench(work: Path, *argv: str, script: str | None = None, timeout: float = 600) -> str:
@@ -110,6 +115,13 @@ def test_bad_inputs_writes_its_table(work):
     assert len(lines_like(out, rf"^\s+2\s+{NUMBER} s  ")) == 2  # both are bad input: exit 2, before Ray
     rows = [line for line in table.read_text().splitlines() if line.startswith("| ") and "`unlearn-study" in line]
     assert len(rows) == 2 and all("| 2 |" in row for row in rows)
+
+
+def test_bench_cli_errors_prints_each_median(work):
+    out = bench(work, "bench_cli_errors.py", "--repeats", "1", "--only", "help", "variants", "empty config file")
+    assert len(lines_like(out, rf"^\s*{NUMBER} s  exit 0  ")) == 2  # --help and variants
+    assert len(lines_like(out, rf"^\s*{NUMBER} s  exit 2  empty config file$")) == 1
+    assert lines_like(out, rf"^slowest: {NUMBER} s \(.+\); \d+ of 3 cases over 2 s$")
 
 
 def test_gpu_check_parses_and_stops_clearly_without_cuda(work):

@@ -111,6 +111,22 @@ def test_space_is_conditional_and_overridable(tmp_path):
     assert ga.asked["variant"] == ("categorical", ("ga", "npo"))
 
 
+def test_a_knob_searched_differently_by_two_pieces_is_refused_before_ray(tmp_path):
+    """LoRA's rank and LoReFT's have different choices: with both adapters and rank searched, Optuna would stop
+    the study at the first trial that samples the second ("CategoricalDistribution does not support dynamic value
+    space"). One range for both passes; so do two adapters where rank stays fixed."""
+    from study.space import check_one_distribution_per_knob
+
+    both = "variants: [ga]\nadapters: [lora, loreft]\nsearch:\n  space:\n    rank: {searched: true}\n"
+    with pytest.raises(ConfigError, match=r"search\.space\.rank: ga on lora searches it over choices \[2, 4, 8, 16\] "
+                                          r"and ga on loreft over choices \[1, 2, 4, 8\]"):
+        check_one_distribution_per_knob(load_config(write(tmp_path, both)))
+    one_range = both.replace("{searched: true}", "{choices: [2, 4]}")
+    check_one_distribution_per_knob(load_config(write(tmp_path, one_range)))
+    check_one_distribution_per_knob(load_config(write(tmp_path, "variants: [ga]\nadapters: [lora, loreft]\n")))
+    check_one_distribution_per_knob(load_config())  # the default study
+
+
 def test_shipped_study_configs_are_valid():
     from pathlib import Path
 

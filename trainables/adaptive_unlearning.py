@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from trainables.data import StudyData, split_set
+from trainables.data import UTILITY_SET, StudyData, split_set
 from trainables.methods import variants  # noqa: F401  (registers every piece and variant)
 from trainables.methods.registry import (
     DEFAULT_ADAPTER,
@@ -46,10 +46,12 @@ def resolve_variant(name: str, use_curriculum: bool | None, recompute_weights_ev
     return replace(v, name=f"{v.name}[{'+'.join(weightings)}]", weightings=weightings)
 
 
-def _data(forget: list[str], retain: list[str], seed: int, heldout: int) -> StudyData:
+def _data(forget: list[str], retain: list[str], seed: int, heldout: int,
+          utility_eval: list[str] | None = None) -> StudyData:
     # The study's own split (held-out and attack lines included): the same lines in, the same training out.
+    sets = [("forget", forget), ("retain", retain)] + ([(UTILITY_SET, utility_eval)] if utility_eval else [])
     return StudyData(sets={name: split_set(name, f"<{name} texts>", list(texts), seed, heldout)
-                           for name, texts in (("forget", forget), ("retain", retain))})
+                           for name, texts in sets})
 
 
 def run_config(model, tok, forget: list[str], retain: list[str], device: str = "cpu", *, adapter: str = DEFAULT_ADAPTER,
@@ -59,11 +61,13 @@ def run_config(model, tok, forget: list[str], retain: list[str], device: str = "
                max_grad_norm: float = TrainSettings.max_grad_norm, heldout: int = TrialSetup.heldout,
                lr_schedule: str = TrainSettings.lr_schedule, warmup_ratio: float = TrainSettings.warmup_ratio,
                retain_objective: str = DEFAULT_RETAIN_OBJECTIVE, stop_at_step: int | None = None,
-               **knobs) -> tuple[Unlearner, dict]:
+               utility_eval: list[str] | None = None, **knobs) -> tuple[Unlearner, dict]:
     """Unlearn with one configuration; returns the run (model, adapter) and its final per-step metrics.
     `retain_objective` names the retain step: kl (mmie.py's, the default) or nll. `stop_at_step` ends the run after
     that many of its `steps` steps (an exported diverged trial: the schedule is the `steps`-step one, and the run
-    stops where the trial's metrics were measured)."""
+    stops where the trial's metrics were measured). `utility_eval`: the lines `utility` is measured on, never
+    trained on (a study's data.utility_eval, which its export names in `study_data`); without them utility is
+    measured on held-out retain lines, which the retain steps fit, as mmie.py's entry points are called."""
     for p in model.parameters():
         p.requires_grad_(False)  # only the adapter trains
     train = TrainSettings(steps=steps, batch_size=bs, max_len=max_len, seed=seed, max_grad_norm=max_grad_norm,
@@ -74,7 +78,7 @@ def run_config(model, tok, forget: list[str], retain: list[str], device: str = "
     chosen = replace(resolve_variant(variant, use_curriculum, recompute_weights_every), gate=None)
     hparams = {"variant": chosen.name, "adapter": adapter, "retain_objective": retain_objective, **knobs}
     unlearner = Unlearner(setup, hparams, model=model.to(device),
-                          tokenizer=tok, data=_data(forget, retain, seed, heldout), variant=chosen)
+                          tokenizer=tok, data=_data(forget, retain, seed, heldout, utility_eval), variant=chosen)
     metrics: dict = {}
     last = unlearner.steps if stop_at_step is None else min(stop_at_step, unlearner.steps)
     while unlearner.step < last:

@@ -182,9 +182,10 @@ def export_config(record: StudyRecord, trial: TrialRecord, out_dir: str | Path, 
         "mmie_exact": not differences,
         "mmie_differences": differences,
         # What mmie.py reads (the training lines, line i = the study's data.<set>.train[i]) and what the study read
-        # (config.json's kwargs take these files' lines: the entry points split them as the study did).
+        # (config.json's kwargs take these files' lines: the entry points split them as the study did; `utility`,
+        # when the study had one, is what run_config's utility_eval takes to measure utility as the study did).
         "data": {name: str(Path(path).relative_to(out.resolve())) for name, path in _roles(written_paths).items()},
-        "study_data": _roles(inputs.data),
+        "study_data": inputs.data.roles(),
     }
     if picked_by:
         config["picked_by"] = picked_by
@@ -303,7 +304,7 @@ def _on_cpu(record: StudyRecord) -> bool:
         return True
 
 
-# The study's language-ID settings (trainables.metrics.mmie.MmieEvalConfig) and the mmie.py flags they stand for.
+# The study's language-ID settings (trainables.settings.MmieEvalConfig) and the mmie.py flags they stand for.
 VOTER_SETTINGS = {"--use_xlmr": "mmie_eval.use_xlmr", "--use_fasttext": "mmie_eval.use_fasttext"}
 
 

@@ -84,6 +84,10 @@ class ParetoRecorder(MlflowCallback):
             self.client.set_tag(run_id, "degenerate", tags[2])
             if self.trials[tid]["status"] == TrialStatus.STOPPED_EARLY:
                 self.client.set_tag(run_id, STATUS_TAG, TrialStatus.STOPPED_EARLY)
+                # Tune may end a stopped trial's actor before the trial closes its run: closed here, or it stays
+                # RUNNING in MLflow for ever.
+                if self.client.get_run(run_id).info.status == "RUNNING":
+                    self.client.set_terminated(run_id, TrialStatus.STOPPED_EARLY.run_status)
             self._tags[tid] = tags
         if self._hypervolume_logged_at is None:  # a resumed study continues its parent's series
             history = self.client.get_metric_history(self.parent, "hypervolume")

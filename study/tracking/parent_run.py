@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 import study
 from study.config import StudyConfig
+from study.tracking.uri import TrackingUnreachable, check_tracking_server, redact_uri  # noqa: F401  (also from here)
 
 
 def code_version() -> str:
@@ -33,42 +32,6 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
         else:
             out[key] = str(v)
     return out
-
-
-def redact_uri(uri: str | None) -> str | None:
-    """The URI without the user and password a URL may carry (https://user:pass@host): what is shown or written."""
-    if not uri or "@" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-class TrackingUnreachable(RuntimeError):
-    """The MLflow tracking server does not answer; raised before any trial starts."""
-
-
-def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, with a clear message, when a tracking server is down: MLflow's own client would retry with
-    backoff for minutes, after the study had already built its model and data."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
-            if response.status == 200:
-                return
-            problem = f"HTTP {response.status}"
-    except OSError as e:
-        problem = str(getattr(e, "reason", e))
-    raise TrackingUnreachable(
-        f"MLflow tracking server {redact_uri(uri)} is unreachable ({problem}); start it (see docs/cluster.md) or fix "
-        "--tracking-uri / MLFLOW_TRACKING_URI. No trial was started."
-    )
 
 
 def experiment_id(client: MlflowClient, name: str, uri: str) -> str:

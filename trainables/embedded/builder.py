@@ -12,7 +12,6 @@ combining marks inside words (the GPT-2 split breaks Indic words at every vowel 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,14 +29,12 @@ from trainables.data import DataPaths, load_study_data, prompt_prefix, read_json
 from trainables.language.scripts import dominant_script, script_share
 from trainables.metrics.core import perplexity, sample_continuations
 from trainables.model.batching import encode
+from trainables.settings import EMBEDDED_ROLES, EmbeddedSpec  # noqa: F401  (the spec, also imported from here)
 
-FORMAT_VERSION = 1
 EOT = "<|endoftext|>"
 # Keep letters and combining marks together (\p{M}); otherwise the GPT-2 byte-level split.
 PRETOKENIZE_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+"
 
-# The generated corpus's languages and their roles in the default study (forget Hindi, retain English).
-EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn")}
 # Lines of each evaluation-only set (trainables.embedded.corpus.EVAL_SETS) written beside the corpus; never pretrained on.
 EVAL_SET_LINES = 400
 # Retaining English, the retain set is en_retain (English without the general templates) and utility is measured on
@@ -45,36 +42,6 @@ EVAL_SET_LINES = 400
 RETAIN_EN, GENERAL_EN = "en_retain", "en_general"
 # Forget languages with a generated adversarial prompt set (English instructions to write in them).
 ADVERSARIAL_LANGUAGES = ("hi", "ur", "pa", "bn")
-
-
-@dataclass(frozen=True)
-class EmbeddedSpec:
-    """Everything that determines the embedded model's bytes; its hash is the cache key."""
-
-    seed: int = 0
-    lines_per_language: int = 3000
-    # Pretrain on these JSONL files instead of the generated corpus (a smoke test on a user's own data).
-    data_files: tuple[str, ...] = ()
-    vocab_size: int = 2048
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    intermediate_size: int = 512
-    pretrain_steps: int = 600  # half as many leave Urdu and Bengali script fidelity behind (the build report's)
-    batch_size: int = 32
-    seq_len: int = 128
-    lr: float = 3e-3
-    heldout: int = 128
-
-    def key(self) -> str:
-        payload = asdict(self) | {"format": FORMAT_VERSION}
-        payload["data_files"] = [(p, _file_digest(p)) for p in self.data_files]
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @dataclass

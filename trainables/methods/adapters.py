@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from contextlib import AbstractContextManager
-
-import torch
+from typing import TYPE_CHECKING
 
 from trainables.methods.registry import ADAPTERS, Knob, MmieForm, Piece
+
+# torch is imported where a piece computes, not here: registering the pieces (names, knobs, help) must not load it,
+# since the command line lists and validates them without it (tests/test_cli_imports.py).
+if TYPE_CHECKING:
+    import torch
 
 MMIE_LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj"
 
@@ -97,6 +101,8 @@ class LoRA(Adapter):
         return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
 
     def load_state_dict(self, state):
+        import torch
+
         params = dict(self.model.named_parameters())
         missing = set(state) ^ {n for n, p in params.items() if p.requires_grad}
         if missing:

@@ -12,47 +12,17 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from functools import partial
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.nn.utils.parametrizations import orthogonal
+from typing import TYPE_CHECKING
 
 from trainables.methods.adapters import Adapter
 from trainables.methods.registry import ADAPTERS, Knob, MmieForm
 from trainables.model.decoder_layers import LayerChoices, decoder_layers, hidden_of, with_hidden
 
-
-class LowRankIntervention(nn.Module):
-    """Φ(h) for one layer; R is `rotate.weight` (kept orthonormal), W and b are `learned`'s weight and bias."""
-
-    def __init__(self, dim: int, rank: int):
-        super().__init__()
-        # Householder map as in the paper's code (torch's default for r < d), but without the trivialization, whose
-        # d×d `base` buffer would cost d² floats per layer in memory and in every checkpoint.
-        self.rotate = orthogonal(nn.Linear(dim, rank, bias=False), use_trivialization=False)
-        self.learned = nn.Linear(dim, rank)
-        # The paper starts from a random W, which is not the identity. We start from W = R and b = 0, so W h − R h = 0
-        # and Φ is exactly the identity at step 0: the adapted model is the original model until it is trained.
-        with torch.no_grad():
-            self.learned.weight.copy_(self.rotate.weight)
-            self.learned.bias.zero_()
-
-    def pin_signs(self) -> None:
-        # The Householder map reads ±1 signs off the diagonal of its raw tensor through .int(), which gets no gradient
-        # but is pulled by weight decay: any decay would truncate 0.99 to 0 and zero rows of R. Snap it back to ±1.
-        with torch.no_grad():
-            diagonal = self.rotate.parametrizations.weight.original.diagonal()
-            diagonal.copy_(torch.where(diagonal < 0, -1.0, 1.0))
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        self.pin_signs()
-        x = h.to(self.learned.weight.dtype)  # compute in float32, like peft's LoRA, whatever the model's dtype
-        rotate = self.rotate.weight  # the parametrization recomputes R on every access: read it once
-        # W h + b − R h as one product with (W − R), which is exactly zero at init (no rounding from two products).
-        delta = F.linear(x, self.learned.weight - rotate, self.learned.bias) @ rotate
-        return h + delta.to(h.dtype)
-
+# torch is imported where the adapter builds or runs its modules (trainables.methods.adapter_layers), not here:
+# registering the adapter must not load it, since the command line lists and validates pieces without it.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 class HookedInterventions(Adapter):
     """An intervention module per chosen decoder layer, applied to the layer's output by a forward hook; the base
@@ -61,6 +31,8 @@ class HookedInterventions(Adapter):
     name = ""
 
     def __init__(self, layers: str):
+        from torch import nn
+
         self.layers = str(layers)  # a YAML override may give a bare int
         self.interventions = nn.ModuleDict()  # keyed by layer index
         self.handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -78,6 +50,8 @@ class HookedInterventions(Adapter):
         return sorted({i % n for i in indices})  # negative indices count from the last layer, as in Python
 
     def attach(self, model):
+        import torch
+
         self.detach()
         layers = decoder_layers(model)
         dim, device = model.config.hidden_size, next(model.parameters()).device
@@ -141,4 +115,6 @@ class LoReFT(HookedInterventions):
         self.rank = int(rank)
 
     def intervention(self, dim):
+        from trainables.methods.adapter_layers import LowRankIntervention
+
         return LowRankIntervention(dim, self.rank)

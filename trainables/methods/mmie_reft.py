@@ -7,31 +7,11 @@ reft_gate_l1·|g_raw| to the loss, which pulls the gate towards 0.5, not towards
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
 from trainables.methods.loreft import HookedInterventions
 from trainables.methods.registry import ADAPTERS, Knob, MmieForm
 from trainables.model.decoder_layers import LayerChoices
 
 _ON_OFF = ("off", "on")
-
-
-class ResidualLowRank(nn.Module):
-    def __init__(self, dim: int, rank: int, sign: float, gated: bool):
-        super().__init__()
-        self.down = nn.Linear(dim, rank, bias=False)  # A: d -> r
-        self.up = nn.Linear(rank, dim, bias=False)  # B: r -> d
-        nn.init.normal_(self.down.weight, std=1e-3)
-        nn.init.normal_(self.up.weight, std=1e-3)
-        self.sign = sign
-        self.gate = nn.Parameter(torch.zeros(1)) if gated else None
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        delta = self.up(self.down(h.to(self.down.weight.dtype)))
-        if self.gate is not None:
-            delta = delta * torch.sigmoid(self.gate)
-        return h + (self.sign * delta).to(h.dtype)
 
 
 def _flags(v: dict) -> list[str]:
@@ -69,6 +49,8 @@ class MmieReFT(HookedInterventions):
         self.sign = -1.0 if reft_negative == "on" else 1.0
 
     def intervention(self, dim):
+        from trainables.methods.adapter_layers import ResidualLowRank
+
         return ResidualLowRank(dim, self.rank, self.sign, self.gated)
 
     def penalty(self):

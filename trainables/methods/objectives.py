@@ -10,11 +10,14 @@ the papers' per-sequence forms. Padding never counts (mmie.py counts it: see doc
 from __future__ import annotations
 
 from abc import abstractmethod
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from trainables.methods.registry import OBJECTIVES, Knob, MmieForm, Piece
+
+# torch is imported where a piece computes, not here: registering the pieces (names, knobs, help) must not load it,
+# since the command line lists and validates them without it (tests/test_cli_imports.py).
+if TYPE_CHECKING:
+    import torch
 
 
 @OBJECTIVES.contract
@@ -77,6 +80,8 @@ class NegativePreference(ForgetObjective):
         self.beta = beta
 
     def per_sample(self, nll_sum, n_tokens, ref_nll_sum=None):
+        import torch.nn.functional as F
+
         log_ratio = ref_nll_sum - nll_sum  # log pi_theta - log pi_ref
         return -(2.0 / self.beta) * F.logsigmoid(-self.beta * log_ratio)
 
@@ -96,6 +101,8 @@ class MmieNegativePreference(ForgetObjective):
         raise TypeError("mmie_npo is defined per batch, not per sample; it takes no sample weights")
 
     def loss(self, nll_sum, n_tokens, ref_nll_sum, weights):
+        import torch.nn.functional as F
+
         log_ratio = _batch_mean_nll(ref_nll_sum, n_tokens) - _batch_mean_nll(nll_sum, n_tokens)
         return -(2.0 / self.beta) * F.logsigmoid(-self.beta * log_ratio)
 
@@ -118,6 +125,8 @@ class TanhBounded(ForgetObjective):
         self.bound = bound
 
     def per_sample(self, nll_sum, n_tokens, ref_nll_sum=None):
+        import torch
+
         return -self.bound * torch.tanh(nll_sum / n_tokens.clamp_min(1) / self.bound)
 
 
@@ -136,4 +145,6 @@ class MmieTanhBounded(ForgetObjective):
         raise TypeError("mmie_bounded is defined per batch, not per sample; it takes no sample weights")
 
     def loss(self, nll_sum, n_tokens, ref_nll_sum, weights):
+        import torch
+
         return -self.bound * torch.tanh(_batch_mean_nll(nll_sum, n_tokens) / self.bound)

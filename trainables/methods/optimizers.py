@@ -9,10 +9,14 @@ code use); the learning rate follows the study's schedule (trainables.methods.lr
 from __future__ import annotations
 
 from abc import abstractmethod
-
-import torch
+from typing import TYPE_CHECKING
 
 from trainables.methods.registry import OPTIMIZERS, BuildContext, Knob, MmieForm, Piece
+
+# torch is imported where a piece computes, not here: registering the pieces (names, knobs, help) must not load it,
+# since the command line lists and validates them without it (tests/test_cli_imports.py).
+if TYPE_CHECKING:
+    import torch
 
 WEIGHT_DECAY = 0.01
 MMIE_LR = 2e-4  # mmie.py's learning rate; it has no --lr flag
@@ -76,6 +80,8 @@ def _lr_flags(values: dict) -> list[str]:
 )
 class SingleAdamW(OptimizerScheme):
     def __init__(self, lr: float, params):
+        import torch
+
         self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=WEIGHT_DECAY)
 
     def phases(self, step):
@@ -112,6 +118,8 @@ class DualOptim(OptimizerScheme):
     moments and bias-correction step count (sharing one state is the paper's ablation)."""
 
     def __init__(self, lr_forget: float, lr_retain: float, retain_freq: int, params):
+        import torch
+
         params = list(params)
         self.retain_freq = int(retain_freq)
         self.forget = torch.optim.AdamW(params, lr=lr_forget, weight_decay=WEIGHT_DECAY)

@@ -125,7 +125,7 @@ class BuildContext:
     data: Any = None  # trainables.data.StudyData
     model_path: str | None = None  # None: a model handed in (it has no SAE cache key)
     adapter: Any = None  # the trial's Adapter, once attached (an optimiser scheme trains its parameters())
-    # SAE gates: the SAE's settings (trainables.methods.gates.sae.SAEConfig; None: its defaults), a SAELens folder read instead
+    # SAE gates: the SAE's settings (trainables.settings.SAEConfig; None: its defaults), a SAELens folder read instead
     # of training one, the SAE cache's root (None: the default) and the training lines per set a gate fits on.
     sae: Any = None
     sae_pretrained: str = ""

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from trainables.methods.registry import RETAIN_OBJECTIVES, MmieForm, Piece
-from trainables.metrics.core import token_nll
+
+# torch is imported where a piece computes, not here: registering the pieces (names, knobs, help) must not load it,
+# since the command line lists and validates them without it (tests/test_cli_imports.py).
+if TYPE_CHECKING:
+    import torch
 
 
 @RETAIN_OBJECTIVES.contract
@@ -56,6 +58,8 @@ def kl_to_base(logits: torch.Tensor, base: torch.Tensor, real: torch.Tensor) -> 
 
     mmie.py sums over padded positions too (its KL counts pads); here a position counts only where the attention
     mask is 1, so the loss does not depend on how a batch happened to be padded."""
+    import torch.nn.functional as F
+
     log_p = F.log_softmax(logits.float(), dim=-1)
     log_q = F.log_softmax(base.float(), dim=-1)
     per_position = (log_q.exp() * (log_q - log_p)).sum(dim=-1)
@@ -69,5 +73,7 @@ def kl_to_base(logits: torch.Tensor, base: torch.Tensor, real: torch.Tensor) -> 
 )
 class RetainNLL(RetainObjective):
     def loss(self, logits, labels, base_logits):
+        from trainables.metrics.core import token_nll
+
         nll_sum, n_tokens = token_nll(logits, labels)
         return nll_sum.sum() / n_tokens.sum().clamp_min(1)

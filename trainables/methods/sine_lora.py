@@ -8,38 +8,18 @@ an initial slope ω/g = 1 like a LoRA scale of 1) are ours, and both are searche
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING
 
 from trainables.methods.adapters import Adapter
 from trainables.methods.registry import ADAPTERS, Knob, MmieForm
 
+# torch is imported where the adapter builds or runs its modules (trainables.methods.adapter_layers), not here:
+# registering the adapter must not load it, since the command line lists and validates pieces without it.
+if TYPE_CHECKING:
+    from trainables.methods.adapter_layers import SineLinear
+
 MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
-
-
-class SineLinear(nn.Module):
-    """base(x) + x · (sin(ω·BA)/g)ᵀ; B starts at zero, so the layer starts as the base layer."""
-
-    def __init__(self, base: nn.Linear, rank: int, omega: float, gain: float):
-        super().__init__()
-        self.base = base
-        self.omega, self.gain, self.enabled = omega, gain, True
-        self.sine_A = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
-        nn.init.kaiming_uniform_(self.sine_A, a=math.sqrt(5))
-        self.sine_B = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
-
-    def delta_weight(self) -> torch.Tensor:
-        return torch.sin(self.omega * (self.sine_B @ self.sine_A)) / self.gain
-
-    def forward(self, x):
-        out = self.base(x)
-        if self.enabled:
-            out = out + F.linear(x, self.delta_weight().to(x.dtype))
-        return out
 
 
 @ADAPTERS.register(
@@ -58,6 +38,8 @@ class SineLoRA(Adapter):
         self.layers: dict[str, SineLinear] = {}
 
     def attach(self, model):
+        from trainables.methods.adapter_layers import SineLinear
+
         targets = [(n, m) for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in MLP_PROJECTIONS]
         if not targets:
             raise ValueError(f"sine_lora: the model has no MLP projections named {MLP_PROJECTIONS}")
@@ -85,6 +67,8 @@ class SineLoRA(Adapter):
         return {f"{n}.{p}": getattr(layer, p).detach().clone() for n, layer in self.layers.items() for p in ("sine_A", "sine_B")}
 
     def load_state_dict(self, state):
+        import torch
+
         mine = self.state_dict()
         if set(state) != set(mine):
             raise KeyError(f"adapter checkpoint does not match the adapter: {sorted(set(state) ^ set(mine))[:5]}")

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-
-import torch
+from typing import TYPE_CHECKING
 
 from trainables.methods.registry import WEIGHTINGS, Knob, MmieForm, Piece
 
+# torch is imported where a weighting computes, not here: registering the pieces (names, knobs, help) must not load
+# it, since the command line lists and validates them without it (tests/test_cli_imports.py).
+if TYPE_CHECKING:
+    import torch
+
 # Callable scoring forget training lines (by index) with the current model: mean NLL per token, no gradient.
-Scorer = Callable[[list[int]], torch.Tensor]
+Scorer = Callable[[list[int]], "torch.Tensor"]
 
 
 @WEIGHTINGS.contract
@@ -51,12 +55,16 @@ class SampleWeighting(Piece):
 
 def normalised(logits: torch.Tensor) -> torch.Tensor:
     """softmax(logits) rescaled to mean 1."""
+    import torch
+
     return torch.softmax(logits, dim=0) * logits.numel()
 
 
 @WEIGHTINGS.register("uniform", help="every forget sample counts the same", mmie=MmieForm())
 class Uniform(SampleWeighting):
     def weights(self, per_sample_nll, indices, step, total_steps):
+        import torch
+
         return torch.ones_like(per_sample_nll)
 
 
@@ -92,6 +100,8 @@ class LoReUnDynamic(SampleWeighting):
 )
 class LoReUnStatic(SampleWeighting):
     def __init__(self, temperature: float):
+        import torch
+
         self.tau = temperature
         self.losses: torch.Tensor | None = None
 
@@ -114,6 +124,8 @@ class Curriculum(SampleWeighting):
     hard); middle third uniform; last third w ∝ exp(+L/median L)."""
 
     def weights(self, per_sample_nll, indices, step, total_steps):
+        import torch
+
         progress = step / max(total_steps, 1)
         if 1 / 3 <= progress < 2 / 3:
             return torch.ones_like(per_sample_nll)
@@ -122,6 +134,8 @@ class Curriculum(SampleWeighting):
 
 
 def _draw(probabilities: torch.Tensor, batch_size: int, rng: torch.Generator) -> list[int]:
+    import torch
+
     return torch.multinomial(probabilities, batch_size, replacement=True, generator=rng).tolist()
 
 
@@ -137,6 +151,8 @@ class ForgetReweight(SampleWeighting):
     pool = 128
 
     def draw(self, n_lines, batch_size, rng, step, total_steps, score):
+        import torch
+
         losses = score(list(range(min(n_lines, self.pool))))
         spread = losses.max() - losses.min()
         if not spread > 0:
@@ -144,6 +160,8 @@ class ForgetReweight(SampleWeighting):
         return _draw((losses - losses.min()) / spread, batch_size, rng)
 
     def weights(self, per_sample_nll, indices, step, total_steps):
+        import torch
+
         return torch.ones_like(per_sample_nll)
 
 
@@ -165,6 +183,8 @@ class MmieCurriculum(SampleWeighting):
         self.stages = (curriculum_s1, curriculum_s2)
 
     def draw(self, n_lines, batch_size, rng, step, total_steps, score):
+        import torch
+
         # mmie.py's phase = (step + 1) / steps on its counter, where forget steps are the even ones of 2 per ours.
         phase = (2 * step + 1) / (2 * max(total_steps, 1))
         pool = list(range(min(n_lines, self.pool)))
@@ -174,6 +194,8 @@ class MmieCurriculum(SampleWeighting):
         return _draw(torch.softmax(-losses if phase < self.stages[0] else losses, dim=0), batch_size, rng)
 
     def weights(self, per_sample_nll, indices, step, total_steps):
+        import torch
+
         return torch.ones_like(per_sample_nll)
 
 
@@ -195,6 +217,8 @@ class Product(SampleWeighting):
         return drawn[0] if drawn else None
 
     def weights(self, per_sample_nll, indices, step, total_steps):
+        import torch
+
         w = torch.ones_like(per_sample_nll)
         for part in self.parts:
             w = w * part.weights(per_sample_nll, indices, step, total_steps)

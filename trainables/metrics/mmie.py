@@ -29,13 +29,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 import torch
 
 from trainables.language.scripts import char_script
 from trainables.methods.retain_objectives import kl_to_base
 from trainables.model.batching import pad_rows, to_device, whole_set_rows
+from trainables.settings import MmieEvalConfig  # noqa: F401  (its settings, also imported from here)
 
 # mmie.py's constants (§5); these are definitions, not settings.
 TEMPERATURE = 0.7
@@ -53,34 +53,6 @@ SCRIPT_BLOCKS = {"DEVANAGARI": (0x0900, 0x097F), "BENGALI": (0x0980, 0x09FF), "G
 EMPTY_REPLY_WORDS = 2
 # A base model whose replies are this often empty is one mmie.py measures nothing on: the study is flagged.
 EMPTY_REPLY_FLAG = 0.5
-
-
-@dataclass(frozen=True)
-class MmieEvalConfig:
-    """How many lines the mmie.py measurements use, which LID voters the command turns on, and the gates' ratios."""
-
-    enabled: bool = True
-    items: int = 8  # forget prompts at evaluation checkpoints (not a figure mmie.py prints)
-    # At the end of a trial and for the base model: None is mmie.py's counts (ES_ITEMS); a number caps each set.
-    final_items: int | None = None
-    # ES sets at evaluation checkpoints: "forget" (es_forget only: generation is most of the cost) or "all"; the
-    # end of a trial and the base model always measure every set.
-    checkpoint_sets: str = "forget"
-    max_new_tokens: int = 64
-    # Lines for perplexity, token KL and membership inference; None: mmie.py's 200, 120 and 120.
-    teacher_forced_items: int | None = None
-    min_k: float = 0.2  # Min-K% Prob: the share of lowest-probability tokens averaged
-    # mmie.py's flags that add LID voters (trainables.language.lid_ensemble): CLD3, and fastText (which also needs
-    # FASTTEXT_LID_PATH). The exporter emits them as set here.
-    use_xlmr: bool = False
-    use_fasttext: bool = False
-    gate_es_forget_ratio: float = 0.5
-    gate_es_mixed_ratio: float = 0.7
-    gate_ppl_ratio: float = 1.10
-
-    @property
-    def items_exact(self) -> bool:
-        return self.final_items is None and self.teacher_forced_items is None
 
 
 # ---- the lines mmie.py reads -----------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import copy
 import math
 import random
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 
@@ -32,35 +31,11 @@ from trainables.evaluator import Evaluator
 from trainables.metrics.core import token_nll
 from trainables.model.batching import pad_rows, to_device
 from trainables.model.decoder_layers import decoder_layers, hidden_of, with_hidden
+from trainables.settings import RobustnessSettings  # noqa: F401  (its settings, also imported from here)
 
 # Seeds of the attack's batches and of its ES sampling: the same for every trial and the oracle, so they compare.
 ATTACK_SEED = 7_919
 ES_SEED = 104_729
-
-
-@dataclass(frozen=True)
-class RobustnessSettings:
-    """What a study measures of its trials' robustness (the study config's `robustness:` section)."""
-
-    relearn: bool = True
-    relearn_steps: int = 50
-    relearn_lr: float = 5e-5
-    relearn_params: str = "adapter"  # or "all": the attacker trains every parameter
-    relearn_batch_size: int = 8
-    relearn_eval_every: int = 10  # forget_efficacy along the way
-    relearn_es_prompts: int = 32  # extraction strength at the attack's end
-    # Training steps (besides the last) after which the attack also runs: the scheduler's rungs when the attack's
-    # result is a study objective, every eval checkpoint when the config asks.
-    relearn_at_steps: tuple[int, ...] = ()
-    # relearn_forget_efficacy is a study objective: Ray wants it in every result, so between attacks the trial
-    # reports it to Ray as NaN (never to MLflow); schedulers read it at their rungs and Optuna at the end, where
-    # the attack ran.
-    relearn_is_objective: bool = False
-    # The oracle's share of its forgetting that the attack brings back (set by the driver when the study has one).
-    oracle_share_back: float | None = None
-    actpert_audit: bool = False
-    actpert_amp: float = 0.1
-    int8_check: bool = False
 
 
 def check_attack_lines(data: StudyData, settings: RobustnessSettings) -> None:

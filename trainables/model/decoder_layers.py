@@ -7,9 +7,11 @@ replace its hidden states, through these helpers, so a model whose layout differ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # annotations only: layer knobs (LayerChoices) and ModelSize are read without torch
+    import torch
+    from torch import nn
 
 
 def decoder_body(model) -> nn.Module:

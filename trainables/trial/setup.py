@@ -1,9 +1,10 @@
 """What every trial of a study shares (model, data, schedule, tracking), as opposed to what the search varies.
 
 Each section of the study config that trials read is one frozen settings object here (TrainSettings below; the
-embedded model's EmbeddedSpec, the SAE's SAEConfig, RobustnessSettings, MmieEvalConfig, DegenerateRule beside
-their code), whose defaults are the only ones: study/config.py validates each section and takes its defaults from
-these classes, and the driver passes each validated section whole.
+embedded model's EmbeddedSpec, the SAE's SAEConfig, RobustnessSettings and MmieEvalConfig in trainables.settings,
+DegenerateRule beside its code), whose defaults are the only ones: study/config.py validates each section and takes
+its defaults from these classes, and the driver passes each validated section whole. Nothing here imports torch
+(the embedded model is built, and loads torch, only when a trial asks for its path).
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainables.data import DataPaths
-from trainables.embedded import EMBEDDED_ROLES, EmbeddedSpec, ensure_embedded
-from trainables.methods.gates.sae import SAEConfig
 from trainables.metrics.degenerate import DegenerateRule
-from trainables.metrics.mmie import MmieEvalConfig
-from trainables.metrics.robustness import RobustnessSettings
 from trainables.model.decoder_layers import ModelSize
 from trainables.model.shapes import ensure_shape, is_shape
+from trainables.settings import EMBEDDED_ROLES, EmbeddedSpec, MmieEvalConfig, RobustnessSettings, SAEConfig
 
 
 @dataclass(frozen=True)
@@ -100,6 +98,8 @@ class TrialSetup:
     crash_at_step: int | None = None
 
     def model_path(self) -> str:
+        from trainables.embedded import ensure_embedded
+
         if self.model == "embedded":
             return str(ensure_embedded(self.embedded).model_dir)
         if is_shape(self.model):
@@ -110,6 +110,8 @@ class TrialSetup:
     def data_paths(self) -> DataPaths:
         if self.data is not None:
             return self.data
+        from trainables.embedded import ensure_embedded
+
         return ensure_embedded(self.embedded).data_paths(self.embedded_forget, self.embedded_retain)
 
     def language_of(self, set_name: str) -> str | None:

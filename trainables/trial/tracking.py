@@ -1,8 +1,8 @@
 """MLflow logging from inside a trial: one child run per trial under the study's parent run.
 
-Logging happens in the trial (batched), not through a driver callback: it is cheaper over HTTP and it lets the run
-survive a restore. Metrics are buffered and flushed when the trial checkpoints; after a crash the steps since the
-last checkpoint are recomputed and logged then. A trial restarted from a checkpoint, or whose first attempt died
+Logging happens in the trial, not through a driver callback: it lets the run survive a restore. Each step's
+metrics go in one batch, sent before the step is reported to Tune (a trial stopped at a rung is ended without its
+clean-up); after a crash the steps since the last checkpoint are recomputed, and those MLflow holds are skipped. A trial restarted from a checkpoint, or whose first attempt died
 before one, finds its run by the trial id tag instead of creating a second one, and skips the steps the run
 already holds. A tracking failure never kills the trial: it is printed (the worker log) and counted in
 `tracking_errors`. A metric MLflow rejects (an invalid name) is dropped alone, named, and tagged on the run

@@ -101,8 +101,11 @@ def _evaluate_and_report(unlearner: Unlearner, setup: TrialSetup, run: TrialRun,
     run.log(metrics, step)
     if setup.robustness.relearn_is_objective and "relearn_forget_efficacy" not in metrics:
         metrics = {**metrics, "relearn_forget_efficacy": math.nan}  # for Ray's check that results hold every objective
+    # Every step is sent before it is reported: Tune stops a trial at a rung by ending its actor without waiting for
+    # the trial's own clean-up (FunctionTrainable.cleanup: session.finish(timeout=0)), so whatever is buffered
+    # then is lost. Before the checkpoint too, so a restore never logs a step twice.
+    run.flush()
     if step % setup.train.checkpoint_every == 0 or last:
-        run.flush()  # before the checkpoint, so a restore never logs a step twice
         with tempfile.TemporaryDirectory() as d:
             unlearner.save(Path(d) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))

@@ -39,6 +39,7 @@ from trainables.cache import cache_root, file_lock
 from trainables.data import StudyData
 from trainables.model.batching import encode, to_device
 from trainables.model.decoder_layers import decoder_layers, hidden_of
+from trainables.settings import SAEConfig  # noqa: F401  (its settings, also imported from here)
 
 FORMAT_VERSION = 1
 
@@ -135,20 +136,6 @@ def per_sequence(acts: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor
 
 
 # ---- training ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SAEConfig:
-    """What determines a trained SAE besides the model, layer and data; part of the cache key."""
-
-    d_sae: int | None = None  # None: 8 × d_model
-    k: int = 32  # mean L0 (BatchTopK)
-    steps: int = 2000
-    lr: float = 1e-3
-    batch_tokens: int = 1024
-    seed: int = 0
-    max_len: int = 64
-    heldout_fraction: float = 0.1  # lines held out of training, to measure FVE and L0 on
 
 
 def _split_texts(texts: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:

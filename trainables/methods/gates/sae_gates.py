@@ -28,25 +28,20 @@ from abc import abstractmethod
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
-import torch
+from typing import TYPE_CHECKING
 
 from trainables.data import DataError, StudyData
-from trainables.methods.gates.sae import (
-    SAEConfig,
-    SelectedFeatures,
-    SparseAutoencoder,
-    activation_rates,
-    collect_activations,
-    evaluate_sae,
-    load_or_train_sae,
-    load_saelens,
-    per_sequence,
-    real_positions,
-    select_features,
-    sequence_shares,
-)
 from trainables.methods.registry import GATES, BuildContext, Knob, MmieForm, Piece
 from trainables.model.decoder_layers import LayerChoices, decoder_body, decoder_layers, hidden_of, with_hidden
+from trainables.settings import SAEConfig
+
+# torch and the SAE code (trainables.methods.gates.sae) are imported where a gate is fitted or runs, not here:
+# registering the gates (names, knobs, help) must not load torch, since the command line lists and validates the
+# pieces without it (tests/test_cli_imports.py).
+if TYPE_CHECKING:
+    import torch
+
+    from trainables.methods.gates.sae import SelectedFeatures, SparseAutoencoder
 
 # DSG keeps features whose forget/retain importance ratio is in the top 10% (the paper uses 90-95).
 SELECT_PERCENTILE = 90
@@ -104,6 +99,8 @@ class Gate(Piece):
     """
 
     def __init__(self, sae: SparseAutoencoder, layer: int, features: SelectedFeatures, special_ids=()):
+        import torch
+
         self.sae, self.layer, self.features = sae, int(layer), features
         # Tokens the trigger never counts (DSG's code masks BOS, EOS and padding): in generation, rows that have
         # finished keep receiving EOS with attention mask 1.
@@ -147,12 +144,18 @@ class Gate(Piece):
 
     def _counted(self, h: torch.Tensor, mask: torch.Tensor, fresh: bool) -> torch.Tensor:
         """The positions of h the trigger counts: non-padding, not a line's first position, not a special token."""
+        import torch
+
+        from trainables.methods.gates.sae import real_positions
+
         counted = real_positions(mask) if fresh else mask[:, -h.shape[1] :].bool()
         if self._ids is not None and len(self.special_ids):
             counted = counted & ~torch.isin(self._ids, self.special_ids.to(self._ids.device))
         return counted
 
     def _hook(self, module, args, output):
+        import torch
+
         h = hidden_of(output)
         mask = self._mask if self._mask is not None else torch.ones(h.shape[:2], dtype=torch.long, device=h.device)
         fresh = mask.shape[1] == h.shape[1] or len(self.last_gated) != len(h)
@@ -222,6 +225,8 @@ class DynamicGate(Gate):
 
     def __init__(self, sae, layer: int, features: SelectedFeatures, base_alpha: float, threshold: float,
                  special_ids=(), active_only: bool = False):
+        import torch
+
         super().__init__(sae, layer, features, special_ids)
         self.base_alpha, self.threshold = float(base_alpha), float(threshold)
         self.active_only = active_only
@@ -230,6 +235,8 @@ class DynamicGate(Gate):
 
     @classmethod
     def fit(cls, context, base_alpha: float, n_features: int, trigger_percentile: float, sae_layer: str):
+        from trainables.methods.gates.sae import per_sequence
+
         layer = int(sae_layer)
         sae, features, info = _fit(context, layer, int(n_features))
         calib, lengths = _activations(context, _calibration_lines(context), layer)
@@ -239,6 +246,8 @@ class DynamicGate(Gate):
         return gate
 
     def edit(self, h, mask, fresh):
+        import torch
+
         if fresh:  # a new batch of sequences; otherwise a cached decoding step continues the running share
             self._active = torch.zeros(len(h), device=h.device)
             self._real = torch.zeros(len(h), device=h.device)
@@ -262,6 +271,10 @@ def calibrate_threshold(sae, features: SelectedFeatures, retain_acts_per_sequenc
                         percentile: float = 95) -> float:
     """τ = the `percentile` of the trigger share over retain lines: the gate fires (share > τ) on at most about
     100 − percentile % of such lines (fewer where many lines tie at τ)."""
+    import torch
+
+    from trainables.methods.gates.sae import sequence_shares
+
     shares = sequence_shares(sae, features, retain_acts_per_sequence)
     return float(torch.quantile(shares.double(), percentile / 100))
 
@@ -323,6 +336,11 @@ def _calibration_lines(context: BuildContext) -> list[str]:
 def _fit(context: BuildContext, layer: int, n_features: int):
     """The cached SAE (trained on a miss), the features selected on up to `context.gate_fit_lines` forget and
     retain training lines, and figures to log once."""
+    import torch
+
+    from trainables.methods.gates.sae import (activation_rates, evaluate_sae, load_or_train_sae, load_saelens,
+                                              select_features)
+
     lines = gate_lines(context.data, context.gate_fit_lines)
     forget, _ = _activations(context, context.data.forget.train[: lines.forget], layer)
     retain, _ = _activations(context, context.data.retain.train[: lines.retain], layer)
@@ -345,6 +363,8 @@ def _fit(context: BuildContext, layer: int, n_features: int):
 
 
 def _activations(context: BuildContext, lines: list[str], layer: int):
+    from trainables.methods.gates.sae import collect_activations
+
     return collect_activations(context.model, context.tokenizer, lines, layer, _sae_config(context).max_len)
 
 
