@@ -33,6 +33,20 @@ def jsonl(texts) -> str:
 
 
 GOOD = {"hi.jsonl": jsonl(HI), "en.jsonl": jsonl(EN)}
+
+
+def cut_sqlite() -> bytes:
+    """The first half of a real SQLite database of several pages (an mlflow.db whose copy was cut short)."""
+    import sqlite3
+
+    with tempfile.TemporaryDirectory() as d:
+        with sqlite3.connect(Path(d, "x.db")) as db:
+            db.execute("CREATE TABLE alembic_version (version_num TEXT)")
+            db.execute("CREATE TABLE runs (x TEXT)")
+            db.executemany("INSERT INTO runs VALUES (?)", [("run" * 100,)] * 200)
+        data = Path(d, "x.db").read_bytes()
+    return data[: len(data) // 2]
+
 DATA = ["--forget", "hi.jsonl", "--retain", "en.jsonl"]
 
 # (what, files to write (name -> text or bytes), arguments)
@@ -74,6 +88,16 @@ CASES = [
     ("export with no store here", {}, ["export", "--study", "default", "--out", "x"]),
     ("report with no store here", {}, ["report", "--study", "nope", "--out", "rep"]),
     ("resume with no store here", {}, ["resume", "--study", "default"]),
+    # issue 26
+    ("mlflow.db that is not SQLite (front)", {"mlflow.db": "study,trial\nx,1\n"}, ["front", "--study", "default"]),
+    ("mlflow.db cut short (run)", {"mlflow.db": cut_sqlite()}, ["run"]),
+    ("an empty mlflow.db (export)", {"mlflow.db": ""}, ["export", "--study", "default", "--out", "x"]),
+    ("front: {include_degenerate: 'no'}", {"s.yaml": "front: {include_degenerate: 'no'}\n"},
+     ["run", "--config", "s.yaml"]),
+    ("sae: {d_sae: 16, k: 64}", {"s.yaml": "sae: {d_sae: 16, k: 64}\n"}, ["run", "--config", "s.yaml"]),
+    ("ASHA weights all 0", {"s.yaml": "scheduler:\n  type: asha\n  weights: {utility: 0, forget_efficacy: 0}\n"},
+     ["run", "--config", "s.yaml"]),
+    ("--steps 1 with the default scheduler", {}, ["run", "--steps", "1"]),
 ]
 
 

@@ -115,16 +115,13 @@ def cmd_resume(args) -> int:
 
 
 def _tracking(args) -> str:
-    """The tracking URI a read command uses; a local database that does not exist is an error here (MLflow would
-    create an empty one)."""
-    from pathlib import Path
-
+    """The tracking URI a read command uses; a local database that does not exist, is empty or cannot be read is
+    an error here (MLflow would create or migrate one, or fail deep inside SQLAlchemy)."""
+    from study.tracking.store import check_readable_store
     from study.tracking.uri import resolve_tracking_uri
 
     uri = resolve_tracking_uri(args.tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise FileNotFoundError(f"no MLflow store at {uri.removeprefix('sqlite:///')}: run from the folder the "
-                                "study ran in, or give --tracking-uri")
+    check_readable_store(uri)
     return uri
 
 
@@ -320,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # The errors that mean bad input or a service that does not answer (exit 2), by the module that defines each.
 INPUT_ERRORS = {"study.config": "ConfigError", "trainables.data": "DataError",
-                "study.tracking.uri": "TrackingUnreachable", "study.prepare": "RayUnreachable"}
+                "study.tracking.uri": "TrackingUnreachable", "study.prepare": "RayUnreachable",
+                "study.runner": "RayStateUnreadable", "study.tracking.store": "StoreUnreadable"}
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:
@@ -333,6 +331,8 @@ def _input_errors() -> tuple[type[BaseException], ...]:
 def main(argv=None) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # MLflow's bar for each artifact it downloads (a study's study.yaml) would stand on stderr above an error line.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

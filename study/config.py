@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
@@ -52,7 +52,7 @@ class EmbeddedConfig(_Strict):
     hidden_size: int = Field(EmbeddedSpec.hidden_size, ge=16)
     num_layers: int = Field(EmbeddedSpec.num_layers, ge=1)
     # Pretrain it on the study's own data files instead of the generated corpus (a laptop smoke test).
-    train_on_data: bool = False
+    train_on_data: StrictBool = False
     # Which generated languages to forget and retain when no data files are given.
     forget: Literal["hi", "en", "ur", "pa", "bn"] = EMBEDDED_ROLES["forget"]
     retain: Literal["hi", "en", "ur", "pa", "bn"] = EMBEDDED_ROLES["retain"]
@@ -82,9 +82,9 @@ class KnobRange(_Strict):
     value: Any = None
     low: float | None = None
     high: float | None = None
-    log: bool | None = None
+    log: StrictBool | None = None
     choices: list[Any] | None = None
-    searched: bool | None = None
+    searched: StrictBool | None = None
 
     @model_validator(mode="after")
     def _one_form(self):
@@ -122,7 +122,7 @@ class SearchConfig(_Strict):
     optuna_storage: str | None = None
     space: dict[str, KnobRange] = Field(default_factory=dict)
     # Only what mmie.py runs by its flags: variants whose every piece it expresses, knobs it hard-codes fixed.
-    mmie_expressible: bool = False
+    mmie_expressible: StrictBool = False
 
     @model_validator(mode="after")
     def _objectives(self):
@@ -136,10 +136,11 @@ class SchedulerConfig(_Strict):
     multi-objective ASHA (non-dominated sorting at each rung)."""
 
     type: Literal["fifo", "asha", "moasha"] = "moasha"
+    # Unless given: 25, or a quarter of train.steps when that is less (StudyConfig._short_study_grace).
     grace_period: int = Field(25, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
-    # asha only: weight per objective of the scalarisation (equal weights if empty).
-    weights: dict[Objective, float] = Field(default_factory=dict)
+    # asha only: weight per objective of the scalarisation (equal weights if empty; at least one above 0).
+    weights: dict[Objective, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=dict)
 
 
 class TrainConfig(_Strict):
@@ -193,8 +194,8 @@ class DegenerateConfig(_Strict):
 class FrontConfig(_Strict):
     """Which finished trials the Pareto front ranks besides completed, healthy ones."""
 
-    include_diverged: bool = False  # a trial that diverged at step k ran k steps, not the study's budget
-    include_degenerate: bool = False  # output that is not language is not forgetting
+    include_diverged: StrictBool = False  # a trial that diverged at step k ran k steps, not the study's budget
+    include_degenerate: StrictBool = False  # output that is not language is not forgetting
 
 
 # The sweep's settings in the `robustness:` section, under SweepSettings's own names.
@@ -207,8 +208,8 @@ class RobustnessConfig(_Strict):
 
     # The "retrain from scratch" reference: None = built and measured for the embedded model, none for another;
     # false = none; true = the embedded model's; or the folder of a retain-only model with the study model's tokenizer.
-    oracle: bool | str | None = None
-    relearn: bool = RobustnessSettings.relearn
+    oracle: StrictBool | str | None = None
+    relearn: StrictBool = RobustnessSettings.relearn
     relearn_steps: int = Field(RobustnessSettings.relearn_steps, ge=1)
     relearn_lr: float = Field(RobustnessSettings.relearn_lr, gt=0)
     # all: the attacker trains every parameter
@@ -218,9 +219,9 @@ class RobustnessConfig(_Strict):
     relearn_es_prompts: int = Field(RobustnessSettings.relearn_es_prompts, ge=1)  # ES at the attack's end
     relearn_at: Literal["end", "eval"] = "end"  # eval: also after every eval_every steps
     # mmie.py's --actpert_audit: noise at the edit layers, the change in ES
-    actpert_audit: bool = RobustnessSettings.actpert_audit
+    actpert_audit: StrictBool = RobustnessSettings.actpert_audit
     actpert_amp: float = Field(RobustnessSettings.actpert_amp, gt=0)
-    int8_check: bool = RobustnessSettings.int8_check  # forgetting after torch's int8 dynamic quantisation (CPU, float32 models)
+    int8_check: StrictBool = RobustnessSettings.int8_check  # forgetting after torch's int8 dynamic quantisation (CPU, float32 models)
     # The attacker sweep (trainables.metrics.attack_sweep): the worst case over `attacks`, on the front (the knee
     # first, at most `audit_top` members) at the end of the study when `audit` is on; `unlearn-study audit` runs it
     # on a finished study.
@@ -228,7 +229,7 @@ class RobustnessConfig(_Strict):
     attack_steps: int = Field(SweepSettings.attack_steps, ge=1)
     attack_eval_every: int = Field(SweepSettings.attack_eval_every, ge=1)
     attack_es_prompts: int = Field(SweepSettings.attack_es_prompts, ge=1)
-    audit: bool = False
+    audit: StrictBool = False
     audit_top: int | None = Field(None, ge=1)
 
     @field_validator("attacks")
@@ -254,7 +255,7 @@ class MmieEvalSettings(_Strict):
     searcher is told as constraints. Item counts may be smaller than mmie.py's (200 prompts per set); its
     definitions (sampling, prompts, ES) are not settings."""
 
-    enabled: bool = MmieEvalConfig.enabled
+    enabled: StrictBool = MmieEvalConfig.enabled
     items: int = Field(MmieEvalConfig.items, ge=1)  # forget prompts at evaluation checkpoints
     # at the end of a trial, and for the base model: None is mmie.py's counts; a number caps each set
     final_items: int | None = Field(MmieEvalConfig.final_items, ge=1)
@@ -266,13 +267,13 @@ class MmieEvalSettings(_Strict):
     min_k: float = Field(MmieEvalConfig.min_k, gt=0, le=1)
     # mmie.py's --use_xlmr (CLD3 votes) and --use_fasttext (fastText votes, with FASTTEXT_LID_PATH): the exported
     # command's flags, and the voters the study predicts with
-    use_xlmr: bool = MmieEvalConfig.use_xlmr
-    use_fasttext: bool = MmieEvalConfig.use_fasttext
+    use_xlmr: StrictBool = MmieEvalConfig.use_xlmr
+    use_fasttext: StrictBool = MmieEvalConfig.use_fasttext
     gate_es_forget_ratio: float = Field(MmieEvalConfig.gate_es_forget_ratio, ge=0)
     gate_es_mixed_ratio: float = Field(MmieEvalConfig.gate_es_mixed_ratio, ge=0)
     gate_ppl_ratio: float = Field(MmieEvalConfig.gate_ppl_ratio, gt=0)
     # Tell Optuna the gates as constraints (TPE and NSGA-II; Optuna's random sampler takes none).
-    constrain_search: bool = True
+    constrain_search: StrictBool = True
 
 
 class ResourcesConfig(_Strict):
@@ -377,7 +378,7 @@ class StudyConfig(_Strict):
     front: FrontConfig = FrontConfig()
     degenerate: DegenerateConfig = DegenerateConfig()
     # mmie.py's --es_romanized: romanised forget-language text (cue words) counts as the forget language in ES.
-    es_romanized: bool = TrialSetup.es_romanized
+    es_romanized: StrictBool = TrialSetup.es_romanized
     train: TrainConfig = TrainConfig()
     sae: SAESettings = SAESettings()
     mmie_eval: MmieEvalSettings = MmieEvalSettings()
@@ -387,6 +388,21 @@ class StudyConfig(_Strict):
     address: str | None = None
     storage_path: str | None = None
     ladder: LadderConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_study_grace(cls, data):
+        """The scheduler's default grace period is a quarter of the default 100 steps: a shorter study's default is
+        a quarter of its own steps (at least 1), so that `--steps 20` runs with the default scheduler."""
+        if not isinstance(data, dict):
+            return data
+        scheduler, train = data.get("scheduler", {}), data.get("train", {})
+        steps = train.get("steps") if isinstance(train, dict) else None
+        if (isinstance(scheduler, dict) and "grace_period" not in scheduler and isinstance(steps, int)
+                and not isinstance(steps, bool) and steps >= 2):
+            default = SchedulerConfig.model_fields["grace_period"].default
+            data = {**data, "scheduler": {**scheduler, "grace_period": min(default, max(1, steps // 4))}}
+        return data
 
     @field_validator("study")
     @classmethod
@@ -419,6 +435,7 @@ class StudyConfig(_Strict):
         self._check_model_shape()
         self._check_languages()
         self._check_scheduler()
+        self._check_sae()
         self._check_embedded()
         return self
 
@@ -498,8 +515,19 @@ class StudyConfig(_Strict):
         for name in self.scheduler.weights:
             if name not in self.search.objectives:
                 raise _KeyedError(("scheduler", "weights", name), f"{name} is not one of search.objectives")
+        if self.scheduler.weights and not any(self.scheduler.weights.values()):
+            raise _KeyedError(("scheduler", "weights"), "every weight is 0: at least one objective must count")
         if self.scheduler.grace_period >= self.train.steps and self.scheduler.type != "fifo":
-            raise _KeyedError(("scheduler", "grace_period"), f"must be below train.steps ({self.train.steps})")
+            if "grace_period" in self.scheduler.model_fields_set:
+                raise _KeyedError(("scheduler", "grace_period"), f"must be below train.steps ({self.train.steps})")
+            raise _KeyedError(("train", "steps"), f"{self.train.steps} step leaves the {self.scheduler.type} "
+                                                  "scheduler no rung to stop a trial at: give 2 or more, or "
+                                                  "scheduler: {type: fifo}")
+
+    def _check_sae(self) -> None:
+        if self.sae.d_sae is not None and self.sae.k > self.sae.d_sae:
+            raise _KeyedError(("sae", "k"), f"{self.sae.k} active features per token, above sae.d_sae "
+                                            f"({self.sae.d_sae}) features: k must be at most d_sae")
 
     def _check_embedded(self) -> None:
         if self.embedded.forget == self.embedded.retain:

@@ -3,6 +3,7 @@ then summarise the trials' final results."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from study.config import StudyConfig, parse_config
 from study.prepare import (check_ray_address, experiment_name, experiment_path, prepare_study, ray_address, storage_path,
                            tracking_uri)
 from study.results.table import format_table
+from study.tracking.store import check_local_store, ensure_store
 from study.tracking.ui_link import runs_page_url
 from study.tracking.uri import check_tracking_server, redact_uri, resolve_tracking_uri
 from trainables.trial.setup import TrialSetup
@@ -83,6 +85,11 @@ def _init_ray(cfg: StudyConfig) -> None:
 
 class StudyInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the study; Ray saved its state, so `unlearn-study resume` continues it."""
+
+
+class RayStateUnreadable(RuntimeError):
+    """`resume` could not read Ray's saved state of a study (a truncated or foreign tuner.pkl); raised before any
+    trial starts, with the study's MLflow runs as they were."""
 
 
 def _fit(tuner, progress: StudyProgress | None = None):
@@ -181,7 +188,29 @@ def run_trials(cfg: StudyConfig, setup: TrialSetup, progress: bool = True):
             verbose=0,
         ),
     )
+    record_state_digest(setup.tracking_uri, setup.parent_run_id, experiment_path(cfg, setup.parent_run_id))
     return _fit(tuner, shown)
+
+
+# The sha256 of Ray's tuner.pkl, written once when the study's Tuner is made (a restore reads it, never rewrites it),
+# recorded on the parent run: `resume` unpickles a folder's tuner.pkl only when it matches.
+STATE_DIGEST_TAG = "ray_state_tuner_sha256"
+
+
+def state_digest(folder: str) -> str | None:
+    """The sha256 of tuner.pkl in a local Ray folder; None for a remote one (s3://...) or none there."""
+    state = Path(folder) / "tuner.pkl"
+    if "://" in folder or not state.is_file():
+        return None
+    return hashlib.sha256(state.read_bytes()).hexdigest()
+
+
+def record_state_digest(uri: str, parent: str, folder: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    digest = state_digest(folder)
+    if digest is not None:
+        MlflowClient(uri).set_tag(parent, STATE_DIGEST_TAG, digest)
 
 
 def summarize(grid) -> list[dict]:
@@ -234,6 +263,7 @@ def run_study(cfg: StudyConfig, log=print, progress: bool = True, **setup_overri
     TrialSetup fields (tests use crash_at_step)."""
     uri = tracking_uri(cfg)
     check_tracking_server(uri)
+    check_local_store(uri)  # a damaged store is named before anything is built
     check_ray_address(ray_address(cfg))
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))  # every check that can fail, before Ray
     from study.space import check_one_distribution_per_knob
@@ -242,6 +272,7 @@ def run_study(cfg: StudyConfig, log=print, progress: bool = True, **setup_overri
     from study.oracle import with_oracle
     from study.tracking.parent_run import start_parent_run
 
+    ensure_store(uri)  # made once, under a lock: two studies started at once would both migrate it
     client, exp_id, parent = start_parent_run(uri, cfg, _config_text(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg),
                     **setup_overrides)
@@ -260,21 +291,26 @@ def _config_text(cfg: StudyConfig) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def _run_parent(cfg: StudyConfig, client, exp_id: str, parent: str, body, log):
+def _run_parent(cfg: StudyConfig, client, exp_id: str, parent: str, body, log, untouched_on=()):
     """Ray and the trials under an open parent run, which always ends marked: FINISHED, FAILED (an error, or a
-    study that never started its trials) or KILLED (Ctrl-C, its open trial runs closed too)."""
+    study that never started its trials) or KILLED (Ctrl-C, its open trial runs closed too). An error of a type in
+    `untouched_on` leaves the run as it was (a resume that could not read Ray's state ran nothing)."""
     status = "FAILED"
     try:
         _init_ray(cfg)
         rows = body()
         status = "FINISHED"
         return rows
+    except untouched_on:
+        status = None
+        raise
     except KeyboardInterrupt:
         status = "KILLED"
         _close_interrupted(client, exp_id, parent, log)
         raise
     finally:
-        client.set_terminated(parent, status)
+        if status is not None:
+            client.set_terminated(parent, status)
 
 
 def _mark_lost_trials(client, experiment_id: str, parent: str, known: set, log) -> None:
@@ -315,6 +351,8 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     from study.oracle import resumed_oracle_share, with_oracle_share
     from study.tracking.parent_run import parent_runs
 
+    if path is not None and "://" not in path:  # a relative folder is the working directory's (pyarrow takes
+        path = str(Path(path).resolve())         # a relative path for a URI without a scheme)
     uri = resolve_tracking_uri(tracking)
     check_tracking_server(uri)
     client, exp_id, runs = parent_runs(uri, study)
@@ -323,25 +361,42 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg))
     setup = with_oracle_share(setup, resumed_oracle_share(client, parent))
-    log(f"resuming study {study!r} (MLflow run {parent}) from {here}: Ray's saved state there is pickled and "
-        "unpickling it runs code; resume only from a folder you trust")
+    log(f"resuming study {study!r} (MLflow run {parent}) from {here}")
+    # On stderr whatever --quiet says: what follows runs the code in that folder's pickles.
+    checked = (f"its tuner.pkl is the one run {parent[:8]} recorded (sha256); the searcher's and trials' saved state "
+               "are not checked" if STATE_DIGEST_TAG in _tags(client, parent) else
+               f"run {parent[:8]} recorded no digest of it (a study started before digests were recorded): unchecked")
+    print(f"warning: Ray's saved state in {here} is pickled and unpickling it runs code; resume only from a folder "
+          f"you trust ({checked})", file=sys.stderr)
 
     def body():
-        tuner = tune.Tuner.restore(here, trainable=_trainable(cfg, setup), resume_unfinished=True,
-                                   resume_errored=True)
+        try:
+            tuner = tune.Tuner.restore(here, trainable=_trainable(cfg, setup), resume_unfinished=True,
+                                       resume_errored=True)
+        except Exception as e:  # noqa: BLE001 - whatever the unpickling raised, nothing has run yet
+            reason = (str(e).strip().splitlines() or [""])[0][:300]
+            raise RayStateUnreadable(
+                f"the Ray state in {here} cannot be read ({type(e).__name__}: {reason}); nothing was resumed and "
+                f"study {study!r} (MLflow run {parent}) is as it was: `front`/`export` read what it logged, "
+                f"`unlearn-study run` starts a new one") from e
         shown = _progress(cfg, progress)
         _show_restored_progress(tuner, shown)
         grid = _fit(tuner, shown)
         _mark_lost_trials(client, exp_id, parent, {(r.metrics or {}).get("trial_id") for r in grid}, log)
         return _finish(grid, cfg, setup, client, log)
 
-    return _run_parent(cfg, client, exp_id, parent, body, log)
+    return _run_parent(cfg, client, exp_id, parent, body, log, untouched_on=(RayStateUnreadable,))
+
+
+def _tags(client, run_id: str) -> dict:
+    return client.get_run(run_id).data.tags
 
 
 def resume_target(client, study: str, runs: list, uri: str, path: str | None, trust_remote_code: bool,
                   log=print) -> tuple[str, StudyConfig, str]:
     """(parent run id, config, Ray folder) of the newest parent run whose Ray state is in the working directory's
-    ray_results (or is `path`). The stored config's storage_path and trust_remote_code are not used."""
+    ray_results (or is `path`). The stored config's storage_path and trust_remote_code are not used. A FINISHED run
+    is refused: resuming it would only rewrite its end."""
     from ray import tune
 
     for run in runs:
@@ -354,6 +409,16 @@ def resume_target(client, study: str, runs: list, uri: str, path: str | None, tr
         if path is not None and Path(path).name != experiment_name(cfg, run.info.run_id):
             continue
         if tune.Tuner.can_restore(here):
+            recorded, digest = run.data.tags.get(STATE_DIGEST_TAG), state_digest(here)
+            if recorded is not None and digest is not None and digest != recorded:
+                raise ValueError(f"the Ray state in {here} is not the one study {study!r} wrote: its tuner.pkl's "
+                                 f"sha256 differs from the one recorded on MLflow run {run.info.run_id}; nothing "
+                                 "was unpickled. Give the folder `run` printed, unchanged")
+            if run.info.status == "FINISHED":
+                raise ValueError(
+                    f"study {study!r} (MLflow run {run.info.run_id}, Ray state in {here}) already FINISHED: there is "
+                    f"nothing to resume; start a new one with `unlearn-study run --study {study}` (with the same "
+                    "--config: a new parent run beside it)")
             if stored.trust_remote_code and not trust_remote_code:
                 log("the study ran with trust_remote_code; it stays off unless --trust-remote-code is given")
             return run.info.run_id, cfg, here

@@ -388,6 +388,7 @@ def test_resume_takes_its_ray_folder_and_remote_code_from_the_command_line(study
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     uri, client, exp, parent = study_store
+    client.set_terminated(parent, "KILLED")  # an interrupted study: a finished one is never resumed (test_faults.py)
     # Whoever can write to the store points storage_path at state of their choosing and turns remote code on.
     planted = tmp_path / "planted"
     stored = load_config(overrides={"study": "s", "storage_path": str(planted), "trust_remote_code": True})

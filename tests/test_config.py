@@ -45,6 +45,15 @@ def test_defaults_are_valid():
         ("search:\n  space:\n    lr: {choices: []}\n", "choices is empty"),
         ("search:\n  objectives: [forget_efficacy, speed]\n", "search.objectives[1]"),
         ("embedded:\n  forget: en\n", "embedded.forget: forget and retain must be different languages"),
+        # issue 26: booleans are strict in every section, the SAE's k fits its width, ASHA's weights count
+        ('front:\n  include_degenerate: "no"\n', "line 2: front.include_degenerate: Input should be a valid boolean"),
+        ("front:\n  include_diverged: 1\n", "line 2: front.include_diverged: Input should be a valid boolean"),
+        ('mmie_eval:\n  enabled: "yes"\n', "line 2: mmie_eval.enabled: Input should be a valid boolean"),
+        ("sae:\n  d_sae: 16\n  k: 64\n", "line 3: sae.k: 64 active features per token, above sae.d_sae (16)"),
+        ("scheduler:\n  type: asha\n  weights: {utility: -1}\n",
+         "line 3: scheduler.weights.utility: Input should be greater than or equal to 0"),
+        ("scheduler:\n  type: asha\n  weights: {utility: 0, forget_efficacy: 0}\n",
+         "line 3: scheduler.weights: every weight is 0"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, text, expected):
@@ -230,3 +239,40 @@ def test_sections_reach_trials_whole(tmp_path):
     assert embedded_spec(cfg) == EmbeddedSpec(hidden_size=64, seed=2)
     cfg = load_config(write(tmp_path, "train:\n  steps: 40\n  max_grad_norm: 0.5\n  seed: 3\n"))
     assert TrainSettings(**cfg.train.model_dump()) == TrainSettings(steps=40, max_grad_norm=0.5, seed=3)
+
+
+def _bool_fields(model, prefix=()):
+    """The dotted key of every boolean setting of a config model and its sections."""
+    from pydantic import BaseModel
+
+    for name, field in model.model_fields.items():
+        section = field.annotation if isinstance(field.annotation, type) else None
+        if section is not None and issubclass(section, BaseModel):
+            yield from _bool_fields(section, (*prefix, name))
+        elif isinstance(field.default, bool) or "bool" in str(field.annotation).lower():
+            yield ".".join((*prefix, name))
+
+
+@pytest.mark.parametrize("lax", ["no", "yes", 1, 0])
+def test_every_boolean_setting_is_strict(lax):
+    """One boolean type in every section (as trust_remote_code always was): "no" is not false, 1 is not true."""
+    from study.config import StudyConfig
+
+    keys = list(_bool_fields(StudyConfig))
+    assert {"trust_remote_code", "front.include_degenerate", "front.include_diverged", "mmie_eval.enabled",
+            "robustness.relearn", "embedded.train_on_data"} <= set(keys), keys
+    for key in keys:
+        with pytest.raises(ConfigError, match=key.replace(".", "\\.")):
+            load_config(overrides={key: lax})
+
+
+def test_a_short_study_scales_the_default_grace_period():
+    """The default scheduler's grace period (25 of the default 100 steps) is a quarter of a shorter study's steps;
+    one the config gives is kept and checked; a study too short for any rung blames --steps, not <defaults>."""
+    assert load_config().scheduler.grace_period == 25
+    assert load_config(overrides={"train.steps": 25}).scheduler.grace_period == 6
+    assert load_config(overrides={"train.steps": 2}).scheduler.grace_period == 1
+    assert load_config(overrides={"train.steps": 25, "scheduler.grace_period": 10}).scheduler.grace_period == 10
+    with pytest.raises(ConfigError, match=r"--steps: train\.steps: 1 step leaves the moasha scheduler no rung") as e:
+        load_config(overrides={"train.steps": 1}, flags={"train.steps": "--steps"})
+    assert "<defaults>" not in str(e.value)

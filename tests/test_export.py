@@ -216,6 +216,10 @@ def test_pick_says_when_nothing_qualifies(record):
         pick(record, variant="dualoptim")
     with pytest.raises(ValueError, match="unknown pick 'best'"):
         pick(record, "best")
+    # a variant that does not exist is named as such, not as one without trials (issue 26)
+    with pytest.raises(ValueError, match="--variant 'adaptve': no such variant \\(unknown variant 'adaptve'.*this "
+                                         "study's trials ran: adaptive, bounded, ga, npo, sine_bounded"):
+        pick(record, variant="adaptve")
 
 
 # ---- exporting it ----------------------------------------------------------------------------------------------

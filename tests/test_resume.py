@@ -13,6 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import TEST_STUDY
+from study.runner import state_digest
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +65,9 @@ def test_killed_driver_resumes_without_duplicates(embedded, tmp_path, mlflow_sto
     parents = [r for r in runs if r.data.tags.get("role") == "study"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # run recorded its Ray state's digest, which resume checked before unpickling (tests/test_faults.py)
+    folder = tmp_path / "ray_results" / f"driver-killed-{parents[0].info.run_id[:8]}"
+    assert parents[0].data.tags["ray_state_tuner_sha256"] == state_digest(str(folder))
     assert sorted(c.data.tags["trial_id"] for c in children) == sorted({c.data.tags["trial_id"] for c in children})
     # Ray's state is saved every 2 s: a trial started just before the kill can be unknown to it; its run is
     # kept and marked lost, and the searcher samples a replacement.

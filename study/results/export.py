@@ -60,6 +60,7 @@ def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = Non
     below it first.
     """
     _check_pick(how, min_utility)
+    _check_variant(record, variant)
     trials = ranked_trials(record, rule=_export_rule(record, include_diverged))
     if variant is not None:
         trials = [t for t in trials if t.variant == variant]
@@ -88,6 +89,21 @@ def pick(record: StudyRecord, how: str = "knee", min_utility: float | None = Non
 
 def _export_rule(record: StudyRecord, include_diverged: bool) -> FrontRule:
     return FrontRule(tuple(record.objectives), record.utility_floor, include_diverged, include_degenerate=False)
+
+
+def _check_variant(record: StudyRecord, variant: str | None) -> None:
+    """A variant that no trial of the study ran and that is not registered does not exist (a misspelling): say so,
+    rather than that the study has no trial of it."""
+    if variant is None or variant in {t.variant for t in record.trials}:
+        return
+    import trainables.methods.variants  # noqa: F401  (registers every variant)
+
+    try:
+        get_variant(variant)
+    except KeyError as e:
+        ran = ", ".join(sorted({t.variant for t in record.trials})) or "none"
+        raise ValueError(f"--variant {variant!r}: no such variant ({e.args[0]}); this study's trials ran: {ran}") \
+            from None
 
 
 def _check_pick(how: str, min_utility: float | None) -> None:

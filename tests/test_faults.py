@@ -1,0 +1,190 @@
+"""Faults applied to a study's real files (issue 26): a real MLflow store with the parent run `run` creates, a real
+Ray state folder written by Ray Tune, each then damaged or put in the state a user leaves it in. What the platform
+must do: one line naming the file or folder (exit status 2), and never a finished study lost or rewritten."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TEST_STUDY
+from study import cli
+from study.config import load_config
+from study.prepare import experiment_name
+from study.runner import _config_text
+from study.tracking.parent_run import start_parent_run
+
+STUDY = "faulty"
+
+
+@pytest.fixture(scope="module")
+def ray_state(ray_local, tmp_path_factory):
+    """A Ray Tune experiment folder (tuner.pkl, experiment state, one trial), written by a one-trial fit."""
+    from ray import tune
+
+    def report(config):  # defined here, so that it is pickled by value: Ray's workers cannot import tests/
+        tune.report({"x": config["a"]})
+
+    storage = tmp_path_factory.mktemp("ray_state")
+    tune.Tuner(report, param_space={"a": 1},
+               run_config=tune.RunConfig(name="state", storage_path=str(storage), verbose=0)).fit()
+    assert tune.Tuner.can_restore(storage / "state")
+    return storage / "state"
+
+
+def _study_here(tmp_path, mlflow_store, ray_state, status):
+    """A study in tmp_path as `run` leaves it: mlflow.db with its parent run (ended with `status`), and Ray's state
+    under ray_results/<study>-<run id prefix>. Returns (uri, parent run id, Ray folder)."""
+    uri = mlflow_store(tmp_path)
+    cfg = load_config(overrides={"study": STUDY, "tracking_uri": uri, **TEST_STUDY})
+    client, _, parent = start_parent_run(uri, cfg, _config_text(cfg))
+    client.set_terminated(parent, status)
+    here = tmp_path / "ray_results" / experiment_name(cfg, parent)
+    shutil.copytree(ray_state, here)
+    return uri, parent, here
+
+
+def _one_error_line(capsys, warning: str | None = None) -> str:
+    """The one line an error printed on stderr (after `warning`'s line, when one is due)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    if warning is not None:
+        assert err and warning in err[0], err
+        err = err[1:]
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_resume_refuses_a_finished_study(tmp_path, monkeypatch, capsys, mlflow_store, ray_state):
+    monkeypatch.chdir(tmp_path)
+    uri, parent, _ = _study_here(tmp_path, mlflow_store, ray_state, "FINISHED")
+    before = MlflowClient(uri).get_run(parent).info
+
+    assert cli.main(["resume", "--study", STUDY, "--tracking-uri", uri]) == 2
+    line = _one_error_line(capsys)
+    assert "already FINISHED" in line and "unlearn-study run" in line and parent in line
+
+    after = MlflowClient(uri).get_run(parent).info
+    assert (after.status, after.end_time) == ("FINISHED", before.end_time)
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["found", "relative --path"])
+def test_unreadable_ray_state_names_the_folder_and_leaves_the_study(
+        tmp_path, monkeypatch, capsys, mlflow_store, ray_state, embedded, given):
+    monkeypatch.chdir(tmp_path)
+    uri, parent, here = _study_here(tmp_path, mlflow_store, ray_state, "KILLED")  # interrupted: resumable
+    state = here / "tuner.pkl"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    before = MlflowClient(uri).get_run(parent).info
+
+    path = ["--path", str(here.relative_to(tmp_path))] if given else []  # pyarrow took it for a URI: "empty scheme"
+    assert cli.main(["resume", "--study", STUDY, "--tracking-uri", uri, "--quiet", *path]) == 2
+    # --quiet silences progress, never the warning that unpickling runs code
+    line = _one_error_line(capsys, warning=f"warning: Ray's saved state in {here} is pickled")
+    assert f"Ray state in {here} cannot be read" in line and "UnpicklingError" in line
+
+    after = MlflowClient(uri).get_run(parent).info
+    assert (after.status, after.end_time) == ("KILLED", before.end_time)
+
+
+class _Planted:
+    """What a crafted tuner.pkl holds: unpickling it writes the file `marker` (any code could run instead)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_resume_unpickles_only_the_state_its_study_recorded(tmp_path, monkeypatch, capsys, mlflow_store, ray_state):
+    import pickle
+
+    from study.runner import record_state_digest
+
+    monkeypatch.chdir(tmp_path)
+    uri, parent, here = _study_here(tmp_path, mlflow_store, ray_state, "KILLED")
+    record_state_digest(uri, parent, str(here))  # what `run` does once Ray has written the folder
+    marker = tmp_path / "code-ran"
+    (here / "tuner.pkl").write_bytes(pickle.dumps(_Planted(marker)))  # a crafted state, in a folder of the right name
+
+    assert cli.main(["resume", "--study", STUDY, "--tracking-uri", uri, "--path", str(here)]) == 2
+    line = _one_error_line(capsys)
+    assert f"the Ray state in {here} is not the one study" in line and "nothing was unpickled" in line
+    assert not marker.exists()
+    assert MlflowClient(uri).get_run(parent).info.status == "KILLED"
+
+
+# Each process imports MLflow, says it is ready, waits for the go file, then makes the store at once with the other.
+CREATE_STORE = """
+import sys, time
+from pathlib import Path
+from study.tracking.store import ensure_store
+folder = Path(sys.argv[1])
+(folder / f"ready-{sys.argv[2]}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+ensure_store(f"sqlite:///{folder / 'mlflow.db'}")
+"""
+
+
+def test_two_studies_starting_at_once_make_one_whole_store(tmp_path):
+    """Without the lock, both processes migrate the new store and one dies in alembic (measured: 2 races of 2)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).resolve().parent.parent), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    procs = [subprocess.Popen([sys.executable, "-c", CREATE_STORE, str(tmp_path), str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (1, 2)]
+    while not all((tmp_path / f"ready-{i}").exists() for i in (1, 2)):
+        assert all(p.poll() is None for p in procs), [p.communicate()[0][-2000:] for p in procs]
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[-2000:] for o in outputs]
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # opens it as at head: no migration left half done
+    client.create_experiment("after")
+    assert [e.name for e in client.search_experiments()] == ["after", "Default"]
+
+
+def _cut_in_half(db: Path):
+    db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
+
+
+def _not_sqlite(db: Path):
+    db.write_text("study,trial\nfaulty,1\n")  # a CSV saved under the store's name
+
+
+DAMAGE = {"cut in half": (_cut_in_half, "is cut short"), "not SQLite": (_not_sqlite, "is not an SQLite database")}
+COMMANDS = {"front": ["front", "--study", STUDY], "export": ["export", "--study", STUDY, "--out", "exported"],
+            "run": ["run", "--study", STUDY, "--num-samples", "1"]}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_store_is_one_line_naming_it(tmp_path, monkeypatch, capsys, mlflow_store, damage, command):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = mlflow_store(tmp_path)  # ./mlflow.db, the store every command uses by default
+    cfg = load_config(overrides={"study": STUDY, "tracking_uri": uri, **TEST_STUDY})
+    start_parent_run(uri, cfg, _config_text(cfg))
+    damage_fn, says = DAMAGE[damage]
+    damage_fn(tmp_path / "mlflow.db")
+    size = (tmp_path / "mlflow.db").stat().st_size
+
+    assert cli.main(COMMANDS[command]) == 2
+    line = _one_error_line(capsys)
+    assert f"MLflow store {tmp_path / 'mlflow.db'}: {says}" in line and "--tracking-uri" in line
+    assert (tmp_path / "mlflow.db").stat().st_size == size and not (tmp_path / "exported").exists()
+
+
+def test_a_read_command_never_makes_a_store_in_an_empty_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "mlflow.db").touch()
+
+    assert cli.main(["front", "--study", STUDY]) == 2
+    assert "is empty" in _one_error_line(capsys)
+    assert (tmp_path / "mlflow.db").stat().st_size == 0
