@@ -28,27 +28,37 @@ def model_tok_data(embedded):
 
 
 def test_generation_prompts_with_the_whole_line_and_counts_empty_replies(model_tok_data):
-    """mmie.py prompts with the whole line (chat template if any) and stops at end-of-text; a model that answers a
-    whole line with end-of-text gives empty replies, which `mmie/base/empty_reply_share` shows and the study flags.
-    The embedded model without a chat template is such a model; with one, its replies must not be empty."""
+    """mmie.py prompts with the whole line (through the chat template when the tokenizer has one) and stops at
+    end-of-text. The embedded default carries a chat template and was pretrained on prompt/reply pairs, so its
+    replies to held-out Hindi lines are Hindi and mmie.py's ES of the base is well above 0. The same model prompted
+    without the template answers a whole line with end-of-text: `mmie/base/empty_reply_share` shows it and the
+    study flags it (mmie.py would measure nothing)."""
+    import copy
     from contextlib import nullcontext
 
     model, tok, data = model_tok_data
-    prompts = data.forget.train[:16]
-    assert mm.chat_prompts(tok, prompts) == (prompts if not tok.chat_template else mm.chat_prompts(tok, prompts))
+    assert tok.chat_template
+    prompts = data.forget.heldout[:16]
+    assert all(p.startswith("<|user|>") and p.endswith("<|assistant|>") for p in mm.chat_prompts(tok, prompts))
     replies = mm.generate(model, tok, prompts, 64, seed=0)
     assert replies == mm.generate(model, tok, prompts, 64, seed=0)  # seeded
-    share = mm.empty_share(replies)
+    assert mm.empty_share(replies) < 0.2
     cfg = mm.MmieEvalConfig(final_items=16, teacher_forced_items=8)
-    base = mm.measure(model, tok, data, target="hi", script="DEVANAGARI", cfg=cfg, seed=0,
-                      lid=ensemble_for(), edited=nullcontext)
-    assert 0 <= base["mmie/base/empty_reply_share"] <= 1
-    if not tok.chat_template:  # a whole line ends in end-of-text: the reply is end-of-text
-        assert share >= mm.EMPTY_REPLY_FLAG and base["mmie/base/es_forget"] <= 0.1
-        assert mm.replies_empty(base)
-    else:  # the embedded model's prompt/reply pretraining: replies in the forget language
-        assert share < mm.EMPTY_REPLY_FLAG and base["mmie/base/es_forget"] > 0.3
-        assert not mm.replies_empty(base)
+
+    def base_of(tokenizer):
+        return mm.measure(model, tokenizer, data, target="hi", script="DEVANAGARI", cfg=cfg, seed=0,
+                          lid=ensemble_for(), edited=nullcontext)
+
+    base = base_of(tok)
+    assert base["mmie/base/empty_reply_share"] < mm.EMPTY_REPLY_FLAG and base["mmie/base/es_forget"] > 0.3
+    assert not mm.replies_empty(base)
+    plain = copy.deepcopy(tok)
+    plain.chat_template = None
+    assert mm.chat_prompts(plain, prompts) == prompts
+    bare = base_of(plain)
+    assert bare["mmie/base/empty_reply_share"] >= mm.EMPTY_REPLY_FLAG
+    assert bare["mmie/base/es_forget"] < base["mmie/base/es_forget"] - 0.2
+    assert mm.replies_empty(bare)
 
 
 def test_tokenisation_is_mmies_whole_list_padding_left_truncation_no_bos(model_tok_data):

@@ -20,7 +20,7 @@ from pathlib import Path
 # The generated corpus's languages and their roles in the default study (forget Hindi, retain English).
 EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn")}
 # Part of the embedded model's cache key: raised when the builder's output changes for the same spec.
-EMBEDDED_FORMAT_VERSION = 1
+EMBEDDED_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,16 @@ a byte-level BPE tokenizer is trained on it, and a Qwen2 model (a real transform
 q_proj/v_proj and hooks find model.model.layers) is pretrained on it. Everything is cached on disk under a hash of
 the spec, so the second study starts at once; on a cluster each node builds the same bytes from the same seed.
 
-Two lessons from a prototype shape the build: every pretraining chunk is packed from
-one language (mixed chunks teach the model to switch language after end-of-text), and the pre-tokenizer keeps
-combining marks inside words (the GPT-2 split breaks Indic words at every vowel sign).
+Two lessons from a prototype shape the build: every pretraining chunk is packed from one language (mixed chunks
+teach the model to switch language after end-of-text), and the tokenizer must load as mmie.py loads it: a plain
+`AutoTokenizer.from_pretrained` on a qwen2 folder builds Qwen2's tokenizer class, which replaces a saved pre-tokenizer
+with Qwen2's own, so the BPE is trained under Qwen2's normaliser and pre-tokenizer (a pre-tokenizer of our own that
+kept vowel signs inside Indic words made mmie.py tokenise every Hindi line differently from training).
+
+mmie.py prompts with each whole line as a user message through the tokenizer's chat template. A model pretrained
+only on lines after end-of-text answers a whole line with end-of-text (every reply empty, mmie.py's ES 0 before and
+after unlearning), so the tokenizer carries a chat template and a share of pretraining is prompt/reply pairs of one
+language: a line as the user turn, another line of the same language as the reply.
 """
 
 from __future__ import annotations
@@ -32,8 +39,16 @@ from trainables.model.batching import encode
 from trainables.settings import EMBEDDED_ROLES, EmbeddedSpec  # noqa: F401  (the spec, also imported from here)
 
 EOT = "<|endoftext|>"
-# Keep letters and combining marks together (\p{M}); otherwise the GPT-2 byte-level split.
-PRETOKENIZE_PATTERN = r"'(?:[sdmt]|ll|ve|re)| ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L}\p{M}\p{N}]+|\s+(?!\S)|\s+"
+USER, ASSISTANT = "<|user|>", "<|assistant|>"
+# A turn is its role's special token then its text; the generation prompt is the assistant's token.
+CHAT_TEMPLATE = ("{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+# Share of pretraining items that are prompt/reply pairs (the rest are single lines, which a study's prefix prompts
+# continue).
+CHAT_SHARE = 0.3
+# Qwen2's pre-tokenizer, as transformers' Qwen2Tokenizer rebuilds it from any qwen2 folder (with an NFC normaliser).
+QWEN2_PRETOKENIZE_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                             r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 # Lines of each evaluation-only set (trainables.embedded.corpus.EVAL_SETS) written beside the corpus; never pretrained on.
 EVAL_SET_LINES = 400
@@ -204,25 +219,30 @@ def _publish(tmp: Path, root: Path, report: dict, started: float) -> None:
 
 
 def train_tokenizer(lines: list[str], vocab_size: int):
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A byte-level BPE under Qwen2's normaliser and pre-tokenizer, with end-of-text and the chat template's role
+    tokens as special tokens, so that a plain AutoTokenizer (Qwen2's class) tokenises exactly as training did."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizers.NFC()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
+            pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_PATTERN), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOT],
+        special_tokens=[EOT, USER, ASSISTANT],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(lines, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=EOT, eos_token=EOT, pad_token=EOT)
+    tok = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=EOT, eos_token=EOT, pad_token=EOT)
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
 
 
 def new_tiny_model(spec: EmbeddedSpec, vocab_size: int):
@@ -244,18 +264,29 @@ def new_tiny_model(spec: EmbeddedSpec, vocab_size: int):
     return Qwen2ForCausalLM(config)
 
 
-def pack_chunks(tok, lines: list[str], seq_len: int) -> torch.Tensor:
-    """One language's lines, each after an end-of-text token, cut into seq_len chunks."""
+def chat_prompt(tok, line: str) -> str:
+    """`line` as a user turn with the generation prompt: what mmie.py feeds a model with a chat template."""
+    return tok.apply_chat_template([{"role": "user", "content": line}], tokenize=False, add_generation_prompt=True)
+
+
+def pack_chunks(tok, lines: list[str], seq_len: int, rng: random.Random) -> torch.Tensor:
+    """One language's lines cut into seq_len chunks: each item after an end-of-text token is either a line or, with
+    probability CHAT_SHARE, a prompt/reply pair (the line as the user turn, a random line of the same set as the
+    reply), whose reply the next item's end-of-text ends."""
     ids: list[int] = []
     for line in lines:
         ids.append(tok.eos_token_id)
+        if rng.random() < CHAT_SHARE:
+            ids.extend(tok.encode(chat_prompt(tok, line), add_special_tokens=False))
+            line = lines[rng.randrange(len(lines))]
         ids.extend(tok.encode(line, add_special_tokens=False))
     n = len(ids) // seq_len
     return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
 
 
 def pretrain(model, tok, train_lines: dict[str, list[str]], spec: EmbeddedSpec, log) -> float:
-    chunks = [pack_chunks(tok, lines, spec.seq_len) for lines in train_lines.values()]
+    pairs_rng = random.Random(spec.seed + 1)
+    chunks = [pack_chunks(tok, lines, spec.seq_len, pairs_rng) for lines in train_lines.values()]
     chunks = [c for c in chunks if len(c)]
     rng = random.Random(spec.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01)
@@ -294,18 +325,25 @@ def language_report(model, tok, heldout: dict[str, list[str]], seed: int, prompt
     """Per language: held-out perplexity, the uniform baseline, and script fidelity of sampled continuations.
 
     Script fidelity is the share of continuations of that language's prompts whose letters are mostly in the
-    language's own script (None for a code-mixed set, which has no single script).
+    language's own script (None for a code-mixed set, which has no single script). The chat figures are the same
+    for replies to whole held-out lines prompted as mmie.py prompts (through the chat template, its sampling):
+    `chat_empty_share` (replies under two words) and `chat_script_fidelity`.
     """
+    from trainables.metrics.mmie import empty_share, generate
+
     report = {}
     for name, lines in heldout.items():
         script, share = dominant_script(lines)
         ppl = perplexity(model, encode(tok, lines, max_len=128))
         entry = {"perplexity": ppl, "uniform_perplexity": float(len(tok)), "script": script}
+        replies = generate(model, tok, lines[: prompts // 2], 32, seed)
+        entry["chat_empty_share"] = empty_share(replies)
         if share >= 0.9:
             conts = sample_continuations(model, tok, [prompt_prefix(t) for t in lines[:prompts]], 24, seed)
             entry["script_fidelity"] = sum(script_share(c, script) > 0.5 for c in conts) / len(conts)
+            entry["chat_script_fidelity"] = sum(script_share(r, script) > 0.5 for r in replies) / len(replies)
         else:
-            entry["script_fidelity"] = None
+            entry["script_fidelity"] = entry["chat_script_fidelity"] = None
         report[name] = entry
     return report
 

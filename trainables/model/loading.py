@@ -60,21 +60,28 @@ def _honour_tokenizer_file(tok, path: Path):
     """Use a local tokenizer.json as saved when transformers rebuilt it differently.
 
     transformers 5 picks the tokenizer class from the model's config.json (Qwen2Tokenizer for any qwen2 model)
-    and replaces the saved pre-tokenizer with the class's own: the embedded tokenizer, which keeps combining marks
-    inside words, then splits Devanagari differently from how the model was trained (Hindi perplexity 2.8 -> 3,600).
+    and replaces the saved pre-tokenizer with the class's own: an embedded build from before its tokenizer was
+    trained under Qwen2's pre-tokenizer (format 1) kept combining marks inside words, and Qwen2's class splits its
+    Devanagari differently from how the model was trained (Hindi perplexity 2.8 -> 3,600). The chat template is kept.
     """
     if not path.is_file():
         return tok
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
+    def parts(tokenizer_json: str) -> tuple:
+        j = json.loads(tokenizer_json)
+        model = {k: v or None for k, v in (j.get("model") or {}).items()}  # "" and null say the same
+        return j.get("normalizer"), j.get("pre_tokenizer"), model
+
     saved = Tokenizer.from_file(str(path))
-    ours, theirs = json.loads(saved.to_str()), json.loads(tok.backend_tokenizer.to_str())
-    if all(ours.get(k) == theirs.get(k) for k in ("normalizer", "pre_tokenizer", "model")):
+    if parts(saved.to_str()) == parts(tok.backend_tokenizer.to_str()):
         return tok
-    return PreTrainedTokenizerFast(
+    rebuilt = PreTrainedTokenizerFast(
         tokenizer_object=saved, bos_token=tok.bos_token, eos_token=tok.eos_token, pad_token=tok.pad_token
     )
+    rebuilt.chat_template = tok.chat_template
+    return rebuilt
 
 
 def load_model(name_or_path: str, trust_remote_code: bool = False, dtype: str = "float32", device: str = "cpu",
