@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +51,25 @@ def tree_pss(proc: psutil.Process) -> tuple[int, list[tuple[int, str]]]:
     return total, sorted(parts, reverse=True)
 
 
+# What the study prints when a phase ends (the first line that matches marks it).
+PHASES = (("embedded model built", re.compile(r"embedded default built in")),
+          ("oracle built", re.compile(r"retain-only oracle .* built in")),
+          ("first trial finished", re.compile(r"trials done [1-9]")),
+          ("trials finished", re.compile(r"^\s*trial\s.*status", re.I)))
+
+
+def stamp_lines(stream, out: Path, started: float, marks: dict[str, float]) -> None:
+    """Copy the study's output to `out`, each line after its elapsed seconds, and note when each phase ended."""
+    with out.open("w") as f:
+        for line in iter(stream.readline, ""):
+            at = time.perf_counter() - started
+            f.write(f"[{at:7.1f}s] {line}")
+            f.flush()
+            for name, pattern in PHASES:
+                if name not in marks and pattern.search(line):
+                    marks[name] = at
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fresh-cache", action="store_true", help="build the embedded model and the SAE again")
@@ -76,8 +97,11 @@ def main() -> None:
             "mmie_eval: {items: 2, final_items: 2, max_new_tokens: 8, teacher_forced_items: 8}\nsae: {steps: 100}\n")
         args.rest = ["--config", "smoke.yaml", *args.rest]
     started = time.perf_counter()
-    proc = subprocess.Popen([str(cli), "run", *args.rest], cwd=work, env=env,
-                            stdout=open(Path(work) / "out.txt", "w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(cli), "run", *args.rest], cwd=work, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    marks: dict[str, float] = {}
+    reader = threading.Thread(target=stamp_lines, args=(proc.stdout, Path(work) / "out.txt", started, marks))
+    reader.start()
     ps = psutil.Process(proc.pid)
     peak, peak_parts, peak_at = 0, [], 0.0
     while proc.poll() is None:
@@ -86,7 +110,10 @@ def main() -> None:
             peak, peak_parts, peak_at = total, parts, time.perf_counter() - started
         time.sleep(1.0)
     wall = time.perf_counter() - started
-    print(Path(work, "out.txt").read_text()[-3000:])
+    reader.join()
+    print(Path(work, "out.txt").read_text()[-4000:])
+    print("phases (seconds from the start to the end of each):",
+          ", ".join(f"{name} {marks[name]:.0f}" for name, _ in PHASES if name in marks) or "none seen")
     print(f"exit {proc.returncode}; wall {wall:.0f} s; peak summed PSS (command + Ray processes) "
           f"{peak / 2**30:.2f} GiB at {peak_at:.0f} s; working dir {work}")
     print("at the peak, per process (MiB):")
