@@ -206,8 +206,9 @@ class RobustnessConfig(_Strict):
     """Does the forgetting survive an attack (trainables.metrics.robustness)? A retain-only oracle measured on the parent run,
     a relearning attack after each completed trial, and two optional checks."""
 
-    # The "retrain from scratch" reference: None = built and measured for the embedded model, none for another;
-    # false = none; true = the embedded model's; or the folder of a retain-only model with the study model's tokenizer.
+    # The "retrain from scratch" reference: None = built and measured for the embedded model (without the language
+    # the forget data are in: study.oracle.choose_oracle), none for another; false = none; true = the embedded
+    # model's; or the folder of a retain-only model with the study model's tokenizer.
     oracle: StrictBool | str | None = None
     relearn: StrictBool = RobustnessSettings.relearn
     relearn_steps: int = Field(RobustnessSettings.relearn_steps, ge=1)

@@ -1,4 +1,5 @@
-"""Everything checked and resolved before Ray starts: the model, the data, the languages, the tokenizer.
+"""Everything checked and resolved before Ray starts: the model, the data, the languages, the tokenizer, the
+retain-only oracle (trained without the forget language the data are in).
 
 A study that would fail in its trials (a bad data line, a forget language the tokenizer cannot represent, a
 language that cannot be identified) fails here instead, with the file and line named.
@@ -208,7 +209,11 @@ def prepare_study(cfg: StudyConfig, log=print, address: str | None = None) -> Tr
     coverage = _check_tokenizer(cfg, setup, data, script, paths)
     log(f"forget language {languages['forget']} (script {script}, {share:.0%} of letters; "
         f"{coverage:.0%} of its tokens are whole {script} tokens); retain {languages['retain']}")
-    return replace(setup, languages=tuple(sorted(languages.items())), forget_script=script)
+    setup = replace(setup, languages=tuple(sorted(languages.items())), forget_script=script)
+    from study.oracle import choose_oracle  # imports torch, which the checks above have loaded
+
+    choose_oracle(cfg, setup, log)  # an oracle trained without another language is refused here
+    return setup
 
 
 def _check_before_building(cfg: StudyConfig, address: str | None) -> ModelSize:

@@ -203,6 +203,10 @@ def test_study_reports_the_oracle_and_attacks_at_rungs(ray_local, embedded, tmp_
     runs = client.search_runs([exp.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("role") == "study")
     assert parent.data.metrics["oracle_forget_efficacy"] > 0.9
+    # Who the oracle is: the build without the study's forget language (how it is chosen: test_oracle_choice.py).
+    tags = parent.data.tags
+    assert (tags["oracle_forget_language"], tags["oracle_forget_script"]) == ("hi", "DEVANAGARI")
+    assert tags["oracle_trained_without"].startswith("the embedded corpus's set hi and ")
     assert {"oracle_relearn_forget_efficacy", "oracle_relearn_share_back", "oracle_es_forget"} <= set(parent.data.metrics)
     for child in (r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id):
         # At the scheduler's rung (step 2: the attack's result is an objective) and at the end.

@@ -374,6 +374,7 @@ def ensure_oracle(spec: EmbeddedSpec, forget: str, log=print) -> OracleModel:
 
 
 def _build_oracle(spec: EmbeddedSpec, main: EmbeddedModel, forget: str, root: Path, log) -> None:
+    from trainables.language.identification import detect_language
     from trainables.language.scripts import char_script
     from trainables.model.loading import load_tokenizer
 
@@ -387,6 +388,8 @@ def _build_oracle(spec: EmbeddedSpec, main: EmbeddedModel, forget: str, root: Pa
         path = str(main.root / "data" / f"{name}.jsonl")
         splits[name] = load_study_data(DataPaths(forget=path, retain=path), seed=spec.seed, heldout=spec.heldout).forget
     script, _ = dominant_script(splits[forget].train)
+    # Who the oracle is, for a study to check: a generated set is named by its language; a study's file is identified.
+    language = forget if not spec.data_files else detect_language(splits[forget].train)
     train_lines, dropped = {}, {}
     for name, s in splits.items():
         if name == forget:
@@ -409,6 +412,7 @@ def _build_oracle(spec: EmbeddedSpec, main: EmbeddedModel, forget: str, root: Pa
         report = {
             "spec": asdict(spec),
             "forget": forget,
+            "forget_language": language,
             "forget_script": script,
             "lines_dropped": dropped,
             "final_pretrain_loss": final_loss,
