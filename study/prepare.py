@@ -55,6 +55,14 @@ def embedded_spec(cfg: StudyConfig) -> EmbeddedSpec:
     if e.train_on_data and cfg.data is not None:
         d = cfg.data
         files = tuple(str(Path(p).resolve()) for p in (d.forget, d.retain, d.mixed, *d.xlang) if p)
+        # The build names each pretraining set after its file (trainables.embedded.builder._corpus): two files of
+        # one name would silently become one set.
+        stems: dict[str, str] = {}
+        for f in files:
+            if Path(f).stem in stems and stems[Path(f).stem] != f:
+                raise ConfigError(f"embedded.train_on_data: {stems[Path(f).stem]} and {f} have the same file name; the "
+                                 f"embedded build names each pretraining set after its file: rename one")
+            stems[Path(f).stem] = f
     return EmbeddedSpec(**e.model_dump(exclude={"train_on_data", "forget", "retain"}), data_files=files)
 
 

@@ -276,3 +276,17 @@ def test_a_short_study_scales_the_default_grace_period():
     with pytest.raises(ConfigError, match=r"--steps: train\.steps: 1 step leaves the moasha scheduler no rung") as e:
         load_config(overrides={"train.steps": 1}, flags={"train.steps": "--steps"})
     assert "<defaults>" not in str(e.value)
+
+
+def test_own_data_files_of_one_name_are_refused_for_the_embedded_build(tmp_path):
+    """The embedded build names each pretraining set after its file: hi/train.jsonl and en/train.jsonl would be
+    one set, the model silently pretrained on one of them."""
+    from study.prepare import embedded_spec
+
+    for lang in ("hi", "en"):
+        (tmp_path / lang).mkdir()
+        (tmp_path / lang / "train.jsonl").write_text('{"text": "x"}\n')
+    text = (f"embedded: {{train_on_data: true}}\n"
+            f"data: {{forget: {tmp_path / 'hi' / 'train.jsonl'}, retain: {tmp_path / 'en' / 'train.jsonl'}}}\n")
+    with pytest.raises(ConfigError, match="same file name"):
+        embedded_spec(load_config(write(tmp_path, text)))
