@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import TEST_STUDY
@@ -188,3 +189,67 @@ def test_a_read_command_never_makes_a_store_in_an_empty_file(tmp_path, monkeypat
     assert cli.main(["front", "--study", STUDY]) == 2
     assert "is empty" in _one_error_line(capsys)
     assert (tmp_path / "mlflow.db").stat().st_size == 0
+
+
+# ---- a read-only working folder ---------------------------------------------------------------------------------
+
+# [*READ_ONLY, folder, *command] runs the command in `folder` made read-only for it alone: a bind mount of the
+# folder onto itself, remounted read-only, in a user and mount namespace of the command's own (the machine's mounts
+# are untouched). As root a folder of mode 0555 is written all the same; a read-only mount stops root too.
+READ_ONLY = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c',
+             'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && cd "$0" && exec "$@"']
+
+
+def _cli_in_read_only_folder(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`unlearn-study ARGS` run in `folder`, read-only to it: a read-only bind mount where user namespaces allow
+    one, else (not root) the folder's mode 0555. No MLFLOW_TRACKING_URI: the store is ./mlflow.db unless args say."""
+    argv = [sys.executable, "-m", "study.cli", *args]
+    probe = subprocess.run([*READ_ONLY, str(folder), "true"], capture_output=True) if shutil.which("unshare") else None
+    if probe is not None and probe.returncode == 0:
+        command, where = [*READ_ONLY, str(folder), *argv], {}
+    elif os.geteuid() != 0:
+        folder.chmod(0o555)
+        command, where = argv, {"cwd": folder}
+    else:
+        pytest.skip("no user namespaces here (unshare), and as root a folder's mode does not stop writes")
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(Path(cli.__file__).resolve().parent.parent)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, **where)
+
+
+@pytest.mark.parametrize("store", ["here", "elsewhere"])
+def test_a_read_only_working_folder_is_one_line_naming_it(tmp_path, embedded, store):
+    """`run` in a folder it cannot write: one line naming the folder that cannot be written and what to do, before
+    MLflow or Ray start (before: a traceback once the model was built; before the store's lock, 130 s of MLflow
+    retries first). With the store here the store's folder is named; with the store in a folder it can write, Ray's
+    ./ray_results."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({"study": STUDY, **TEST_STUDY}))
+    args = ["run", "--config", str(config), "--num-samples", "1", "--quiet"]
+    if store == "elsewhere":
+        args += ["--tracking-uri", f"sqlite:///{elsewhere / 'mlflow.db'}"]
+    done = _cli_in_read_only_folder(work, *args)
+
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1 and err[0].startswith("error: cannot "), done.stderr[-3000:]
+    named, what_to_do = ((f"write in {work} (", "--tracking-uri") if store == "here" else
+                         (f"create {work / 'ray_results'} ({work}: ", "storage_path"))
+    assert named in err[0] and what_to_do in err[0], err[0]
+    assert list(work.iterdir()) == [] and list(elsewhere.iterdir()) == []  # MLflow never made the store elsewhere
+
+
+def test_resume_in_a_read_only_folder_is_one_line_naming_it(tmp_path, mlflow_store, ray_state):
+    """`resume` of an interrupted study whose folder (mlflow.db, ray_results) it cannot write: one line naming the
+    folder, before Ray's state is read, and the study as it was."""
+    uri, parent, _ = _study_here(tmp_path, mlflow_store, ray_state, "KILLED")
+    before = MlflowClient(uri).get_run(parent).info
+    done = _cli_in_read_only_folder(tmp_path, "resume", "--study", STUDY, "--quiet")
+
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1, done.stderr[-3000:]
+    assert err[0].startswith(f"error: cannot write in {tmp_path} (") and "copy of the study's folder" in err[0]
+    after = MlflowClient(uri).get_run(parent).info
+    assert (after.status, after.end_time) == ("KILLED", before.end_time)
+
