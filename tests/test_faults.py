@@ -2,6 +2,7 @@
 Ray state folder written by Ray Tune, each then damaged or put in the state a user leaves it in. What the platform
 must do: one line naming the file or folder (exit status 2), and never a finished study lost or rewritten."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -253,3 +254,71 @@ def test_resume_in_a_read_only_folder_is_one_line_naming_it(tmp_path, mlflow_sto
     after = MlflowClient(uri).get_run(parent).info
     assert (after.status, after.end_time) == ("KILLED", before.end_time)
 
+
+# ---- an interrupted build of the embedded model -----------------------------------------------------------------
+
+# A spec whose model and oracle build in seconds (never the default one, minutes).
+TINY = dict(lines_per_language=300, vocab_size=300, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1,
+            intermediate_size=32, pretrain_steps=2, batch_size=2, seq_len=32, heldout=16)
+
+# Builds TINY's model (or its oracle) and stops inside pretraining, its folder in the making, until it is killed.
+BUILD_UNTIL_KILLED = """
+import json, sys, time
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from trainables.embedded.builder import EmbeddedSpec, ensure_embedded, ensure_oracle
+spec, ready = EmbeddedSpec(**json.loads(sys.argv[1])), Path(sys.argv[2])
+
+def log(message):
+    if message.startswith("pretrain step"):
+        ready.touch()
+        time.sleep(3600)
+
+ensure_oracle(spec, "hi", log=log) if sys.argv[3] == "oracle" else ensure_embedded(spec, log=log)
+"""
+
+
+def _kill_mid_build(what: str, tmp_path: Path) -> None:
+    """A build of TINY's `what` killed with SIGKILL while it pretrains (as the OOM killer or `kill -9` ends it: no
+    clean-up of its own runs). Its build lock dies with it."""
+    ready = tmp_path / f"pretraining-{what}"
+    env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-c", BUILD_UNTIL_KILLED, json.dumps(TINY), str(ready), what], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while not ready.exists():
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def _building(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".building-"))
+
+
+def test_an_interrupted_build_leaves_nothing_once_its_spec_builds(tmp_path, monkeypatch):
+    """A killed build of the embedded model (or of its oracle) leaves its folder, a model's size when killed late;
+    the next build of the same spec removes it, under the spec's build lock. A folder of another spec's build,
+    which may be running meanwhile, is kept."""
+    from trainables.embedded.builder import EmbeddedSpec, ensure_embedded, ensure_oracle
+
+    monkeypatch.setenv("UNLEARN_STUDY_CACHE", str(tmp_path / "cache"))
+    embedded = tmp_path / "cache" / "embedded"
+    spec = EmbeddedSpec(**TINY)
+    _kill_mid_build("model", tmp_path)
+    left = _building(embedded)
+    assert len(left) == 1 and (embedded / left[0] / "data" / "hi.jsonl").is_file()  # the killed build's corpus
+    other = embedded / f".building-{EmbeddedSpec(**TINY, seed=1).key()}-k2x9q0ab"  # named as that build names it
+    (other / "data").mkdir(parents=True)
+
+    model = ensure_embedded(spec, log=lambda *a: None)
+    assert _building(embedded) == [other.name] and (other / "data").is_dir()
+    assert (model.model_dir / "config.json").is_file()
+
+    _kill_mid_build("oracle", tmp_path)
+    assert len(_building(model.root)) == 1  # beside the oracles, in the model's folder
+    ensure_oracle(spec, "hi", log=lambda *a: None)
+    assert _building(model.root) == [] and _building(embedded) == [other.name]
