@@ -35,6 +35,13 @@ def jsonl(texts) -> str:
 GOOD = {"hi.jsonl": jsonl(HI), "en.jsonl": jsonl(EN)}
 
 
+# A case's files with this name run in a folder made read-only for the command alone: a read-only bind mount of the
+# folder onto itself in a user and mount namespace of its own (as root, a folder of mode 0555 is written anyway).
+READ_ONLY = "<read-only>"
+READ_ONLY_PREFIX = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+                    'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && cd "$0" && exec "$@"']
+
+
 def cut_sqlite() -> bytes:
     """The first half of a real SQLite database of several pages (an mlflow.db whose copy was cut short)."""
     import sqlite3
@@ -98,6 +105,7 @@ CASES = [
     ("ASHA weights all 0", {"s.yaml": "scheduler:\n  type: asha\n  weights: {utility: 0, forget_efficacy: 0}\n"},
      ["run", "--config", "s.yaml"]),
     ("--steps 1 with the default scheduler", {}, ["run", "--steps", "1"]),
+    ("a read-only working folder (run)", {READ_ONLY: ""}, ["run"]),
 ]
 
 
@@ -112,12 +120,14 @@ def run_once(files: dict, argv: list[str], env: dict) -> tuple[int, str, float]:
         for name, text in files.items():
             path = Path(d, name)
             path.parent.mkdir(parents=True, exist_ok=True)
-            if name.endswith("/x"):
+            if name.endswith("/x") or name == READ_ONLY:
                 continue
             path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+        command = [sys.executable, "-m", "study.cli", *argv]
+        if READ_ONLY in files:
+            command = [*READ_ONLY_PREFIX, d, *command]
         start = time.monotonic()
-        out = subprocess.run([sys.executable, "-m", "study.cli", *argv], cwd=d, env=env, capture_output=True,
-                             text=True, timeout=300)
+        out = subprocess.run(command, cwd=d, env=env, capture_output=True, text=True, timeout=300)
         elapsed = time.monotonic() - start
         lines = [line for line in out.stderr.splitlines() if line.strip() and "Token authentication" not in line
                  and " INFO " not in line]

@@ -316,15 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # The errors that mean bad input or a service that does not answer (exit 2), by the module that defines each.
-INPUT_ERRORS = {"study.config": "ConfigError", "trainables.data": "DataError",
-                "study.tracking.uri": "TrackingUnreachable", "study.prepare": "RayUnreachable",
-                "study.runner": "RayStateUnreadable", "study.tracking.store": "StoreUnreadable"}
+INPUT_ERRORS = {"study.config": ("ConfigError",), "trainables.data": ("DataError",),
+                "study.tracking.uri": ("TrackingUnreachable",), "study.runner": ("RayStateUnreadable",),
+                "study.prepare": ("RayUnreachable", "FolderNotWritable"), "study.tracking.store": ("StoreUnreadable",)}
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:
     """INPUT_ERRORS, from the modules already imported: an error whose module was never imported was not raised,
     and importing it here would cost the seconds its imports take (study.prepare imports torch)."""
-    loaded = (getattr(sys.modules[module], name) for module, name in INPUT_ERRORS.items() if module in sys.modules)
+    loaded = (getattr(sys.modules[module], name) for module, names in INPUT_ERRORS.items() if module in sys.modules
+              for name in names)
     return (ValueError, FileNotFoundError, *loaded)
 
 

@@ -7,14 +7,17 @@ language that cannot be identified) fails here instead, with the file and line n
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from study.config import ConfigError, StudyConfig
+from study.tracking.store import sqlite_path
 from study.tracking.uri import resolve_tracking_uri
 from trainables.data import DataError, DataPaths, StudyData, load_study_data
 from trainables.language.identification import RomanizedCues, detect_language
@@ -174,6 +177,66 @@ def check_quantization(cfg: StudyConfig, address: str | None) -> None:
                           "run on a cluster with GPUs")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("quantization: int8 needs the package bitsandbytes (pip install bitsandbytes)")
+
+
+class FolderNotWritable(RuntimeError):
+    """A folder a study writes in cannot be written; raised before anything is built and before MLflow or Ray
+    start, which would each fail with a traceback of their own (MLflow after minutes of retries)."""
+
+
+def check_writable(folder: str | Path, holds: str, fix: str) -> None:
+    """This process can create files in `folder`, or, while it does not exist, in the nearest folder above it that
+    does (MLflow and Ray make the rest). It creates a nameless file there, gone when closed: trying is what tells,
+    since a folder's mode says nothing of a read-only mount and root writes in a folder of mode 0555 anyway."""
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        what = f"write in {folder} ({e.strerror})" if existing == folder else \
+            f"create {folder} ({existing}: {e.strerror})"
+        raise FolderNotWritable(f"cannot {what}, where {holds}: {fix}") from None
+
+
+def check_store_writable(uri: str, fix: str = "run from a folder you can write, or give --tracking-uri") -> None:
+    """A local MLflow store (sqlite:///) can be written: its folder (SQLite writes its journal beside it, MLflow
+    its artifacts under mlruns/) and the database file when it exists (opened for writing, nothing written)."""
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    check_writable(path.parent, f"the study keeps its MLflow store ({path.name})", fix)
+    try:
+        with open(path, "r+b"):
+            pass
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise FolderNotWritable(f"cannot write to the MLflow store {path.absolute()} ({e.strerror}): {fix}") from None
+
+
+def local_folder(path: str) -> Path | None:
+    """A storage path as a local folder, or None for a remote one (s3://, gs://, ...)."""
+    if path.startswith("file://"):
+        return Path(urlsplit(path).path)
+    return None if "://" in path else Path(path)
+
+
+def check_writable_folders(cfg: StudyConfig, uri: str) -> None:
+    """What `run` writes in, checked before anything is built: the local MLflow store's folder, Ray's storage path
+    (./ray_results unless storage_path says) and the folder of an Optuna storage file."""
+    check_store_writable(uri)
+    ray_folder = local_folder(storage_path(cfg))
+    if ray_folder is not None:
+        fix = ("set storage_path to a folder you can write" if cfg.storage_path else
+               "run from a folder you can write, or set storage_path in the config")
+        check_writable(ray_folder, "Ray keeps the study's state and checkpoints", fix)
+    storage = cfg.search.optuna_storage
+    if storage is not None and storage != "mlflow":
+        check_writable(Path(storage).expanduser().parent, "Optuna keeps the searcher's study",
+                       "set search.optuna_storage to a file in a folder you can write")
 
 
 def check_optuna_storage(cfg: StudyConfig) -> None:

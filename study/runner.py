@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import yaml
 
 from study.config import StudyConfig, parse_config
-from study.prepare import (check_ray_address, experiment_name, experiment_path, prepare_study, ray_address, storage_path,
+from study.prepare import (check_ray_address, check_store_writable, check_writable, check_writable_folders,
+                           experiment_name, experiment_path, local_folder, prepare_study, ray_address, storage_path,
                            tracking_uri)
 from study.results.table import format_table
 from study.tracking.store import check_local_store, ensure_store
@@ -264,6 +265,7 @@ def run_study(cfg: StudyConfig, log=print, progress: bool = True, **setup_overri
     uri = tracking_uri(cfg)
     check_tracking_server(uri)
     check_local_store(uri)  # a damaged store is named before anything is built
+    check_writable_folders(cfg, uri)  # a read-only folder too (MLflow would retry it for minutes)
     check_ray_address(ray_address(cfg))
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))  # every check that can fail, before Ray
     from study.space import check_one_distribution_per_knob
@@ -355,8 +357,12 @@ def resume_study(study: str, tracking: str | None = None, log=print, path: str |
         path = str(Path(path).resolve())         # a relative path for a URI without a scheme)
     uri = resolve_tracking_uri(tracking)
     check_tracking_server(uri)
+    copy = "resume from a copy of the study's folder in one you can write"
+    check_store_writable(uri, fix=copy)
     client, exp_id, runs = parent_runs(uri, study)
     parent, cfg, here = resume_target(client, study, runs, uri, path, trust_remote_code, log)
+    if local_folder(here) is not None:
+        check_writable(local_folder(here), "Ray keeps the study's state and checkpoints", copy)
     check_ray_address(ray_address(cfg))
     setup = prepare_study(cfg, log=log, address=ray_address(cfg))
     setup = replace(setup, tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, **trial_extras(cfg))

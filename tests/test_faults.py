@@ -2,6 +2,7 @@
 Ray state folder written by Ray Tune, each then damaged or put in the state a user leaves it in. What the platform
 must do: one line naming the file or folder (exit status 2), and never a finished study lost or rewritten."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import TEST_STUDY
@@ -188,3 +190,136 @@ def test_a_read_command_never_makes_a_store_in_an_empty_file(tmp_path, monkeypat
     assert cli.main(["front", "--study", STUDY]) == 2
     assert "is empty" in _one_error_line(capsys)
     assert (tmp_path / "mlflow.db").stat().st_size == 0
+
+
+# ---- a read-only working folder ---------------------------------------------------------------------------------
+
+# [*READ_ONLY, folder, *command] runs the command in `folder` made read-only for it alone: a bind mount of the
+# folder onto itself, remounted read-only, in a user and mount namespace of the command's own (the machine's mounts
+# are untouched). As root a folder of mode 0555 is written all the same; a read-only mount stops root too.
+READ_ONLY = ['unshare', '--user', '--map-root-user', '--mount', 'sh', '-c',
+             'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && cd "$0" && exec "$@"']
+
+
+def _cli_in_read_only_folder(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`unlearn-study ARGS` run in `folder`, read-only to it: a read-only bind mount where user namespaces allow
+    one, else (not root) the folder's mode 0555. No MLFLOW_TRACKING_URI: the store is ./mlflow.db unless args say."""
+    argv = [sys.executable, "-m", "study.cli", *args]
+    probe = subprocess.run([*READ_ONLY, str(folder), "true"], capture_output=True) if shutil.which("unshare") else None
+    if probe is not None and probe.returncode == 0:
+        command, where = [*READ_ONLY, str(folder), *argv], {}
+    elif os.geteuid() != 0:
+        folder.chmod(0o555)
+        command, where = argv, {"cwd": folder}
+    else:
+        pytest.skip("no user namespaces here (unshare), and as root a folder's mode does not stop writes")
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    env["PYTHONPATH"] = str(Path(cli.__file__).resolve().parent.parent)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, **where)
+
+
+@pytest.mark.parametrize("store", ["here", "elsewhere"])
+def test_a_read_only_working_folder_is_one_line_naming_it(tmp_path, embedded, store):
+    """`run` in a folder it cannot write: one line naming the folder that cannot be written and what to do, before
+    MLflow or Ray start (before: a traceback once the model was built; before the store's lock, 130 s of MLflow
+    retries first). With the store here the store's folder is named; with the store in a folder it can write, Ray's
+    ./ray_results."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({"study": STUDY, **TEST_STUDY}))
+    args = ["run", "--config", str(config), "--num-samples", "1", "--quiet"]
+    if store == "elsewhere":
+        args += ["--tracking-uri", f"sqlite:///{elsewhere / 'mlflow.db'}"]
+    done = _cli_in_read_only_folder(work, *args)
+
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1 and err[0].startswith("error: cannot "), done.stderr[-3000:]
+    named, what_to_do = ((f"write in {work} (", "--tracking-uri") if store == "here" else
+                         (f"create {work / 'ray_results'} ({work}: ", "storage_path"))
+    assert named in err[0] and what_to_do in err[0], err[0]
+    assert list(work.iterdir()) == [] and list(elsewhere.iterdir()) == []  # MLflow never made the store elsewhere
+
+
+def test_resume_in_a_read_only_folder_is_one_line_naming_it(tmp_path, mlflow_store, ray_state):
+    """`resume` of an interrupted study whose folder (mlflow.db, ray_results) it cannot write: one line naming the
+    folder, before Ray's state is read, and the study as it was."""
+    uri, parent, _ = _study_here(tmp_path, mlflow_store, ray_state, "KILLED")
+    before = MlflowClient(uri).get_run(parent).info
+    done = _cli_in_read_only_folder(tmp_path, "resume", "--study", STUDY, "--quiet")
+
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1, done.stderr[-3000:]
+    assert err[0].startswith(f"error: cannot write in {tmp_path} (") and "copy of the study's folder" in err[0]
+    after = MlflowClient(uri).get_run(parent).info
+    assert (after.status, after.end_time) == ("KILLED", before.end_time)
+
+
+# ---- an interrupted build of the embedded model -----------------------------------------------------------------
+
+# A spec whose model and oracle build in seconds (never the default one, minutes).
+TINY = dict(lines_per_language=300, vocab_size=300, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1,
+            intermediate_size=32, pretrain_steps=2, batch_size=2, seq_len=32, heldout=16)
+
+# Builds TINY's model and stops inside pretraining, its folder in the making, until it is killed.
+BUILD_UNTIL_KILLED = """
+import json, sys, time
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from trainables.embedded.builder import EmbeddedSpec, ensure_embedded
+spec, ready = EmbeddedSpec(**json.loads(sys.argv[1])), Path(sys.argv[2])
+
+def log(message):
+    if message.startswith("pretrain step"):
+        ready.touch()
+        time.sleep(3600)
+
+ensure_embedded(spec, log=log)
+"""
+
+
+def _kill_mid_build(tmp_path: Path) -> None:
+    """A build of TINY's model killed with SIGKILL while it pretrains (as the OOM killer or `kill -9` ends it: no
+    clean-up of its own runs). Its build lock dies with it."""
+    ready = tmp_path / "pretraining"
+    env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-c", BUILD_UNTIL_KILLED, json.dumps(TINY), str(ready)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while not ready.exists():
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def _building(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".building-"))
+
+
+def test_an_interrupted_build_leaves_nothing_once_its_spec_builds(tmp_path, monkeypatch):
+    """A killed build of the embedded model leaves its folder, a model's size when killed late; the next build of
+    the same spec removes it, under the spec's build lock. A folder of another spec's build, which may be running
+    meanwhile, is kept. The same for the retain-only oracle's, whose folder is named as a killed oracle build
+    leaves it (one killed build in a test is enough: each costs a process importing torch)."""
+    from trainables.embedded.builder import EmbeddedSpec, ensure_embedded, ensure_oracle
+
+    monkeypatch.setenv("UNLEARN_STUDY_CACHE", str(tmp_path / "cache"))
+    embedded = tmp_path / "cache" / "embedded"
+    spec = EmbeddedSpec(**TINY)
+    _kill_mid_build(tmp_path)
+    left = _building(embedded)
+    assert len(left) == 1 and (embedded / left[0] / "data" / "hi.jsonl").is_file()  # the killed build's corpus
+    other = embedded / f".building-{EmbeddedSpec(**TINY, seed=1).key()}-k2x9q0ab"  # named as that build names it
+    (other / "data").mkdir(parents=True)
+
+    model = ensure_embedded(spec, log=lambda *a: None)
+    assert _building(embedded) == [other.name] and (other / "data").is_dir()
+    assert (model.model_dir / "config.json").is_file()
+
+    oracle_left = model.root / ".building-oracle-q8w3e5rt"  # _build_oracle's folder, beside the oracles
+    (oracle_left / "model").mkdir(parents=True)
+    ensure_oracle(spec, "hi", log=lambda *a: None)
+    assert _building(model.root) == [] and _building(embedded) == [other.name]

@@ -1,15 +1,18 @@
-"""Where the project caches what it builds (the embedded model, SAEs, shape models), and the lock that makes
-concurrent trials on one node build each cached artefact only once."""
+"""Where the project caches what it builds (the embedded model, SAEs, shape models), the lock that makes
+concurrent trials on one node build each cached artefact only once, and the temporary folders builds write into."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
 
 CACHE_ENV = "UNLEARN_STUDY_CACHE"
+BUILDING = ".building-"
 
 
 def cache_root() -> Path:
@@ -23,3 +26,25 @@ def file_lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path):
         yield
+
+
+def building_folder(parent: Path, key: str) -> Path:
+    """A new folder in `parent` for a build of `key` to write into before it is renamed into place, named after the
+    key (.building-KEY-XXXXXXXX) so that a later build of the key can tell it from another key's."""
+    return Path(tempfile.mkdtemp(prefix=f"{BUILDING}{key}-", dir=parent))
+
+
+def remove_leftovers(parent: Path, key: str, log=print) -> list[Path]:
+    """Remove the folders that builds of `key` left in `parent` when they were killed before renaming theirs into
+    place (a model's size each). Call it holding the key's build lock: a key is built only under its lock, and the
+    lock dies with its holder, so every such folder then is a dead build's. Another key's, whose build may be
+    running, is never touched (mkdtemp's suffix has no '-', so a key is never read as another's prefix)."""
+    prefix = f"{BUILDING}{key}-"
+    left = sorted(p for p in parent.glob(f"{BUILDING}*")
+                  if p.name.startswith(prefix) and "-" not in p.name[len(prefix):] and p.is_dir())
+    for folder in left:
+        shutil.rmtree(folder, ignore_errors=True)
+    if left:
+        log(f"removed {len(left)} folder(s) left by an interrupted build in {parent}: "
+            f"{', '.join(p.name for p in left)}")
+    return left

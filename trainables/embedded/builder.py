@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from trainables.cache import cache_root, file_lock
+from trainables.cache import building_folder, cache_root, file_lock, remove_leftovers
 from trainables.data import DataPaths, load_study_data, prompt_prefix, read_jsonl, split_heldout, write_jsonl
 from trainables.language.scripts import dominant_script, script_share
 from trainables.metrics.core import perplexity, sample_continuations
@@ -97,13 +97,15 @@ class EmbeddedModel(BuiltModel):
 def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedModel:
     """The built embedded default for `spec`, building it first if the cache does not hold it.
 
-    A file lock makes concurrent callers (trials on one node) wait for a single build.
+    A file lock makes concurrent callers (trials on one node) wait for a single build; the build that holds it
+    first removes what builds of the same spec left when they were killed.
     """
     root = cache_root() / "embedded" / spec.key()
     report_path = root / "report.json"
     if not report_path.exists():
         with file_lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
             if not report_path.exists():
+                remove_leftovers(root.parent, spec.key(), log)
                 _build(spec, root, log)
     _write_eval_sets(spec, root)  # also into a build from before they existed: the model does not change
     if not spec.data_files:
@@ -173,7 +175,7 @@ def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:
 def _build(spec: EmbeddedSpec, root: Path, log) -> None:
     started = time.perf_counter()
     torch.manual_seed(spec.seed)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root.parent))
+    tmp = building_folder(root.parent, spec.key())
     try:
         corpus = _corpus(spec)
         for name, lines in corpus.items():
@@ -361,7 +363,8 @@ def ensure_oracle(spec: EmbeddedSpec, forget: str, log=print) -> OracleModel:
     the same tiny model, seed, steps and tokenizer, pretrained on the same lines minus the forget set and minus
     every line of another set (the code-mixed one) that contains a character of the forget script.
 
-    Cached beside the main model and built under the same file lock, so concurrent callers wait for one build.
+    Cached beside the main model and built under the same file lock, so concurrent callers wait for one build; the
+    build that holds it first removes what oracle builds of the same spec left when they were killed.
     """
     main = ensure_embedded(spec, log=log)
     root = main.root / f"oracle-{forget}"
@@ -369,6 +372,7 @@ def ensure_oracle(spec: EmbeddedSpec, forget: str, log=print) -> OracleModel:
     if not report_path.exists():
         with file_lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
             if not report_path.exists():
+                remove_leftovers(main.root, "oracle", log)
                 _build_oracle(spec, main, forget, root, log)
     return OracleModel(root=root, report=json.loads(report_path.read_text()))
 
@@ -397,7 +401,8 @@ def _build_oracle(spec: EmbeddedSpec, main: EmbeddedModel, forget: str, root: Pa
         lines = s.train + s.attack  # the main build's pretraining lines
         kept = [line for line in lines if not any(char_script(ch) == script for ch in line)]
         train_lines[name], dropped[name] = kept, len(lines) - len(kept)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-oracle-", dir=main.root))
+    # Every oracle of the spec builds in main.root as .building-oracle-XXXXXXXX, under the main model's lock.
+    tmp = building_folder(main.root, "oracle")
     try:
         # The main model's tokenizer, byte for byte, so token masses and perplexities compare.
         (tmp / "model").mkdir()

@@ -21,12 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from trainables.cache import cache_root, file_lock
+from trainables.cache import building_folder, cache_root, file_lock, remove_leftovers
 
 SHAPE_PREFIX = "shape:"
 
@@ -117,6 +116,7 @@ def ensure_shape(model: str, tokenizer_source: str, seed: int = 0, cache: Path |
         root_dir.mkdir(parents=True, exist_ok=True)
         with file_lock(root_dir / f"{root.name}.lock"):
             if not (root / "report.json").exists():
+                remove_leftovers(root_dir, root.name, log)  # of builds of this shape that were killed
                 _build(model, tokenizer_source, seed, root, log)
     return root
 
@@ -150,7 +150,7 @@ def _build(model: str, tokenizer_source: str, seed: int, root: Path, log) -> Non
     )
     torch.manual_seed(seed)  # the same bytes on every node from the same seed
     net = Qwen2ForCausalLM(config)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root.parent))
+    tmp = building_folder(root.parent, root.name)
     try:
         net.save_pretrained(tmp)
         tok.save_pretrained(tmp)

@@ -27,7 +27,6 @@ import hashlib
 import json
 import random
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainables.cache import cache_root, file_lock
+from trainables.cache import building_folder, cache_root, file_lock, remove_leftovers
 from trainables.data import StudyData
 from trainables.model.batching import encode, to_device
 from trainables.model.decoder_layers import decoder_layers, hidden_of
@@ -312,13 +311,14 @@ def load_or_train_sae(
     with file_lock(root / f"{key}.lock"):
         if (folder / "report.json").exists():
             return (*load_sae(folder, device), True)
+        remove_leftovers(root, key, log=lambda *a: None)  # of trainings of this SAE that were killed
         if model is None:
             from trainables.model.loading import load_model
 
             model = load_model(model_path)
         cfg = asdict(config)
         sae, report = train_sae(model, tok, texts, layer, **cfg)
-        tmp = Path(tempfile.mkdtemp(prefix=".training-", dir=root))
+        tmp = building_folder(root, key)
         try:
             save_sae(sae, tmp, report | {"config": cfg, "model": model_path})
             if folder.exists():  # left by a training that died before writing its report
