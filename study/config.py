@@ -19,6 +19,16 @@ from trainables.metrics.degenerate import DegenerateRule
 from trainables.settings import EMBEDDED_ROLES, EmbeddedSpec, MmieEvalConfig, RobustnessSettings, SAEConfig
 from trainables.trial.setup import TrainSettings, TrialSetup
 
+# The default study's budget per trial (mmie.py's is TrainSettings.steps).
+DEFAULT_STUDY_STEPS = 60
+# A study that gives no `search.space` narrows the learning rates to where the embedded default trades forgetting for
+# fluency in 60 steps: below ~2.5e-4 no variant forgets, above ~8e-4 every trial that forgets answers in byte
+# fragments of five scripts (degenerate); docs/benchmarks.md, "The default study". `space: {}` searches every knob
+# over its registered range.
+DEFAULT_SEARCH_SPACE = {"lr": {"low": 2.5e-4, "high": 8e-4, "log": True},
+                        "lr_forget": {"low": 2.5e-4, "high": 8e-4, "log": True},
+                        "lr_retain": {"low": 1e-4, "high": 1e-3, "log": True}}
+
 # A section's defaults are its trainables-side settings object's (trainables.trial.setup, trainables.settings), which
 # the driver builds from the validated section: a default is stated once, there; tests/test_config.py checks that
 # none is repeated. None of these modules imports torch, nor does the registry's, so a config is validated (and a
@@ -110,7 +120,7 @@ Objective = Literal["forget_efficacy", "utility", "xlang_utility", "relearn_forg
 class SearchConfig(_Strict):
     searcher: Literal["optuna", "random"] = "optuna"
     sampler: Literal["tpe", "nsga2"] = "tpe"  # Optuna's multi-objective sampler (searcher: optuna)
-    num_samples: int = Field(24, ge=1)
+    num_samples: int = Field(16, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     seed: int = 0
     # Collateral damage is an objective by default: a two-objective front rewards forgetting Hindi by wrecking
@@ -120,6 +130,7 @@ class SearchConfig(_Strict):
     # tracking server (mlflow.optuna.MlflowStorage, experiment `<study>-optuna`), one store on a cluster; in memory
     # if absent.
     optuna_storage: str | None = None
+    # Unless given: DEFAULT_SEARCH_SPACE's ranges of the study's knobs (StudyConfig._default_search_space).
     space: dict[str, KnobRange] = Field(default_factory=dict)
     # Only what mmie.py runs by its flags: variants whose every piece it expresses, knobs it hard-codes fixed.
     mmie_expressible: StrictBool = False
@@ -136,25 +147,28 @@ class SchedulerConfig(_Strict):
     multi-objective ASHA (non-dominated sorting at each rung)."""
 
     type: Literal["fifo", "asha", "moasha"] = "moasha"
-    # Unless given: 25, or a quarter of train.steps when that is less (StudyConfig._short_study_grace).
-    grace_period: int = Field(25, ge=1)
+    # Unless given: 30 (half the default study's 60 steps: one rung, so about half the trials run the whole budget
+    # and the front has members), or half of train.steps when that is less (StudyConfig._short_study_grace).
+    grace_period: int = Field(30, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
     # asha only: weight per objective of the scalarisation (equal weights if empty; at least one above 0).
     weights: dict[Objective, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=dict)
 
 
 class TrainConfig(_Strict):
-    """The trials' training schedule (trainables.trial.setup.TrainSettings: mmie.py's by default)."""
+    """The trials' training schedule (trainables.trial.setup.TrainSettings: mmie.py's by default). The default study
+    is a demonstration that finishes in minutes on a laptop: 60 steps, evaluated every 20, 48 prompts at the end
+    (studies/full.yaml has mmie.py's 100 steps and the full evaluations)."""
 
-    steps: int = Field(TrainSettings.steps, ge=1)
+    steps: int = Field(DEFAULT_STUDY_STEPS, ge=1)
     batch_size: int = Field(TrainSettings.batch_size, ge=1)
     max_len: int = Field(TrainSettings.max_len, ge=8)
     lr_schedule: Literal["warmup_cosine", "constant"] = TrainSettings.lr_schedule
     warmup_ratio: float = Field(TrainSettings.warmup_ratio, ge=0, lt=1)
-    eval_every: int = Field(TrainSettings.eval_every, ge=1)
-    checkpoint_every: int = Field(TrainSettings.checkpoint_every, ge=1)
+    eval_every: int = Field(20, ge=1)
+    checkpoint_every: int = Field(20, ge=1)
     es_prompts: int = Field(TrainSettings.es_prompts, ge=1)
-    final_es_prompts: int = Field(TrainSettings.final_es_prompts, ge=1)
+    final_es_prompts: int = Field(48, ge=1)
     max_grad_norm: float = Field(TrainSettings.max_grad_norm, ge=0)
     max_adapter_norm: float = Field(TrainSettings.max_adapter_norm, gt=0)
     seed: int = TrainSettings.seed
@@ -258,13 +272,15 @@ class MmieEvalSettings(_Strict):
 
     enabled: StrictBool = MmieEvalConfig.enabled
     items: int = Field(MmieEvalConfig.items, ge=1)  # forget prompts at evaluation checkpoints
-    # at the end of a trial, and for the base model: None is mmie.py's counts; a number caps each set
-    final_items: int | None = Field(MmieEvalConfig.final_items, ge=1)
+    # at the end of a trial, and for the base model: None is mmie.py's counts; a number caps each set. The default
+    # study caps them (mmie/items_exact 0; studies/full.yaml measures mmie.py's counts): the embedded default answers
+    # every prompt with up to 64 sampled tokens, most of a trial's evaluation time at mmie.py's 860 prompts.
+    final_items: int | None = Field(48, ge=1)
     # ES sets at checkpoints: forget only (generation is most of the cost) or all; the end measures every set.
     checkpoint_sets: Literal["forget", "all"] = MmieEvalConfig.checkpoint_sets
     max_new_tokens: int = Field(MmieEvalConfig.max_new_tokens, ge=1)
     # None: mmie.py's (ppl 200, token KL 120, MIA 120)
-    teacher_forced_items: int | None = Field(MmieEvalConfig.teacher_forced_items, ge=1)
+    teacher_forced_items: int | None = Field(64, ge=1)
     min_k: float = Field(MmieEvalConfig.min_k, gt=0, le=1)
     # mmie.py's --use_xlmr (CLD3 votes) and --use_fasttext (fastText votes, with FASTTEXT_LID_PATH): the exported
     # command's flags, and the voters the study predicts with
@@ -365,10 +381,9 @@ class StudyConfig(_Strict):
     # ISO 639-1 codes per data set ("forget", "retain", "mixed", "xlang_<file stem>", the stem in the letters MLflow
     # takes: see trainables.data.xlang_set_name); found from the data if absent.
     languages: dict[str, str] = Field(default_factory=dict)
-    # The whole ladder (docs/methods.md), each step on its own over GA, ending in adaptive+dsg; the paper-faithful
-    # sine-bounded adapter; and DSG alone on the base model (no training).
-    variants: list[str] = ["ga", "npo", "bounded", "loreun", "dualoptim", "curriculum", "adaptive", "adaptive+dsg",
-                           "sine_bounded", "dsg"]
+    # GA and five of the ladder's steps (docs/methods.md), adaptive among them; studies/full.yaml adds curriculum,
+    # the SAE-gated variants (their SAE is trained once, minutes) and the sine-bounded adapter.
+    variants: list[str] = ["ga", "npo", "bounded", "loreun", "dualoptim", "adaptive"]
     adapters: list[str] = [DEFAULT_ADAPTER]
     # The retain step of every training variant that does not name its own: kl (mmie.py's) and/or nll.
     retain_objectives: list[str] = [DEFAULT_RETAIN_OBJECTIVE]
@@ -393,8 +408,8 @@ class StudyConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _short_study_grace(cls, data):
-        """The scheduler's default grace period is a quarter of the default 100 steps: a shorter study's default is
-        a quarter of its own steps (at least 1), so that `--steps 20` runs with the default scheduler."""
+        """The scheduler's default grace period is half the default study's steps: a shorter study's default is
+        half of its own steps (at least 1), so that `--steps 20` runs with the default scheduler."""
         if not isinstance(data, dict):
             return data
         scheduler, train = data.get("scheduler", {}), data.get("train", {})
@@ -402,8 +417,28 @@ class StudyConfig(_Strict):
         if (isinstance(scheduler, dict) and "grace_period" not in scheduler and isinstance(steps, int)
                 and not isinstance(steps, bool) and steps >= 2):
             default = SchedulerConfig.model_fields["grace_period"].default
-            data = {**data, "scheduler": {**scheduler, "grace_period": min(default, max(1, steps // 4))}}
+            data = {**data, "scheduler": {**scheduler, "grace_period": min(default, max(1, steps // 2))}}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_search_space(cls, data):
+        """Without a `search.space`, the study searches DEFAULT_SEARCH_SPACE's ranges of the knobs its variants and
+        adapters have (a study of GA alone has no lr_forget to narrow)."""
+        if not isinstance(data, dict):
+            return data
+        search = data.get("search", {})
+        if not isinstance(search, dict) or "space" in search:
+            return data
+        from trainables.methods.registry import study_knobs
+
+        try:
+            names = {k.name for k in study_knobs(data.get("variants", cls.model_fields["variants"].default),
+                                                 data.get("adapters", cls.model_fields["adapters"].default))}
+        except Exception:  # an unknown variant or adapter: the field checks name it
+            return data
+        space = {name: dict(r) for name, r in DEFAULT_SEARCH_SPACE.items() if name in names}
+        return {**data, "search": {**search, "space": space}}
 
     @field_validator("study")
     @classmethod

@@ -33,7 +33,7 @@ def test_defaults_are_valid():
         ("variants: [ga, nope]\n", "line 1: variants[1]: unknown variant 'nope'"),
         ("adapters: [lora, dora]\n", "adapters[1]: unknown adapter 'dora'"),
         ("variants: [ga]\nsearch:\n  space:\n    bound: {low: 1, high: 2}\n", "line 4: search.space.bound: unknown knob 'bound'"),
-        ("scheduler:\n  grace_period: 100\n", "scheduler.grace_period: must be below train.steps (100)"),
+        ("scheduler:\n  grace_period: 100\n", "scheduler.grace_period: must be below train.steps (60)"),
         ("search:\n  objectives: [forget_efficacy, utility]\nscheduler:\n  weights: {xlang_utility: 1}\n",
          "scheduler.weights.xlang_utility: xlang_utility is not one of"),
         ("degenerate:\n  max_no_language: 1.5\n", "line 2: degenerate.max_no_language: Input should be less than or equal to 1"),
@@ -150,10 +150,33 @@ def test_default_yaml_spells_out_exactly_the_defaults():
             if node is not None and key in node:
                 if isinstance(value, dict) and isinstance(node[key], dict) and value:
                     check(value, node[key], f"{where}{key}.")
-            else:
+            elif not (where.startswith("search.space.") and value is None):  # a knob range's unused forms
                 assert value in (None, {}, []) and f"# {key}:" in text, f"default.yaml lacks {where}{key}"
 
     check(load_config(None).model_dump(), written, "")
+
+
+# Settings whose study default differs from the trainables-side default on purpose (the default study's budget).
+STUDY_BUDGET = {"train": ("steps", "eval_every", "checkpoint_every", "final_es_prompts"),
+                "mmie_eval": ("final_items", "teacher_forced_items")}
+
+
+def test_the_default_study_is_a_demonstration_budget():
+    """The default study's own budget: 60 steps (mmie.py's trainable default is 100), one rung at 30, capped final
+    evaluations, six variants without an SAE to train, and learning rates narrowed to the embedded default's
+    trade-off region; studies/full.yaml restores mmie.py's budget and the whole ladder."""
+    from trainables.trial.setup import TrainSettings
+
+    cfg = load_config()
+    assert cfg.train.steps == 60 < TrainSettings.steps
+    assert cfg.scheduler.grace_period == 30 and cfg.search.num_samples == 16
+    assert not any("dsg" in v for v in cfg.variants) and "adaptive" in cfg.variants
+    assert cfg.search.space["lr"].high <= 1e-3 and cfg.mmie_eval.final_items == 48
+    # the narrowed ranges apply to the knobs a study has: GA alone has no lr_forget
+    assert set(load_config(overrides={"variants": ["ga"]}).search.space) == {"lr"}
+    full = load_config(Path(__file__).parent.parent / "studies" / "full.yaml")
+    assert full.train.steps == TrainSettings.steps and full.mmie_eval.final_items is None
+    assert full.search.space == {} and "dsg" in full.variants
 
 
 def _mirrors():
@@ -172,12 +195,14 @@ def _mirrors():
         return {f: f for f in section.model_fields if f not in config_only}
 
     return [
-        (c.TrainConfig, TrainSettings, same(c.TrainConfig)),
+        # The default study's budget and evaluation counts are the study's own (a demonstration that finishes in
+        # minutes), not the trainable's mmie.py defaults: stated once, in study.config.
+        (c.TrainConfig, TrainSettings, same(c.TrainConfig, *STUDY_BUDGET["train"])),
         (c.EmbeddedConfig, EmbeddedSpec, same(c.EmbeddedConfig, "train_on_data", "forget", "retain")),
         (c.EmbeddedConfig, TrialSetup, {"forget": "embedded_forget", "retain": "embedded_retain"}),
         (c.ShapeConfig, TrialSetup, {"seed": "shape_seed"}),
         (c.SAESettings, SAEConfig, same(c.SAESettings, "pretrained")),
-        (c.MmieEvalSettings, MmieEvalConfig, same(c.MmieEvalSettings, "constrain_search")),
+        (c.MmieEvalSettings, MmieEvalConfig, same(c.MmieEvalSettings, "constrain_search", *STUDY_BUDGET["mmie_eval"])),
         (c.DegenerateConfig, DegenerateRule, same(c.DegenerateConfig)),
         (c.RobustnessConfig, RobustnessSettings, same(c.RobustnessConfig, "oracle", "relearn_at", "audit", "audit_top",
                                                       *c.SWEEP_FIELDS)),
@@ -238,7 +263,8 @@ def test_sections_reach_trials_whole(tmp_path):
     cfg = load_config(write(tmp_path, "embedded:\n  hidden_size: 64\n  seed: 2\n"))
     assert embedded_spec(cfg) == EmbeddedSpec(hidden_size=64, seed=2)
     cfg = load_config(write(tmp_path, "train:\n  steps: 40\n  max_grad_norm: 0.5\n  seed: 3\n"))
-    assert TrainSettings(**cfg.train.model_dump()) == TrainSettings(steps=40, max_grad_norm=0.5, seed=3)
+    budget = {f: getattr(cfg.train, f) for f in STUDY_BUDGET["train"] if f != "steps"}  # the default study's own
+    assert TrainSettings(**cfg.train.model_dump()) == TrainSettings(steps=40, max_grad_norm=0.5, seed=3, **budget)
 
 
 def _bool_fields(model, prefix=()):
@@ -267,10 +293,10 @@ def test_every_boolean_setting_is_strict(lax):
 
 
 def test_a_short_study_scales_the_default_grace_period():
-    """The default scheduler's grace period (25 of the default 100 steps) is a quarter of a shorter study's steps;
+    """The default scheduler's grace period (30 of the default 60 steps) is half of a shorter study's steps;
     one the config gives is kept and checked; a study too short for any rung blames --steps, not <defaults>."""
-    assert load_config().scheduler.grace_period == 25
-    assert load_config(overrides={"train.steps": 25}).scheduler.grace_period == 6
+    assert load_config().scheduler.grace_period == 30
+    assert load_config(overrides={"train.steps": 25}).scheduler.grace_period == 12
     assert load_config(overrides={"train.steps": 2}).scheduler.grace_period == 1
     assert load_config(overrides={"train.steps": 25, "scheduler.grace_period": 10}).scheduler.grace_period == 10
     with pytest.raises(ConfigError, match=r"--steps: train\.steps: 1 step leaves the moasha scheduler no rung") as e:
