@@ -35,6 +35,7 @@ import json
 import logging
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,7 +59,7 @@ def batch_config(header: dict, batch: int, work: Path, workers: int):
 
 def record_batch(header: dict, batch: int, workers: int) -> list[Curve]:
     """One study of header['batch_size'] random configurations at the full budget; its curves, in start order."""
-    work = Path(tempfile.mkdtemp(prefix=f"replay-record-b{batch}-"))
+    work, here = Path(tempfile.mkdtemp(prefix=f"replay-record-b{batch}-")), os.getcwd()
     os.chdir(work)  # Ray's results land here
     cfg = batch_config(header, batch, work, workers)
     with contextlib.redirect_stdout(io.StringIO()):  # the table and Ray Tune's banner
@@ -66,8 +67,11 @@ def record_batch(header: dict, batch: int, workers: int) -> list[Curve]:
     configs = {r["trial"]: {k: v for k, v in r.items() if k not in {"trial", "status", *SUMMARY_METRICS}}
                for r in rows}
     client, exp_id, parent = latest_parent_run(cfg.tracking_uri, cfg.study)
-    return [read_curve(client, run, configs[run.data.tags["trial_id"]], batch)
-            for run in child_runs(client, exp_id, parent) if run.data.tags.get("trial_id") in configs]
+    curves = [read_curve(client, run, configs[run.data.tags["trial_id"]], batch)
+              for run in child_runs(client, exp_id, parent) if run.data.tags.get("trial_id") in configs]
+    os.chdir(here)
+    shutil.rmtree(work, ignore_errors=True)  # the study's MLflow store and Ray's state: the curves are read
+    return curves
 
 
 def read_curve(client, run, config: dict, batch: int) -> Curve:
