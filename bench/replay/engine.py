@@ -6,7 +6,8 @@ and the searcher as it does, with stub `ray.tune.experiment.Trial` objects (no R
 - a new trial: the searcher's `suggest`, then the scheduler's `on_trial_add`;
 - each result: the scheduler's `on_trial_result`, then (unless it said STOP) the searcher's `on_trial_result`;
 - the trial's end, after a STOP or after its last report (its function returned: Tune stops it without asking the
-  scheduler): the scheduler's `on_trial_complete` and the searcher's `on_trial_complete`, with the last result.
+  scheduler): the scheduler's `on_trial_complete` and the searcher's `on_trial_complete`, with the last result; for
+  a recorded trial that failed, the scheduler's `on_trial_error` and the searcher's `on_trial_complete(error=True)`.
 
 A trial's results are the recorded curve of the configuration nearest to its own (`CurvesFile.nearest`), the
 metrics the recorded trial logged at each step, with Ray's `training_iteration`, and `objective_scalar` where the
@@ -49,7 +50,8 @@ class Replay:
     """Drives a Ray Tune scheduler (and optionally a Ray Tune searcher) with recorded results.
 
     `log` holds what the scheduler was told and answered, in order: ("add", trial_id), ("result", trial_id, step,
-    decision), ("complete", trial_id, step): the record tests compare with a live study's.
+    decision), ("complete", trial_id, step) or ("error", trial_id, step): the record tests compare with a live
+    study's.
     """
 
     def __init__(self, curves: CurvesFile, scheduler, searcher=None, weights: tuple = ()):
@@ -98,6 +100,12 @@ class Replay:
 
     def _complete(self, t: ReplayedTrial, status: TrialStatus) -> None:
         t.status = status
+        if status == TrialStatus.ERROR:  # the recorded trial failed after its last report: Tune's error path
+            self.scheduler.on_trial_error(None, t.trial)
+            if self.searcher is not None:
+                self.searcher.on_trial_complete(t.trial.trial_id, error=True)
+            self.log.append(("error", t.trial.trial_id, t.step))
+            return
         result = {**t.last_result, "done": True}
         self.scheduler.on_trial_complete(None, t.trial, result)
         if self.searcher is not None:

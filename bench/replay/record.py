@@ -143,6 +143,9 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     curves = open_curves(args)
+    if len(curves.curves) >= args.configs:
+        print(f"{args.out} holds {len(curves.curves)} configurations already (--configs {args.configs})")
+        return
     ray.init(address="local", num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     try:
