@@ -9,6 +9,7 @@ its defaults from these classes, and the driver passes each validated section wh
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from trainables.data import DataPaths
@@ -17,6 +18,11 @@ from trainables.model.decoder_layers import ModelSize
 from trainables.model.shapes import ensure_shape, is_shape
 from trainables.settings import EMBEDDED_ROLES, EmbeddedSpec, MmieEvalConfig, RobustnessSettings, SAEConfig
 
+
+def objective_scalar(metrics: dict, weights: tuple[tuple[str, float], ...]) -> float:
+    """ASHA's single objective: the weighted sum of the study's objectives (NaN when one is missing), as every result
+    carries it when the setup's `objective_weights` are set (the trainable; the replay benchmark alike)."""
+    return sum(w * metrics.get(m, math.nan) for m, w in weights)
 
 @dataclass(frozen=True)
 class TrainSettings:

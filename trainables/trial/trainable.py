@@ -20,7 +20,7 @@ import torch
 from ray import tune
 
 from trainables.metrics.robustness import robustness_metrics
-from trainables.trial.setup import TrialSetup
+from trainables.trial.setup import TrialSetup, objective_scalar
 from trainables.trial.status import TrialStatus
 from trainables.trial.tracking import TrialRun
 from trainables.unlearner import Unlearner
@@ -93,7 +93,7 @@ def _evaluate_and_report(unlearner: Unlearner, setup: TrialSetup, run: TrialRun,
     if not diverged:  # the relearning attack and the other checks, on a copy of the trial's state
         metrics.update(robustness_metrics(unlearner, setup.robustness, final=last))
     if setup.objective_weights:
-        metrics["objective_scalar"] = sum(w * metrics.get(m, math.nan) for m, w in setup.objective_weights)
+        metrics["objective_scalar"] = objective_scalar(metrics, setup.objective_weights)
     metrics["step"] = step
     metrics["restores"] = unlearner.restores
     metrics["finished"] = float(last)  # the study tells a completed trial from one the scheduler stopped
