@@ -195,7 +195,8 @@ def test_overrides_and_values_are_checked_against_what_they_set(tmp_path, text, 
 def test_valid_overrides_still_pass(tmp_path):
     from study.config import load_config
 
-    cfg = load_config(overrides={"search.space": {"lr": {"low": 1e-4, "high": 1e-2}, "rank": {"choices": [4, 32]},
+    cfg = load_config(overrides={"variants": ["ga", "dsg"],
+                                 "search.space": {"lr": {"low": 1e-4, "high": 1e-2}, "rank": {"choices": [4, 32]},
                                                   "target_modules": {"value": "q_proj,v_proj"},
                                                   "trigger_percentile": {"low": 50, "high": 99}},
                                  "trust_remote_code": True, "tracking_uri": "https://mlflow.example:5000"})

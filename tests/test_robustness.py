@@ -141,10 +141,12 @@ def test_oracle_never_learnt_the_forget_language(embedded):
 
 def test_rungs_get_the_attack_when_it_is_an_objective():
     objective = {"search.objectives": ["relearn_forget_efficacy", "utility"]}
-    assert robustness_settings(load_config(overrides=objective)).relearn_at_steps == (25, 50)
+    assert robustness_settings(load_config(overrides=objective)).relearn_at_steps == (30,)  # 60 steps, grace 30
+    longer = {**objective, "train.steps": 100, "scheduler.grace_period": 25}
+    assert robustness_settings(load_config(overrides=longer)).relearn_at_steps == (25, 50)
     assert robustness_settings(load_config(overrides={**objective, "scheduler.type": "fifo"})).relearn_at_steps == ()
     assert robustness_settings(load_config()).relearn_at_steps == ()
-    assert robustness_settings(load_config(overrides={"robustness.relearn_at": "eval"})).relearn_at_steps == (25, 50, 75)
+    assert robustness_settings(load_config(overrides={"robustness.relearn_at": "eval"})).relearn_at_steps == (20, 40)  # eval_every 20
     settings = robustness_settings(load_config(overrides={"robustness.relearn_params": "all",
                                                           "robustness.relearn_steps": 7}))
     assert (settings.relearn_params, settings.relearn_steps, settings.relearn_lr) == ("all", 7, 5e-5)
