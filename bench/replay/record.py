@@ -111,8 +111,17 @@ def provenance(batch: int, seed: int, started: float, trials: int) -> dict:
             "wall_s": round(time.perf_counter() - started, 1), "trials": trials}
 
 
+def pinned_spec(spec: dict) -> dict:
+    """`spec` with the search space it resolves to written out: the defaults move between commits (the default study's
+    learning-rate ranges did), and a curves file must say which space its configurations were drawn from."""
+    if "search.space" in spec or "space" in spec.get("search", {}):
+        return spec
+    space = load_config(overrides=spec).search.space
+    return {**spec, "search.space": {name: r.model_dump(exclude_none=True) for name, r in space.items()}}
+
+
 def open_curves(args) -> CurvesFile:
-    spec = json.loads(args.spec)
+    spec = pinned_spec(json.loads(args.spec))
     if Path(args.out).exists():
         curves = CurvesFile.read(args.out)
         asked = {"spec": spec, "steps": args.steps, "seed": args.seed, "batch_size": args.batch}
