@@ -266,20 +266,18 @@ def new_tiny_model(spec: EmbeddedSpec, vocab_size: int):
     return Qwen2ForCausalLM(config)
 
 
-def chat_prompt(tok, line: str) -> str:
-    """`line` as a user turn with the generation prompt: what mmie.py feeds a model with a chat template."""
-    return tok.apply_chat_template([{"role": "user", "content": line}], tokenize=False, add_generation_prompt=True)
-
-
 def pack_chunks(tok, lines: list[str], seq_len: int, rng: random.Random) -> torch.Tensor:
     """One language's lines cut into seq_len chunks: each item after an end-of-text token is either a line or, with
     probability CHAT_SHARE, a prompt/reply pair (the line as the user turn, a random line of the same set as the
-    reply), whose reply the next item's end-of-text ends."""
+    reply), whose reply the next item's end-of-text ends. The prompt is mmie.py's, from the one function that makes
+    it (trainables.metrics.mmie.chat_prompts), so the model learns the format mmie.py will prompt it with."""
+    from trainables.metrics.mmie import chat_prompts
+
     ids: list[int] = []
     for line in lines:
         ids.append(tok.eos_token_id)
         if rng.random() < CHAT_SHARE:
-            ids.extend(tok.encode(chat_prompt(tok, line), add_special_tokens=False))
+            ids.extend(tok.encode(chat_prompts(tok, [line])[0], add_special_tokens=False))
             line = lines[rng.randrange(len(lines))]
         ids.extend(tok.encode(line, add_special_tokens=False))
     n = len(ids) // seq_len
