@@ -173,9 +173,14 @@ def test_check_mlflow_ui_quick(work):
 
 @pytest.mark.slow
 def test_bench_export_reproduction(work):
-    out = bench(work, "bench_export_reproduction.py", "--trials", "2", "--steps", "2", "--noise-seeds", "2")
-    assert lines_like(out, r"^study: 2 trials, \d+ on the front; re-running \d+$")
+    out = bench(work, "bench_export_reproduction.py", "--trials", "2", "--steps", "2", "--noise-seeds", "2",
+                "--members", "1", "--mmie-items", "4")
+    assert lines_like(out, r"^study: 2 trials, \d+ on the front; re-running 1$")
     assert lines_like(out, rf"^\S+ \S+\s+es_forget\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+({NUMBER}|nan)$")
+    shift = r"[+-](\d+\.\d+|nan)"
+    moved = rf"mmie/es_forget {shift} mmie/ppl_retain {shift} .*; verdict (same|.+ -> .+)$"
+    assert lines_like(out, rf"^  mmie padding - masked: {moved}")
+    assert lines_like(out, rf"^  held-out - mmie.py's lines: {moved}")
 
 
 @pytest.mark.slow

@@ -310,17 +310,25 @@ class Unlearner:
         out.update(self.evaluator.evaluate_continuations(prompts, self.step))
         return out
 
-    def evaluate_mmie(self, final: bool) -> dict[str, float]:
+    def evaluate_mmie(self, final: bool, lines: StudyData | None = None) -> dict[str, float]:
         """mmie.py's measurements of the model as evaluated (through its gate), `mmie/<name>`, on the lines mmie.py
         will read from the exported files; the base model's, `mmie/base/<name>` (the adapter disabled, no gate;
         measured once per process and model); mmie.py's gates against them (`mmie/gate_<gate>` <= 0 passes,
-        `mmie/gates_feasible` for the search's constraints) and its verdict (`mmie/verdict_proceed`)."""
+        `mmie/gates_feasible` for the search's constraints) and its verdict (`mmie/verdict_proceed`).
+        `lines`: other data read as mmie.py's files (each set's `train`; bench/bench_export_reproduction.py
+        measures on held-out lines so): the base model is then measured on them too, not cached."""
         cfg = self.setup.mmie_eval
         if not cfg.enabled:
             return {}
         script = self.setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
         common = dict(target=self.forget_language, script=script, cfg=cfg, seed=self.setup.train.seed,
                       lid=ensemble_for(cfg.use_xlmr, cfg.use_fasttext))
+        if lines is not None:
+            out = mmie_metrics.measure(self.model, self.tok, lines, edited=self._gated, base=self.adapter.disabled,
+                                       checkpoint=not final, **common)
+            out.update(mmie_metrics.measure(self.model, self.tok, lines, edited=self.adapter.disabled, **common))
+            out.update(mmie_metrics.gate_metrics(out, cfg))
+            return out
         key = None
         if self.model_path is not None:
             key = (self.model_path, self.setup.dtype, self.setup.quantization, self.setup.data_paths(), self.setup.train.seed, self.setup.heldout,
