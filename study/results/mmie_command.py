@@ -142,8 +142,10 @@ def step_differences(settings: dict[str, Any], steps: int, updates_per_step: int
     out = []
     if settings.get("padding", "masked") != "mmie":
         out.append("padding: mmie.py pads every row to the longest line of the whole set and counts the pads in its "
-                   "NLL, KL and perplexity; the study masked padding (train.padding: masked). Size: not measured by "
-                   "the export (the padding benchmark of issue 22 item 3 measures how far the front moves)")
+                   "NLL, KL and perplexity; the study masked padding (train.padding: masked). Size: not computed by "
+                   "the export; measured on the embedded default in docs/mmie-metrics.md (\"Masked against "
+                   "mmie.py's padding\"): a trial's forgetting and mmie.py's figures can move far; search with "
+                   "train.padding: mmie to remove it")
     warmup = _warmup_excess(settings, steps * updates_per_step)
     if warmup is not None:
         out.append(warmup)
