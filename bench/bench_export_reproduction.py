@@ -15,7 +15,7 @@ Runs a small study on the embedded default (real Ray, Optuna, MLflow), exports u
   padded to its longest line, pads counted) and measured on mmie.py's lines. No setting selects the lines of the
   `mmie/` figures: a study measures them on the exported files' heads, always.
 
-    flock /tmp/heavy.lock .venv/bin/python bench/bench_export_reproduction.py     # about 10-15 minutes on 2 cores
+    flock /tmp/heavy.lock .venv/bin/python bench/bench_export_reproduction.py     # about 10 minutes on 2 cores (9 at --steps 60)
     .venv/bin/python bench/bench_export_reproduction.py --differences    # seconds: no study, no training
 
 `--differences` runs no study: it exports a `ga` trial at its defaults from the default study's logged config
