@@ -206,12 +206,12 @@ AUDIT_COLUMNS = ("trial", "variant", "knee", "worst_relearn_forget_efficacy", "w
                  "worst_relearn_es_forget", "worst_relearn_excess", "worst_attack", "worst_attack_at")
 
 
-
 def audit_finished(uri: str, study: str, run_id: str | None = None, path: str | None = None, top: int | None = None,
-                   attacks: list[str] | None = None, log=print) -> list[dict]:
+                   attacks: list[str] | None = None, log=print, sweep: dict | None = None) -> list[dict]:
     """`unlearn-study audit`: the sweep on a finished study's front, its trials' states read from the study's Ray
     folder (`path`, else the one under ./ray_results or the study's storage_path). The model's own code is never
-    run (trust_remote_code off, whatever the study ran with)."""
+    run (trust_remote_code off, whatever the study ran with). `sweep`: other `robustness.attack_*` settings than
+    the study's (bench/bench_robustness.py)."""
     from dataclasses import replace
 
     from mlflow.tracking import MlflowClient
@@ -223,9 +223,10 @@ def audit_finished(uri: str, study: str, run_id: str | None = None, path: str | 
     record = load_study(uri, study, run_id, log=log)
     cfg = stored_config(client, record.parent_run_id).model_copy(update={"tracking_uri": uri,
                                                                          "trust_remote_code": False})
-    if attacks:
+    changes = {**(sweep or {}), **({"attacks": attacks} if attacks else {})}
+    if changes:
         cfg = cfg.model_copy(update={"robustness": cfg.robustness.model_validate(
-            {**cfg.robustness.model_dump(), "attacks": attacks})})
+            {**cfg.robustness.model_dump(), **changes})})
     setup = prepare_study(cfg, log=log)
     setup = replace(setup, tracking_uri=uri, experiment_id=client.get_run(record.parent_run_id).info.experiment_id,
                     parent_run_id=record.parent_run_id)
