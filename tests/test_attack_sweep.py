@@ -201,6 +201,8 @@ def test_study_audits_its_front_and_the_audit_command_reruns_it(ray_local, embed
     knee = [r for r in client.search_runs([parent.info.experiment_id])
             if "attack/relearn_forget_lr0.0001_adapter/share_back" in r.data.metrics]
     assert len(knee) == 1
+    # Named trials instead of the front (bench/robustness_table.py --audit): a wrong id is refused before any model.
+    assert main(["audit", "--study", "audited", "--tracking-uri", uri, "--trials", "nosuch"]) == 2
 
 
 def test_audit_reads_each_trials_newest_checkpoint_and_says_where_it_looked(tmp_path):
