@@ -102,7 +102,7 @@ def time_front_audit(args) -> None:
     sweep_settings = {"attack_steps": args.attack_steps, "attack_eval_every": args.attack_eval_every,
                       "attack_es_prompts": args.attack_es_prompts, "attacks": list(args.attacks)}
     t0 = time.perf_counter()
-    rows = audit_finished(uri, "default", log=print, sweep=sweep_settings)
+    rows = audit_finished(uri, "default", top=args.top, log=print, sweep=sweep_settings)
     audit_s = time.perf_counter() - t0
     print(format_table([{c: r.get(c) for c in AUDIT_COLUMNS} for r in rows]))
     client = MlflowClient(uri)
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--attack-es-prompts", type=int, default=SweepSettings.attack_es_prompts)
     parser.add_argument("--front", action="store_true", help="the default study, then the audit of its front, "
                         "side by side")
+    parser.add_argument("--top", type=int, help="with --front: audit at most this many front members, the knee first")
     parser.add_argument("--config", help="with --front: a config for `unlearn-study run` (study name default) "
                         "instead of the default study, e.g. a cut-down one to check this mode runs")
     parser.add_argument("--study-dir", help="with --front: a folder where --front ran the study before")

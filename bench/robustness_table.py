@@ -11,7 +11,7 @@ forgetting survives when its worst excess is at most 0: it relearns no faster th
 language, under every attack of the grid. The oracle's row is its worst case under the same grid.
 
 --audit first runs the grid (`unlearn-study audit --trials ...`, from the folder the study ran in, or --path) on
-each variant's pick that the study's own audit of its front did not reach, so that every row has its worst case.
+each variant's pick that forgot something (and the oracle), so that every row has its worst case under one grid.
 Single-attack shares are computed here from forget_efficacy before and after, so they read the same from any
 version of the study.
 """
@@ -77,19 +77,20 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI")
                         or f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     parser.add_argument("--min-utility", type=float, default=0.9)
-    parser.add_argument("--audit", action="store_true", help="run the attacker grid on each variant's pick the "
-                        "study's own audit did not reach")
+    parser.add_argument("--audit", action="store_true", help="run the attacker grid on each variant's pick first")
+    parser.add_argument("--attacks", nargs="+", help="with --audit: the grid (default: the study's)")
+    parser.add_argument("--attack-steps", type=int, help="with --audit: steps per attack (default: the study's)")
     parser.add_argument("--path", help="with --audit: the study's Ray folder (default: under ./ray_results)")
     args = parser.parse_args()
     record = load_study(args.tracking_uri, args.study)
     chosen = picks(record, args.min_utility)
     if args.audit:
-        todo = [t.trial_id for t in chosen.values()
-                if "worst_relearn_forget_efficacy" not in t.metrics and t.metrics.get("forget_efficacy", 0.0) >= FORGOT_LITTLE]
+        todo = [t.trial_id for t in chosen.values() if t.metrics.get("forget_efficacy", 0.0) >= FORGOT_LITTLE]
         if todo:
             from study.results.audit import audit_finished
 
-            audit_finished(args.tracking_uri, args.study, record.parent_run_id, args.path, trials=todo)
+            sweep = {k: v for k, v in (("attacks", args.attacks), ("attack_steps", args.attack_steps)) if v}
+            audit_finished(args.tracking_uri, args.study, record.parent_run_id, args.path, trials=todo, sweep=sweep)
             record = load_study(args.tracking_uri, args.study, record.parent_run_id)
             chosen = picks(record, args.min_utility)
     client = MlflowClient(args.tracking_uri)

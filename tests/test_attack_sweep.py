@@ -11,6 +11,7 @@ from conftest import run_steps
 
 from trainables.metrics.attack_sweep import (
     Attack,
+    FULL_ATTACKS,
     AttackResult,
     SweepSettings,
     parse_attack,
@@ -29,7 +30,7 @@ FORGETTING = TrialSetup(train=TrainSettings(steps=20, batch_size=8, max_len=48, 
 
 
 def test_attacks_parse_round_trip_and_name_what_is_wrong():
-    for text in SweepSettings().attacks:
+    for text in FULL_ATTACKS:
         attack = parse_attack(text)
         assert parse_attack(attack.name) == attack
     assert parse_attack("relearn:lines=retain,lr=1e-3,params=all") == Attack("relearn", 1e-3, "all", "retain")
@@ -122,11 +123,11 @@ def oracle_pair(embedded):
 
 
 @pytest.mark.slow
-def test_oracle_under_every_attack_of_the_default_grid(oracle_pair):
+def test_oracle_under_every_attack_of_the_full_grid(oracle_pair):
     """A model that never learnt the language: its forgetting does not come back from English lines, the steering
     attack leaves it near where it was, and the attacks on forget lines teach it only as much as a few steps can."""
     _, _, oracle = oracle_pair
-    settings = SweepSettings(attack_steps=10, attack_eval_every=5, attack_es_prompts=8)
+    settings = SweepSettings(FULL_ATTACKS, attack_steps=10, attack_eval_every=5, attack_es_prompts=8)
     before = {n: p.detach().clone() for n, p in oracle.model.named_parameters()}
     results = {r.attack.name: r for r in sweep(oracle, settings)}
     assert list(results) == [parse_attack(a).name for a in settings.attacks]

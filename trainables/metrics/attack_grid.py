@@ -37,14 +37,19 @@ class Attack:
         return f"steer_{self.direction}"
 
 
-# The default grid: UNDO's learning rates (a decade apart) on the adapter and on every parameter, relearning from
-# unrelated retain-language lines, and the steering direction.
-DEFAULT_ATTACKS = (
+# The full grid: UNDO's learning rates (a decade apart) on the adapter and on every parameter, relearning from
+# unrelated retain-language lines, and the steering direction. Eight attacks of 50 steps cost about twice the
+# default study on 2 CPU cores for a front of 4 (docs/robustness.md, "Cost"), so it is opt-in.
+FULL_ATTACKS = (
     "relearn:lr=1e-5,params=adapter", "relearn:lr=1e-4,params=adapter", "relearn:lr=1e-3,params=adapter",
     "relearn:lr=1e-5,params=all", "relearn:lr=1e-4,params=all", "relearn:lr=1e-3,params=all",
     "relearn:lines=retain,lr=1e-3,params=all",
     "steer",
 )
+
+# The default grid: the full grid's strongest attacker (every parameter at lr 1e-3: the worst case on every
+# variant measured, docs/benchmarks.md), the same on unrelated retain-language lines, and the steering direction.
+DEFAULT_ATTACKS = ("relearn:lr=1e-3,params=all", "relearn:lines=retain,lr=1e-3,params=all", "steer")
 
 _CHOICES = {"params": ("adapter", "all"), "lines": ("forget", "retain"), "direction": ("self", "base")}
 
@@ -84,10 +89,10 @@ class SweepSettings:
     """The sweep's grid and budget (the study config's `robustness.attacks` and `robustness.attack_*`)."""
 
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    attack_steps: int = 50  # relearning steps per attack
+    attack_steps: int = 20  # relearning steps per attack (each stops once everything is back)
     attack_eval_every: int = 10  # forget_efficacy along each relearning curve
     attack_batch_size: int = 8
-    attack_es_prompts: int = 32  # ES at each attack's worst point
+    attack_es_prompts: int = 16  # ES at each attack's worst point
     attack_steer_lines: int = 32  # lines per language whose mean hidden state gives the steering direction
 
     def parsed(self) -> list[Attack]:

@@ -34,6 +34,7 @@ import torch
 from trainables.evaluator import Evaluator
 from trainables.metrics.attack_grid import (  # noqa: F401  (the grid's names, also imported from here)
     DEFAULT_ATTACKS,
+    FULL_ATTACKS,
     KINDS,
     Attack,
     SweepSettings,
