@@ -38,8 +38,8 @@ class Attack:
 
 
 # The full grid: UNDO's learning rates (a decade apart) on the adapter and on every parameter, relearning from
-# unrelated retain-language lines, and the steering direction. Eight attacks of 50 steps cost about twice the
-# default study on 2 CPU cores for a front of 4 (docs/robustness.md, "Cost"), so it is opt-in.
+# unrelated retain-language lines, and the steering direction. Eight attacks of 50 steps each on the oracle and
+# every front member cost more than the default study on 2 busy CPU cores (docs/robustness.md, "Cost"): opt-in.
 FULL_ATTACKS = (
     "relearn:lr=1e-5,params=adapter", "relearn:lr=1e-4,params=adapter", "relearn:lr=1e-3,params=adapter",
     "relearn:lr=1e-5,params=all", "relearn:lr=1e-4,params=all", "relearn:lr=1e-3,params=all",
