@@ -27,7 +27,6 @@ from study.results.front import (
     ranked_trials,
 )
 from trainables.metrics.attack_sweep import (
-    MIN_FORGOTTEN,
     AttackResult,
     SweepSettings,
     sweep,
@@ -68,21 +67,6 @@ def front_members(record: StudyRecord, top: int | None) -> list[tuple[TrialRecor
     rest = sorted((t for t in front if t is not knee), key=lambda t: (-t.metrics[first], t.trial_id))
     members = ([(knee, True)] if knee is not None else []) + [(t, False) for t in rest]
     return members[:top] if top else members
-
-
-def worth_attacking(members: list[tuple[TrialRecord, bool]], log=print) -> list[tuple[TrialRecord, bool]]:
-    """The members that forgot something (forget_efficacy >= MIN_FORGOTTEN): an attack on one that forgot next to
-    nothing has nothing to bring back (its share back is undefined), and its sweep costs as much as the knee's (on
-    the default study's front of 4, 3 members at 0.001-0.014 took 414 of the audit's 857 s)."""
-    keep = []
-    for trial, knee in members:
-        forgot = trial.metrics.get("forget_efficacy", math.nan)
-        if forgot >= MIN_FORGOTTEN:
-            keep.append((trial, knee))
-        else:
-            log(f"audit: trial {trial.trial_id} ({trial.variant}) forgot next to nothing (forget_efficacy "
-                f"{forgot:.3f} < {MIN_FORGOTTEN}): nothing to bring back, not attacked")
-    return keep
 
 
 def named_trials(record: StudyRecord, trials: list[str]) -> list[tuple[TrialRecord, bool]]:
@@ -218,10 +202,8 @@ def audit(cfg: StudyConfig, setup: TrialSetup, client, parent_run_id: str, check
     settings = settings or cfg.robustness.sweep_settings()
     record = load_study(setup.tracking_uri or cfg.tracking_uri, cfg.study, parent_run_id, log=log)
     checkpoints = checkpoints or {}
-    if trials is not None:
-        members = named_trials(record, trials)
-    else:
-        members = worth_attacking(front_members(record, top if top is not None else cfg.robustness.audit_top), log)
+    members = (named_trials(record, trials) if trials is not None
+               else front_members(record, top if top is not None else cfg.robustness.audit_top))
     targets = []
     for trial, knee in members:
         path = checkpoints.get(trial.trial_id) or last_checkpoint(experiment_dir, trial.trial_id)
