@@ -200,7 +200,7 @@ def test_study_audits_its_front_and_the_audit_command_reruns_it(ray_local, embed
     assert main(["audit", "--study", "audited", "--tracking-uri", uri, "--top", "1", "--attacks",
                  "relearn:lr=1e-4,params=adapter"]) == 0
     knee = [r for r in client.search_runs([parent.info.experiment_id])
-            if "attack/relearn_forget_lr0.0001_adapter/share_back" in r.data.metrics]
+            if "attack/relearn_forget_lr0.0001_adapter/forget_efficacy" in r.data.metrics]
     assert len(knee) == 1
     # Named trials instead of the front (bench/robustness_table.py --audit): a wrong id is refused before any model.
     assert main(["audit", "--study", "audited", "--tracking-uri", uri, "--trials", "nosuch"]) == 2
