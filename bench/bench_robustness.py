@@ -14,12 +14,26 @@ once, each member once) as a share of a study of --study-seconds (the default st
 bench/measure_default_study.py; the target is at most 25%):
 
     PYTHONPATH=. python bench/bench_robustness.py --sweep --repeats 1 --front-size 5 --study-seconds 600
+
+With --front, the real thing side by side: the default study (`unlearn-study run`, no arguments, in a fresh
+folder), timed, then the audit of its whole front as `unlearn-study audit --study default` runs it (the oracle
+once, then every front member), timed in this process; both wall times, their ratio (the target is at most 25%),
+and how many attacks stopped early (their curves in MLflow end before --attack-steps). --study-dir reuses a study
+this mode ran before (its wall time given by --study-seconds), to time the audit with other sweep settings:
+
+    PYTHONPATH=. python bench/bench_robustness.py --front [--study-dir DIR --study-seconds 552]
+        [--attacks ... --attack-steps 50 --attack-es-prompts 32 --attack-eval-every 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from dataclasses import replace
 
 import torch
@@ -49,7 +63,8 @@ def time_sweep(u: Unlearner, setup: TrialSetup, args) -> None:
     from study.oracle import oracle_evaluators
     from trainables.embedded import ensure_oracle
 
-    settings = SweepSettings(attacks=tuple(args.attacks), attack_steps=args.attack_steps)
+    settings = SweepSettings(attacks=tuple(args.attacks), attack_steps=args.attack_steps,
+                             attack_eval_every=args.attack_eval_every, attack_es_prompts=args.attack_es_prompts)
     t0 = time.perf_counter()
     results = sweep(u, settings, log=print)
     member_s = time.perf_counter() - t0
@@ -64,6 +79,48 @@ def time_sweep(u: Unlearner, setup: TrialSetup, args) -> None:
           + (f" = {total / args.study_seconds:.1%} of a {args.study_seconds:.0f}s study" if args.study_seconds else ""))
 
 
+def time_front_audit(args) -> None:
+    """The default study, then the audit of its whole front, each timed; the audit's share of the study."""
+    from mlflow.tracking import MlflowClient
+
+    from study.results.audit import AUDIT_COLUMNS, audit_finished
+    from study.runner import format_table
+
+    work = Path(args.study_dir or tempfile.mkdtemp(prefix="bench-robustness-"))
+    if args.study_dir is None:
+        cli = Path(sys.executable).with_name("unlearn-study")
+        t0 = time.perf_counter()
+        with (work / "study.txt").open("w") as out:
+            config = ["--config", str(Path(args.config).resolve())] if args.config else []
+            subprocess.run([str(cli), "run", *config], cwd=work, stdout=out, stderr=subprocess.STDOUT, check=True)
+        study_s = time.perf_counter() - t0
+        print(f"the default study: {study_s:.0f} s wall (its output: {work / 'study.txt'})")
+    else:
+        study_s = args.study_seconds
+    os.chdir(work)
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    sweep_settings = {"attack_steps": args.attack_steps, "attack_eval_every": args.attack_eval_every,
+                      "attack_es_prompts": args.attack_es_prompts, "attacks": list(args.attacks)}
+    t0 = time.perf_counter()
+    rows = audit_finished(uri, "default", top=args.top, log=print, sweep=sweep_settings)
+    audit_s = time.perf_counter() - t0
+    print(format_table([{c: r.get(c) for c in AUDIT_COLUMNS} for r in rows]))
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("default").experiment_id])
+    audited = [r for r in runs if r.data.tags.get("role") == "study" or "worst_relearn_forget_efficacy" in r.data.metrics]
+    relearning, stopped = 0, 0
+    for run in audited:
+        for key in run.data.metrics:
+            if key.startswith(("attack/relearn", "oracle_attack/relearn")) and key.endswith("/curve"):
+                relearning += 1
+                stopped += max(m.step for m in client.get_metric_history(run.info.run_id, key)) < args.attack_steps
+    print(f"audit of the front ({len(rows)} members and the oracle, {len(args.attacks)} attacks, "
+          f"{args.attack_steps} steps, ES on {args.attack_es_prompts} prompts): {audit_s:.0f} s wall; "
+          f"{stopped} of {relearning} relearning attacks stopped early")
+    print(f"side by side: study {study_s:.0f} s, audit {audit_s:.0f} s = {audit_s / study_s:.1%} of the study "
+          f"(target <= 25%); folder {work}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variant", default="ga")
@@ -75,9 +132,22 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="time the attacker sweep too")
     parser.add_argument("--attacks", nargs="+", default=list(SweepSettings.attacks))
     parser.add_argument("--attack-steps", type=int, default=SweepSettings.attack_steps)
+    parser.add_argument("--attack-eval-every", type=int, default=SweepSettings.attack_eval_every)
+    parser.add_argument("--attack-es-prompts", type=int, default=SweepSettings.attack_es_prompts)
+    parser.add_argument("--front", action="store_true", help="the default study, then the audit of its front, "
+                        "side by side")
+    parser.add_argument("--top", type=int, help="with --front: audit at most this many front members, the knee first")
+    parser.add_argument("--config", help="with --front: a config for `unlearn-study run` (study name default) "
+                        "instead of the default study, e.g. a cut-down one to check this mode runs")
+    parser.add_argument("--study-dir", help="with --front: a folder where --front ran the study before")
     parser.add_argument("--front-size", type=int, default=5)
     parser.add_argument("--study-seconds", type=float, help="the study's wall time the sweep is set against")
     args = parser.parse_args()
+    if args.front:
+        if args.study_dir and not args.study_seconds:
+            parser.error("--study-dir needs --study-seconds (the study's wall time)")
+        time_front_audit(args)
+        return
     torch.set_num_threads(1)
     languages = (("forget", "hi"), ("retain", "en"), ("mixed", "hi"), ("xlang_bn", "bn"), ("xlang_pa", "pa"),
                  ("xlang_ur", "ur"))

@@ -148,7 +148,8 @@ def cmd_audit(args) -> int:
     from study.results.audit import AUDIT_COLUMNS, audit_finished
     from study.runner import format_table
 
-    rows = audit_finished(_tracking(args), args.study, args.run_id, args.path, args.top, args.attacks)
+    rows = audit_finished(_tracking(args), args.study, args.run_id, args.path, args.top, args.attacks,
+                          trials=args.trials)
     print(format_table([{c: r.get(c) for c in AUDIT_COLUMNS} for r in rows]))
     return 0
 
@@ -278,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--top", type=int, help="audit at most this many front members, the knee first")
     audit.add_argument("--attacks", nargs="+", help="the grid, e.g. relearn:lr=1e-4,params=all steer "
                                                     "(default: the study config's robustness.attacks)")
+    audit.add_argument("--trials", nargs="+", help="audit these trials (ids as `front` prints them) instead of the "
+                       "front, e.g. each variant's best (bench/robustness_table.py --audit)")
     audit.add_argument("--path", help="the study's Ray folder, where its checkpoints are (default: under ./ray_results)")
     audit.add_argument("--run-id", dest="run_id", help=RUN_ID_HELP)
     audit.add_argument("--tracking-uri", dest="tracking_uri", help=TRACKING_HELP)

@@ -11,6 +11,7 @@ from conftest import run_steps
 
 from trainables.metrics.attack_sweep import (
     Attack,
+    FULL_ATTACKS,
     AttackResult,
     SweepSettings,
     parse_attack,
@@ -29,7 +30,7 @@ FORGETTING = TrialSetup(train=TrainSettings(steps=20, batch_size=8, max_len=48, 
 
 
 def test_attacks_parse_round_trip_and_name_what_is_wrong():
-    for text in SweepSettings().attacks:
+    for text in FULL_ATTACKS:
         attack = parse_attack(text)
         assert parse_attack(attack.name) == attack
     assert parse_attack("relearn:lines=retain,lr=1e-3,params=all") == Attack("relearn", 1e-3, "all", "retain")
@@ -58,8 +59,8 @@ def test_worst_case_is_the_lowest_point_of_any_curve_and_the_largest_excess_over
     assert metrics["worst_relearn_excess"] == pytest.approx(0.25)
     assert tags == {"worst_attack": parse_attack(strong).name, "worst_attack_at": "step 10",
                     "worst_excess_attack": parse_attack(strong).name}
-    # An attack the oracle did not meet is not matched; nothing forgotten gives no share.
-    metrics, _ = worst_case([_result("steer", [(0, 0.0), (1, -0.1)])], oracle)
+    # An attack the oracle did not meet is not matched; next to nothing forgotten gives no share (not 3x back).
+    metrics, _ = worst_case([_result("steer", [(0, 0.05), (1, -0.1)])], oracle)
     assert math.isnan(metrics["worst_relearn_share_back"]) and "worst_relearn_excess" not in metrics
 
 
@@ -122,11 +123,11 @@ def oracle_pair(embedded):
 
 
 @pytest.mark.slow
-def test_oracle_under_every_attack_of_the_default_grid(oracle_pair):
+def test_oracle_under_every_attack_of_the_full_grid(oracle_pair):
     """A model that never learnt the language: its forgetting does not come back from English lines, the steering
     attack leaves it near where it was, and the attacks on forget lines teach it only as much as a few steps can."""
     _, _, oracle = oracle_pair
-    settings = SweepSettings(attack_steps=10, attack_eval_every=5, attack_es_prompts=8)
+    settings = SweepSettings(FULL_ATTACKS, attack_steps=10, attack_eval_every=5, attack_es_prompts=8)
     before = {n: p.detach().clone() for n, p in oracle.model.named_parameters()}
     results = {r.attack.name: r for r in sweep(oracle, settings)}
     assert list(results) == [parse_attack(a).name for a in settings.attacks]
@@ -187,7 +188,7 @@ def test_study_audits_its_front_and_the_audit_command_reruns_it(ray_local, embed
             "oracle_attack/steer_self/forget_efficacy"} <= set(parent.data.metrics)
     assert parent.data.metrics["oracle_degenerate"] == 0.0
     assert parent.data.tags["oracle_worst_attack"] in {parse_attack(a).name for a in grid}
-    audited = [r for r in runs if "worst_relearn_excess" in r.data.metrics]
+    audited = [r for r in runs if "worst_relearn_forget_efficacy" in r.data.metrics]  # no excess: forgot < 0.1
     assert audited and all(r.data.tags.get("pareto") == "true" for r in audited)
     for run in audited:
         assert run.data.tags["worst_attack"] in {parse_attack(a).name for a in grid}
@@ -199,8 +200,10 @@ def test_study_audits_its_front_and_the_audit_command_reruns_it(ray_local, embed
     assert main(["audit", "--study", "audited", "--tracking-uri", uri, "--top", "1", "--attacks",
                  "relearn:lr=1e-4,params=adapter"]) == 0
     knee = [r for r in client.search_runs([parent.info.experiment_id])
-            if "attack/relearn_forget_lr0.0001_adapter/share_back" in r.data.metrics]
+            if "attack/relearn_forget_lr0.0001_adapter/forget_efficacy" in r.data.metrics]
     assert len(knee) == 1
+    # Named trials instead of the front (bench/robustness_table.py --audit): a wrong id is refused before any model.
+    assert main(["audit", "--study", "audited", "--tracking-uri", uri, "--trials", "nosuch"]) == 2
 
 
 def test_audit_reads_each_trials_newest_checkpoint_and_says_where_it_looked(tmp_path):

@@ -69,6 +69,17 @@ def front_members(record: StudyRecord, top: int | None) -> list[tuple[TrialRecor
     return members[:top] if top else members
 
 
+def named_trials(record: StudyRecord, trials: list[str]) -> list[tuple[TrialRecord, bool]]:
+    """The trials named, in that order; (trial, is the knee). A ValueError naming any the study does not hold."""
+    by_id = {t.trial_id: t for t in record.trials}
+    missing = [t for t in trials if t not in by_id]
+    if missing:
+        raise ValueError(f"audit --trials: no trial {', '.join(missing)} in {record.describe()} (its trials: "
+                         f"{', '.join(sorted(by_id))})")
+    knee = {t.trial_id for t, is_knee in front_members(record, None) if is_knee}
+    return [(by_id[t], t in knee) for t in trials]
+
+
 def last_checkpoint(experiment_dir: Path, trial_id: str) -> Path:
     """The state file of a trial's newest checkpoint in the study's Ray folder (a clear error when there is none)."""
     found = sorted(experiment_dir.glob(f"*{trial_id}*/checkpoint_*/{STATE_FILE}"), key=lambda p: p.parent.name)
@@ -182,17 +193,19 @@ def audit_trial(setup: TrialSetup, target: AuditTarget, settings: SweepSettings,
 
 def audit(cfg: StudyConfig, setup: TrialSetup, client, parent_run_id: str, checkpoints: dict[str, Path] | None = None,
           experiment_dir: Path | None = None, top: int | None = None, settings: SweepSettings | None = None,
-          log=print) -> list[dict]:
-    """The oracle and the front's members (at most `top`, the knee first) under the sweep; every figure logged.
-    A trial's state comes from `checkpoints` (trial id -> state file), else from its newest checkpoint under
-    `experiment_dir`."""
+          log=print, trials: list[str] | None = None) -> list[dict]:
+    """The oracle and the front's members (at most `top`, the knee first), or the `trials` named, under the sweep;
+    every figure logged. A trial's state comes from `checkpoints` (trial id -> state file), else from its newest
+    checkpoint under `experiment_dir`."""
     from study.oracle import oracle_model_path
 
     settings = settings or cfg.robustness.sweep_settings()
     record = load_study(setup.tracking_uri or cfg.tracking_uri, cfg.study, parent_run_id, log=log)
     checkpoints = checkpoints or {}
+    members = (named_trials(record, trials) if trials is not None
+               else front_members(record, top if top is not None else cfg.robustness.audit_top))
     targets = []
-    for trial, knee in front_members(record, top if top is not None else cfg.robustness.audit_top):
+    for trial, knee in members:
         path = checkpoints.get(trial.trial_id) or last_checkpoint(experiment_dir, trial.trial_id)
         targets.append(AuditTarget(trial, Path(path), knee))
     if not targets:
@@ -206,12 +219,13 @@ AUDIT_COLUMNS = ("trial", "variant", "knee", "worst_relearn_forget_efficacy", "w
                  "worst_relearn_es_forget", "worst_relearn_excess", "worst_attack", "worst_attack_at")
 
 
-
 def audit_finished(uri: str, study: str, run_id: str | None = None, path: str | None = None, top: int | None = None,
-                   attacks: list[str] | None = None, log=print) -> list[dict]:
-    """`unlearn-study audit`: the sweep on a finished study's front, its trials' states read from the study's Ray
-    folder (`path`, else the one under ./ray_results or the study's storage_path). The model's own code is never
-    run (trust_remote_code off, whatever the study ran with)."""
+                   attacks: list[str] | None = None, log=print, sweep: dict | None = None,
+                   trials: list[str] | None = None) -> list[dict]:
+    """`unlearn-study audit`: the sweep on a finished study's front (or on the `trials` named), its trials' states
+    read from the study's Ray folder (`path`, else the one under ./ray_results or the study's storage_path). The
+    model's own code is never run (trust_remote_code off, whatever the study ran with). `sweep`: other
+    `robustness.attack_*` settings than the study's (bench/bench_robustness.py)."""
     from dataclasses import replace
 
     from mlflow.tracking import MlflowClient
@@ -221,14 +235,17 @@ def audit_finished(uri: str, study: str, run_id: str | None = None, path: str | 
 
     client = MlflowClient(uri)
     record = load_study(uri, study, run_id, log=log)
+    if trials is not None:
+        named_trials(record, trials)  # a wrong id is said before the model loads
     cfg = stored_config(client, record.parent_run_id).model_copy(update={"tracking_uri": uri,
                                                                          "trust_remote_code": False})
-    if attacks:
+    changes = {**(sweep or {}), **({"attacks": attacks} if attacks else {})}
+    if changes:
         cfg = cfg.model_copy(update={"robustness": cfg.robustness.model_validate(
-            {**cfg.robustness.model_dump(), "attacks": attacks})})
+            {**cfg.robustness.model_dump(), **changes})})
     setup = prepare_study(cfg, log=log)
     setup = replace(setup, tracking_uri=uri, experiment_id=client.get_run(record.parent_run_id).info.experiment_id,
                     parent_run_id=record.parent_run_id)
     where = Path(path) if path else Path(experiment_path(cfg, record.parent_run_id))
     log(f"{record.describe()}: auditing its front with {len(cfg.robustness.attacks)} attacks")
-    return audit(cfg, setup, client, record.parent_run_id, experiment_dir=where, top=top, log=log)
+    return audit(cfg, setup, client, record.parent_run_id, experiment_dir=where, top=top, log=log, trials=trials)

@@ -37,14 +37,20 @@ class Attack:
         return f"steer_{self.direction}"
 
 
-# The default grid: UNDO's learning rates (a decade apart) on the adapter and on every parameter, relearning from
-# unrelated retain-language lines, and the steering direction.
-DEFAULT_ATTACKS = (
+# The full grid: UNDO's learning rates (a decade apart) on the adapter and on every parameter, relearning from
+# unrelated retain-language lines, and the steering direction. The default: on the oracle and the default study's
+# knee it took 35 s, 7.7% of the study, on quiet cores (docs/robustness.md, "Cost").
+FULL_ATTACKS = (
     "relearn:lr=1e-5,params=adapter", "relearn:lr=1e-4,params=adapter", "relearn:lr=1e-3,params=adapter",
     "relearn:lr=1e-5,params=all", "relearn:lr=1e-4,params=all", "relearn:lr=1e-3,params=all",
     "relearn:lines=retain,lr=1e-3,params=all",
     "steer",
 )
+DEFAULT_ATTACKS = FULL_ATTACKS
+
+# A cheaper grid (its strongest attacker on forget and on retain lines, and the steering direction; with 20 steps
+# and ES on 16 prompts): 17 s against the full grid's 35 s on the same front, the same worst case for the knee.
+CHEAP_ATTACKS = ("relearn:lr=1e-3,params=all", "relearn:lines=retain,lr=1e-3,params=all", "steer")
 
 _CHOICES = {"params": ("adapter", "all"), "lines": ("forget", "retain"), "direction": ("self", "base")}
 
@@ -84,7 +90,7 @@ class SweepSettings:
     """The sweep's grid and budget (the study config's `robustness.attacks` and `robustness.attack_*`)."""
 
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    attack_steps: int = 50  # relearning steps per attack
+    attack_steps: int = 50  # relearning steps per attack (each stops once everything is back)
     attack_eval_every: int = 10  # forget_efficacy along each relearning curve
     attack_batch_size: int = 8
     attack_es_prompts: int = 32  # ES at each attack's worst point

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ import torch
 from trainables.evaluator import Evaluator
 from trainables.metrics.attack_grid import (  # noqa: F401  (the grid's names, also imported from here)
     DEFAULT_ATTACKS,
+    FULL_ATTACKS,
     KINDS,
     Attack,
     SweepSettings,
@@ -47,6 +49,11 @@ from trainables.metrics.robustness import (
 )
 from trainables.model.batching import pad_rows, to_device
 from trainables.model.decoder_layers import decoder_layers, hidden_of, with_hidden
+
+
+# Below this forget_efficacy a run forgot next to nothing, and a share of it says nothing (0.01 -> -0.02 would be
+# "300% back"): no share back, no excess. The same floor below which a trial is never the knee (study.pareto).
+MIN_FORGOTTEN = 0.1
 
 
 @dataclass
@@ -74,8 +81,9 @@ class AttackResult:
 
     @property
     def share_back(self) -> float:
-        """The share of what was forgotten that came back at the worst point (NaN when nothing was forgotten)."""
-        return (self.start - self.worst) / self.start if self.start > 0 else math.nan
+        """The share of what was forgotten that came back at the worst point (NaN when next to nothing was
+        forgotten: forget_efficacy below MIN_FORGOTTEN)."""
+        return (self.start - self.worst) / self.start if self.start >= MIN_FORGOTTEN else math.nan
 
     @property
     def es_recovered(self) -> float:
@@ -207,10 +215,12 @@ def sweep(run, settings: SweepSettings, log=None) -> list[AttackResult]:
     es_before = ev.forget_es(settings.attack_es_prompts, ES_SEED) if ev.language_id is not None else None
     out = []
     for attack in settings.parsed():
+        started = time.perf_counter()
         out.append(_RUNNERS[attack.kind](ev, attack, settings, es_before))
         if log is not None:
             r = out[-1]
-            log(f"  {attack.name}: forget_efficacy {r.start:.3f} -> {r.worst:.3f} ({r.where})")
+            log(f"  {attack.name}: forget_efficacy {r.start:.3f} -> {r.worst:.3f} ({r.where}; "
+                f"{time.perf_counter() - started:.1f} s)")
     return out
 
 
