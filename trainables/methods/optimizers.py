@@ -76,7 +76,8 @@ def _lr_flags(values: dict) -> list[str]:
     "adamw",
     knobs=(Knob("lr", 2e-4, 1e-5, 1e-2, log=True, help="learning rate of the single AdamW"),),
     help="one AdamW (weight decay 0.01); each step is a forget update then a retain update (mmie.py's alternation)",
-    mmie=MmieForm(flags=_lr_flags, fixed=(("lr", MMIE_LR),)),
+    mmie=MmieForm(flags=_lr_flags, fixed=(("lr", MMIE_LR),),
+                  fixed_instead="the command sets it through --dual_optimizer: two AdamW states, not one"),
 )
 class SingleAdamW(OptimizerScheme):
     def __init__(self, lr: float, params):

@@ -81,12 +81,15 @@ class MmieForm:
     missing: str = ""
     exclusive: str = ""
     steps_flag: str = ""  # an adapter's: mmie.py's flag for its training steps (--lora_steps, --reft_steps)
+    # What the command does instead when a fixed value differs (empty: nothing expresses it).
+    fixed_instead: str = ""
 
     def problems(self, piece: str, values: dict[str, Any]) -> list[str]:
         """Why these knob values are not what mmie.py runs (empty: they are)."""
         if self.missing:
             return [f"{piece}: {self.missing}"]
-        return [f"{piece}: mmie.py fixes {name} = {value!r} (no flag sets it), this trial has {values[name]!r}"
+        instead = f"; {self.fixed_instead}" if self.fixed_instead else ""
+        return [f"{piece}: mmie.py fixes {name} = {value!r}, this trial has {values[name]!r}{instead}"
                 for name, value in self.fixed if name in values and not _same(values[name], value)]
 
 
