@@ -315,7 +315,17 @@ def test_an_interrupted_build_leaves_nothing_once_its_spec_builds(tmp_path, monk
     other = embedded / f".building-{EmbeddedSpec(**TINY, seed=1).key()}-k2x9q0ab"  # named as that build names it
     (other / "data").mkdir(parents=True)
 
-    model = ensure_embedded(spec, log=lambda *a: None)
+    # The build runs on every core even in a one-thread test worker (scripts/test.sh): its callers wait for it.
+    import torch
+
+    threads, before = [], torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = ensure_embedded(spec, log=lambda msg: threads.append((msg.split(":")[0], torch.get_num_threads())))
+        pretraining = {n for step, n in threads if step.startswith("pretrain step")}
+        assert pretraining == {len(os.sched_getaffinity(0))} and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
     assert _building(embedded) == [other.name] and (other / "data").is_dir()
     assert (model.model_dir / "config.json").is_file()
 

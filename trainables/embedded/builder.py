@@ -26,6 +26,7 @@ import random
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -106,7 +107,8 @@ def ensure_embedded(spec: EmbeddedSpec = EmbeddedSpec(), log=print) -> EmbeddedM
         with file_lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
             if not report_path.exists():
                 remove_leftovers(root.parent, spec.key(), log)
-                _build(spec, root, log)
+                with _every_core():
+                    _build(spec, root, log)
     _write_eval_sets(spec, root)  # also into a build from before they existed: the model does not change
     if not spec.data_files:
         _write_adversarial(root / "data", spec.seed)
@@ -170,6 +172,19 @@ def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:
     from trainables.embedded.corpus import generate_corpus
 
     return generate_corpus(seed=spec.seed, lines_per_language=spec.lines_per_language)
+
+
+@contextmanager
+def _every_core():
+    """A build is what its callers wait for (on its lock), so it runs on every core this process may use, whatever
+    OMP_NUM_THREADS says for the rest: scripts/test.sh gives each test worker one thread, and the first build of a
+    test run took twice as long on it while the other worker waited."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(before, len(os.sched_getaffinity(0))))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _build(spec: EmbeddedSpec, root: Path, log) -> None:
@@ -371,7 +386,8 @@ def ensure_oracle(spec: EmbeddedSpec, forget: str, log=print) -> OracleModel:
         with file_lock(cache_root() / "embedded" / f"{spec.key()}.lock"):
             if not report_path.exists():
                 remove_leftovers(main.root, "oracle", log)
-                _build_oracle(spec, main, forget, root, log)
+                with _every_core():
+                    _build_oracle(spec, main, forget, root, log)
     return OracleModel(root=root, report=json.loads(report_path.read_text()))
 
 
