@@ -304,7 +304,7 @@ def test_an_interrupted_build_leaves_nothing_once_its_spec_builds(tmp_path, monk
     the same spec removes it, under the spec's build lock. A folder of another spec's build, which may be running
     meanwhile, is kept. The same for the retain-only oracle's, whose folder is named as a killed oracle build
     leaves it (one killed build in a test is enough: each costs a process importing torch)."""
-    from trainables.embedded.builder import EmbeddedSpec, ensure_embedded, ensure_oracle
+    from trainables.embedded.builder import EmbeddedSpec, ensure_embedded, ensure_oracle, usable_cores
 
     monkeypatch.setenv("UNLEARN_STUDY_CACHE", str(tmp_path / "cache"))
     embedded = tmp_path / "cache" / "embedded"
@@ -323,7 +323,7 @@ def test_an_interrupted_build_leaves_nothing_once_its_spec_builds(tmp_path, monk
     try:
         model = ensure_embedded(spec, log=lambda msg: threads.append((msg.split(":")[0], torch.get_num_threads())))
         pretraining = {n for step, n in threads if step.startswith("pretrain step")}
-        assert pretraining == {len(os.sched_getaffinity(0))} and torch.get_num_threads() == 1
+        assert pretraining == {usable_cores()} and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
     assert _building(embedded) == [other.name] and (other / "data").is_dir()

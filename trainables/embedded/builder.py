@@ -174,13 +174,18 @@ def _corpus(spec: EmbeddedSpec) -> dict[str, list[str]]:
     return generate_corpus(seed=spec.seed, lines_per_language=spec.lines_per_language)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS has one: Linux; else every core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @contextmanager
 def _every_core():
     """A build is what its callers wait for (on its lock), so it runs on every core this process may use, whatever
     OMP_NUM_THREADS says for the rest: scripts/test.sh gives each test worker one thread, and the first build of a
     test run took twice as long on it while the other worker waited."""
     before = torch.get_num_threads()
-    torch.set_num_threads(max(before, len(os.sched_getaffinity(0))))
+    torch.set_num_threads(max(before, usable_cores()))
     try:
         yield
     finally:
