@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from trainables.settings import MIN_FORGOTTEN
+
 # Reused from Optuna: its exact hypervolume (2-D sweep, 3-D O(n^2) cumulative-min method, WFG beyond), which
 # MINIMISES, so `hypervolume` negates points and reference. It is private API and absent from early Optuna 4
 # releases (which had a WFG class instead), hence the numpy fallback below.
@@ -162,10 +164,9 @@ def hypervolume_history(points_in_completion_order, reference) -> list[float]:
     return [hypervolume(pts[: i + 1], ref) for i in range(len(pts))]
 
 
-# The knee's rule, stated once (docs/results.md "Reading the front" quotes it): a trial whose forgetting is below this
-# did not unlearn, and is never the knee, however well it keeps utility. forget_efficacy 0.1 is a tenth of the
-# forget-language token mass gone.
-KNEE_MIN_FORGET = 0.1
+# The knee's rule (docs/results.md "Reading the front" quotes it): a trial whose forgetting is below this did not
+# unlearn, and is never the knee, however well it keeps utility; the attack sweep's shares use the same floor.
+KNEE_MIN_FORGET = MIN_FORGOTTEN
 
 
 def is_forgetting(objective: str) -> bool:

@@ -15,6 +15,14 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# ---- what counts as having forgotten (study.pareto's knee, trainables.metrics.attack_sweep's shares) -----------
+
+# Below this forget_efficacy a trial forgot next to nothing: it is never the knee, however well it keeps utility, and
+# a share of its forgetting brought back says nothing (0.01 -> -0.02 would be "300% back"). 0.1 is a tenth of the
+# forget-language token mass gone.
+MIN_FORGOTTEN = 0.1
+
+
 # ---- the embedded model (trainables.embedded.builder) ----------------------------------------------------------
 
 # The generated corpus's languages and their roles in the default study (forget Hindi, retain English).

@@ -38,8 +38,8 @@ class Attack:
 
 
 # The full grid: UNDO's learning rates (a decade apart) on the adapter and on every parameter, relearning from
-# unrelated retain-language lines, and the steering direction. The default: on the oracle and the default study's
-# knee it took 35 s, 7.7% of the study, on quiet cores (docs/robustness.md, "Cost").
+# unrelated retain-language lines, and the steering direction. The default; its cost is measured in
+# docs/robustness.md ("Cost").
 FULL_ATTACKS = (
     "relearn:lr=1e-5,params=adapter", "relearn:lr=1e-4,params=adapter", "relearn:lr=1e-3,params=adapter",
     "relearn:lr=1e-5,params=all", "relearn:lr=1e-4,params=all", "relearn:lr=1e-3,params=all",
@@ -48,8 +48,8 @@ FULL_ATTACKS = (
 )
 DEFAULT_ATTACKS = FULL_ATTACKS
 
-# A cheaper grid (its strongest attacker on forget and on retain lines, and the steering direction; with 20 steps
-# and ES on 16 prompts): 17 s against the full grid's 35 s on the same front, the same worst case for the knee.
+# A cheaper grid (its strongest attacker on forget and on retain lines, and the steering direction; meant with 20
+# steps and ES on 16 prompts): what it saves and what it finds against the full grid, docs/robustness.md ("Cost").
 CHEAP_ATTACKS = ("relearn:lr=1e-3,params=all", "relearn:lines=retain,lr=1e-3,params=all", "steer")
 
 _CHOICES = {"params": ("adapter", "all"), "lines": ("forget", "retain"), "direction": ("self", "base")}

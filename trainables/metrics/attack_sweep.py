@@ -49,11 +49,7 @@ from trainables.metrics.robustness import (
 )
 from trainables.model.batching import pad_rows, to_device
 from trainables.model.decoder_layers import decoder_layers, hidden_of, with_hidden
-
-
-# Below this forget_efficacy a run forgot next to nothing, and a share of it says nothing (0.01 -> -0.02 would be
-# "300% back"): no share back, no excess. The same floor below which a trial is never the knee (study.pareto).
-MIN_FORGOTTEN = 0.1
+from trainables.settings import MIN_FORGOTTEN  # no share back, no excess below it
 
 
 @dataclass
