@@ -155,6 +155,15 @@ def some_trial_reached(server, name: str, step: int) -> bool:
         return False
 
 
+def trial_past_checkpoint(server, name: str, step: int = 6, last: int = 24) -> str | None:
+    """The node id of a running trial between a checkpoint and its last step, if any."""
+    try:
+        children = server.search_children(name)
+    except Exception:  # the study's experiment may not exist yet
+        return None
+    return next((r["tags"]["node_id"] for r in children if step <= r["metrics"].get("step", 0) < last - 4), None)
+
+
 def finish(proc, log: Path, timeout=400):
     try:
         proc.wait(timeout=timeout)
@@ -192,8 +201,11 @@ def test_killed_worker_node_trials_resume_from_checkpoints(embedded, tmp_path, c
     proc = start_study(tmp_path, c, mlflow_server)
     log = tmp_path / "study.log"
 
-    wait_for(lambda: some_trial_reached(mlflow_server, "node-killed", step=6), proc, log)  # past a checkpoint
-    c.remove_node(workers[0])  # the node's raylet and its trial workers die
+    # Kill the node of a trial past a checkpoint (step 4), not whichever node comes first: on a loaded machine the
+    # other trial may not have reached one yet and would rightly start again from step 0 (CI, stop 29).
+    wait_for(lambda: trial_past_checkpoint(mlflow_server, "node-killed"), proc, log)
+    node_id = trial_past_checkpoint(mlflow_server, "node-killed")
+    c.remove_node(next(w for w in workers if w.node_id == node_id))  # its raylet and trial workers die
     finish(proc, log)
     children = assert_every_trial_complete(mlflow_server, "node-killed", samples=2, steps=24)
     assert any(run["metrics"]["restores"] >= 1 for run in children)  # came back from a checkpoint, not step 0
