@@ -202,6 +202,22 @@ def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(em
     checkpoint = with_eval.evaluate_mmie(final=False)  # ES of the forget set only, by default
     assert "mmie/es_forget" in checkpoint and "mmie/es_mixed" not in checkpoint and "mmie/mia_auc" in checkpoint
 
+    # Other lines read as mmie.py's files (bench/bench_export_reproduction.py passes the held-out ones): the study's
+    # own lines give its figures; other lines give other base figures, which never replace the cached ones.
+    from dataclasses import replace
+
+    from trainables.data import StudyData
+
+    def same(a, b):
+        return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+    own = with_eval.evaluate_mmie(final=True)
+    assert same(with_eval.evaluate_mmie(final=True, lines=with_eval.data), own)
+    heldout = StudyData(sets={n: replace(s, train=list(s.heldout)) for n, s in with_eval.data.sets.items()})
+    other = with_eval.evaluate_mmie(final=True, lines=heldout)
+    assert other["mmie/base/ppl_retain"] != own["mmie/base/ppl_retain"]
+    assert same(with_eval.evaluate_mmie(final=True), own)
+
 
 def test_adversarial_set_is_generated_validated_and_never_collateral(embedded, tmp_path):
     from trainables.data import DataError, DataPaths, load_study_data

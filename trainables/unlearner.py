@@ -323,12 +323,27 @@ class Unlearner:
         script = self.setup.forget_script or dominant_script(self.data.forget.train[:_VOCAB_SCAN_LINES])[0]
         common = dict(target=self.forget_language, script=script, cfg=cfg, seed=self.setup.train.seed,
                       lid=ensemble_for(cfg.use_xlmr, cfg.use_fasttext))
-        if lines is not None:
-            out = mmie_metrics.measure(self.model, self.tok, lines, edited=self._gated, base=self.adapter.disabled,
-                                       checkpoint=not final, **common)
-            out.update(mmie_metrics.measure(self.model, self.tok, lines, edited=self.adapter.disabled, **common))
-            out.update(mmie_metrics.gate_metrics(out, cfg))
-            return out
+        data = self.data if lines is None else lines
+
+        def measure_base():
+            return mmie_metrics.measure(self.model, self.tok, data, edited=self.adapter.disabled, **common)
+
+        if lines is None:
+            key = None
+            if self.model_path is not None:
+                key = (self.model_path, self.setup.dtype, self.setup.quantization, self.setup.data_paths(),
+                       self.setup.train.seed, self.setup.heldout, cfg)
+            base = mmie_metrics.base_measurements(key, self, measure_base)
+            if getattr(self, "_mmie_base_losses", None) is None:
+                self._mmie_base_losses = {}
+            base_losses = self._mmie_base_losses
+        else:  # other lines: the base model measured on them afresh, never into the cache of the study's own
+            base, base_losses = measure_base(), None
+        out = mmie_metrics.measure(self.model, self.tok, data, edited=self._gated, base=self.adapter.disabled,
+                                   checkpoint=not final, base_losses=base_losses, **common)
+        out.update(base)
+        out.update(mmie_metrics.gate_metrics(out, cfg))
+        return out
         key = None
         if self.model_path is not None:
             key = (self.model_path, self.setup.dtype, self.setup.quantization, self.setup.data_paths(), self.setup.train.seed, self.setup.heldout,
