@@ -23,24 +23,9 @@ SHOWN = (*OBJECTIVES, "mmie/es_forget", "mmie/ppl_retain", "mmie/empty_reply_sha
 
 
 def run(variant: str, lr: float, padding: str, steps: int, final_items: int | None) -> dict[str, float]:
-    from dataclasses import replace
+    from bench_export_substitutes import measure
 
-    from bench_robustness import default_trial
-
-    from trainables.metrics.mmie import MmieEvalConfig, verdict_label
-    from trainables.trial.setup import TrainSettings, TrialSetup
-    from trainables.unlearner import Unlearner
-
-    languages = (("forget", "hi"), ("retain", "en"), ("mixed", "hi"), ("xlang_ur", "ur"), ("xlang_pa", "pa"),
-                 ("xlang_bn", "bn"), ("adversarial", "en"))
-    setup = TrialSetup(train=TrainSettings(steps=steps, padding=padding), languages=languages,
-                       mmie_eval=MmieEvalConfig(final_items=final_items))
-    setup = replace(setup, train=replace(setup.train, eval_every=steps))  # evaluate at the end only
-    u = Unlearner(setup, {"variant": variant, "lr": lr, "rank": 8, "target_modules": "q_proj,v_proj"})
-    default_trial(u, setup)
-    out = u.evaluate_step() | u.evaluate_full(setup.train.final_es_prompts)
-    out["verdict"] = verdict_label(out)
-    return out
+    return measure({"variant": variant, "lr": lr}, steps, final_items, padding=padding)
 
 
 def front(rows: dict) -> set:

@@ -49,13 +49,15 @@ from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 
-def default_trial(unlearner: Unlearner, setup: TrialSetup) -> None:
+def default_trial(unlearner: Unlearner, setup: TrialSetup) -> dict[str, float]:
+    """The trial as the trainable runs it; the metrics of its last step (its final evaluation included)."""
     while unlearner.step < unlearner.steps:
         unlearner.train_step()
-        unlearner.evaluate_step()
+        metrics = unlearner.evaluate_step()
         last = unlearner.step >= unlearner.steps
         if unlearner.step % setup.train.eval_every == 0 or last:
-            unlearner.evaluate_full(setup.train.final_es_prompts if last else setup.train.es_prompts)
+            metrics |= unlearner.evaluate_full(setup.train.final_es_prompts if last else setup.train.es_prompts)
+    return metrics
 
 
 def time_sweep(u: Unlearner, setup: TrialSetup, args) -> None:

@@ -95,6 +95,14 @@ def test_bench_mmie_metrics(work):
     assert lines_like(out, rf"^default trial \(2 steps, .* x{NUMBER}; .* x{NUMBER} \(best of 1;")
 
 
+@pytest.mark.slow
+def test_bench_export_substitutes(work):
+    out = bench(work, "bench_export_substitutes.py", "--steps", "2", "--pairs", "lr", "--seeds", "1",
+                "--final-items", "2")
+    assert len(lines_like(out, rf"^variant=(ga|dualoptim) .*mmie/es_forget {NUMBER} .*verdict ")) == 2
+    assert lines_like(out, rf"^lr\s+forget_efficacy [+-]{NUMBER} .*mmie/ppl_retain [+-]{NUMBER}; ")
+
+
 def test_bench_real_shape_throughput(work):
     out = bench(work, "bench_real_shape.py", "throughput", "--shape", "bench-tiny", "--steps", "1",
                 "--rounds", "1", "--batch", "2", "--len", "8")
