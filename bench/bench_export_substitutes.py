@@ -11,7 +11,8 @@ retain_freq 5 becomes 1. Each pair below trains both configurations on the embed
 seed (the default schedule, 60 steps), and measures them the same way afterwards: the study's objectives and
 mmie.py's figures on mmie.py's lines (`mmie/es_forget`, `mmie/ppl_retain`, the verdict). The reference
 configuration (GA at lr 5e-4) is also trained at two more seeds: a pair whose change is inside that seed-to-seed
-spread is one this bench cannot tell from noise. Figures only; nothing here is asserted.
+spread is one this bench cannot tell from noise; `--pair-seeds N` trains every pair at N seeds and prints the paired
+differences. Figures only; nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def main() -> None:
     ap.add_argument("--pairs", default=",".join(PAIRS), help=f"comma-separated, of: {', '.join(PAIRS)}")
     ap.add_argument("--steps", type=int, default=TrainSettings.steps)
     ap.add_argument("--seeds", type=int, default=3, help="seeds of the reference configuration (the noise scale)")
+    ap.add_argument("--pair-seeds", type=int, default=1, dest="pair_seeds",
+                    help="train each pair at this many seeds (paired differences)")
     ap.add_argument("--final-items", type=int, default=48, dest="final_items",
                     help="cap mmie.py's prompt counts (the default study's final_es_prompts)")
     args = ap.parse_args()
@@ -94,13 +97,19 @@ def main() -> None:
     spread = [figures(GA, seed) for seed in range(args.seeds)]
     print(f"\nthe reference ({describe(GA)}) over {args.seeds} seeds, max - min:")
     print("  " + " ".join(f"{m} {max(r[m] for r in spread) - min(r[m] for r in spread):.3f}" for m in SHOWN))
-    print("\nchange, what the command runs minus what the study trained (seed 0):")
+    seeds = range(args.pair_seeds)
+    print(f"\nchange, what the command runs minus what the study trained (paired by seed; seeds {list(seeds)}: "
+          "the mean, then each seed's):")
     for name in args.pairs.split(","):
-        studied, command = (figures(h) for h in PAIRS[name])
-        moved = " ".join(f"{m} {command.get(m, float('nan')) - studied.get(m, float('nan')):+.3f}" for m in SHOWN)
-        same = "same verdict" if studied["verdict"] == command["verdict"] else \
-            f"verdict {studied['verdict']} -> {command['verdict']}"
-        print(f"{name:12} {moved}; {same}")
+        pairs = [tuple(figures(h, seed) for h in PAIRS[name]) for seed in seeds]
+        moved = []
+        for m in SHOWN:
+            diffs = [command.get(m, float("nan")) - studied.get(m, float("nan")) for studied, command in pairs]
+            each = f" ({', '.join(f'{d:+.3f}' for d in diffs)})" if len(diffs) > 1 else ""
+            moved.append(f"{m} {sum(diffs) / len(diffs):+.3f}{each}")
+        changed = [f"{s['verdict']} -> {c['verdict']}" for s, c in pairs if s["verdict"] != c["verdict"]]
+        verdicts = f"verdict changed in {len(changed)} of {len(pairs)}" + (f": {'; '.join(changed)}" if changed else "")
+        print(f"{name:12} {' '.join(moved)}; {verdicts}")
 
 
 if __name__ == "__main__":
