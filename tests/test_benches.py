@@ -201,6 +201,35 @@ def test_bench_search(work):
     assert lines_like(out, rf"^ratio {NUMBER}x \(target")
 
 
+def test_replay_search_on_the_test_curves(work):
+    """The many-seeds replay on the test's 4-configuration file: every proposal is answered by one of 4 curves.
+    A row per strategy the config can express (a percentage, its interval, both medians' columns, the seeds that
+    count), the unavailable ones named, the plot written, and the verdict last."""
+    plot = work / "anytime.png"
+    out = bench(work, "replay_search.py", "--curves", "tests/data/replay_curves.jsonl.gz", "--seeds", "2",
+                "--trials", "5", "--plot", str(plot))
+    share = r"\d+%\s+\[\d+%, \d+%\]"
+    row = rf"\s+{share}\s+{share}\s+{NUMBER}\s+\d+\s+{NUMBER}\s+\d+\s+2/2$"
+    for strategy in ("random\\+fifo", "tpe\\+fifo", "tpe\\+asha", "tpe\\+moasha", "nsga2\\+moasha"):
+        assert len(lines_like(out, rf"^{strategy}( \(default\))?{row}")) == 1, (strategy, out)
+    assert lines_like(out, rf"^random\+fifo\s+100%\s+\[100%, 100%\]\s+100%\s+\[100%, 100%\]")
+    assert len(lines_like(out, r"\(default\)")) == 1
+    for gp in ("gp\\+fifo", "gp\\+moasha"):  # listed either as a row or as not available, never silently dropped
+        assert len(lines_like(out, rf"^{gp}(\s+\d+%|: not available \()")) == 1, (gp, out)
+    assert plot.stat().st_size > 0
+    assert re.fullmatch(r"target (not )?met: default search \S+, median \d+% of random search's hypervolume at "
+                        r"\d+% of its trial-steps, 2 seeds \(target >= 95% at <= 33%\)", out.splitlines()[-1])
+
+
+def test_replay_search_names_the_missing_curves_file_and_how_to_record_it(work):
+    missing = work / "absent.jsonl.gz"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "bench/replay_search.py", "--curves", str(missing)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert str(missing) in out.stderr and "bench/replay/record.py --out" in out.stderr
+
+
 @pytest.mark.slow
 def test_measure_default_study_smoke(work):
     """The README's default study through its own command line, cut to 2 trials of 4 steps."""
