@@ -301,6 +301,7 @@ def test_export_lora_ga(record, tmp_path, store, embedded):
     # what the command really runs, and what mmie.py answers whatever it measures
     assert "lr 0.001 runs as --dual_optimizer --lr_forget 0.001 --lr_retain 0.001" in config["note"]
     assert "two AdamW states" in config["note"] and "every arm's decision is STOP" in config["note"]
+    assert "the dualoptim variant trains what the command runs" in config["note"]
     # a CPU study: where the command runs, what it costs there, and mmie.py's CPU crash
     assert f["--device"] == ["cpu"] and "contextlib.nullcontext()" in config["note"] and "--no_mia" in config["note"]
     assert "--reft_steps 0" in config["note"] and "7 minutes on 2 cores" in config["note"]

@@ -117,6 +117,7 @@ def test_what_mmie_cannot_express_is_named_and_what_it_can_is_exact():
     # lr 2e-4 is hard-coded in mmie.py's single AdamW; the command reaches another only through --dual_optimizer
     lr_note = [n for n in mmie_problems(record, _trial("ga", "lora")) if n.startswith("adamw")]
     assert lr_note and "two AdamW states" in lr_note[0] and "no flag" not in lr_note[0]
+    assert "docs/mmie.md" in lr_note[0] and "dualoptim" in lr_note[0]  # where its size is, and what avoids it
     assert any("retain_freq" in n for n in mmie_problems(record, _trial("dualoptim", "lora")))
     assert any("target_modules" in n for n in mmie_problems(record, _trial("ga", "lora")))
     assert any("loreft" in n for n in mmie_problems(record, _trial("ga", "loreft", default)))

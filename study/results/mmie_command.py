@@ -151,7 +151,8 @@ def step_differences(settings: dict[str, Any], steps: int, updates_per_step: int
         out.append(warmup)
     out.append("batches: the study draws each update's lines at random (with replacement, seeded by seed, phase "
                "and step); mmie.py shuffles each file once and cycles through it. The same lines with the same "
-               "expected frequency; the order differs (not measured)")
+               "expected frequency; the order differs (not measured alone; docs/mmie.md bounds it by the spread "
+               "over seeds)")
     return out
 
 
@@ -179,7 +180,9 @@ def lr_runs_as(lr: float) -> str | None:
     if abs(float(lr) - MMIE_LR) <= 1e-12:
         return None
     return (f"lr {lr:g} runs as --dual_optimizer --lr_forget {lr:g} --lr_retain {lr:g}: mmie.py has no --lr, so "
-            "the command keeps two AdamW states (each steps only on its own updates), not the study's one")
+            "the command keeps two AdamW states (each steps only on its own updates), not the study's one. Size: "
+            "this can change forgetting more than anything else listed (measured on the embedded default in "
+            "docs/mmie.md, 'Every remaining difference'); the dualoptim variant trains what the command runs")
 
 
 def gates_checked(acceptance_gates) -> tuple[list[str], list[str]]:

@@ -77,7 +77,9 @@ def _lr_flags(values: dict) -> list[str]:
     knobs=(Knob("lr", 2e-4, 1e-5, 1e-2, log=True, help="learning rate of the single AdamW"),),
     help="one AdamW (weight decay 0.01); each step is a forget update then a retain update (mmie.py's alternation)",
     mmie=MmieForm(flags=_lr_flags, fixed=(("lr", MMIE_LR),),
-                  fixed_instead="the command sets it through --dual_optimizer: two AdamW states, not one"),
+                  fixed_instead="the command sets it through --dual_optimizer: two AdamW states, not one, which "
+                                "can forget far less (measured in docs/mmie.md; the dualoptim variant trains "
+                                "what the command runs)"),
 )
 class SingleAdamW(OptimizerScheme):
     def __init__(self, lr: float, params):
