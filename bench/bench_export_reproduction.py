@@ -1,7 +1,7 @@
 """Does an exported front member reproduce, outside the study, what the study measured?
 
-Runs a small study on the embedded default (real Ray, Optuna, MLflow), exports up to three members of its front
-(`study.results.export.export_config`) and, from each export's files alone:
+Runs a small study on the embedded default (real Ray, Optuna, MLflow), exports every member of its front (the first
+`--members` with that flag; `study.results.export.export_config`) and, from each export's files alone:
 - checks the export's contract: line i of each data/<set>.jsonl is the study's training line i of that set;
 - re-runs config.json's kwargs through the mmie.py entry point (`trainables.adaptive_unlearning.run_config`) on the
   study's files named in config.json's `study_data` (the entry point splits them as the study did) and compares the
@@ -131,7 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--members", type=int, default=None, help="re-run only the first N front members "
+                        "(default: every member)")
     parser.add_argument("--noise-seeds", type=int, default=3)
     parser.add_argument("--compare", type=int, default=None,
                         help="members whose padding and lines are compared (default: every re-run member)")
