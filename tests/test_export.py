@@ -412,6 +412,8 @@ def test_export_with_data_files_quotes_paths(record, tmp_path, embedded, monkeyp
     # mmie.py requires --mixed: a placeholder, named in the note
     assert f["--mixed"] == ["MIXED_FILE"] and "MIXED_FILE" in config["note"]
     assert "not measured" in config["note"]  # the tokenizer (BOS, truncation) is not on this machine
+    # said from the cache and a 5-second probe of the hub, not after transformers' minute of retries
+    assert "not in the local Hugging Face cache" in config["note"]
 
 
 def test_script_is_commented_provenance_then_the_command(record, tmp_path):

@@ -373,10 +373,15 @@ def tokenization_differences(record: StudyRecord, inputs, data) -> list[str]:
     from trainables.model.batching import pad_rows
     from trainables.model.loading import load_tokenizer
 
+    from study.prepare import check_model
+
     try:
+        # A hub name neither cached nor reachable fails here in seconds; transformers would retry for about a minute.
+        check_model(inputs.model)
         tok = load_tokenizer(inputs.model, record.config.get("trust_remote_code", "False") == "True")
-    except (OSError, ValueError) as e:
-        return [f"tokenization (BOS, truncation) not measured: the tokenizer does not load here ({type(e).__name__})"]
+    except (OSError, ValueError) as e:  # ConfigError is a ValueError
+        reason = str(e).split(";")[0].splitlines()[0][:200] if str(e) else type(e).__name__
+        return [f"tokenization (BOS, truncation) not measured: the tokenizer does not load here ({reason})"]
     max_len = int(record.config.get("train.max_len", mmie.MMIE_TRAINING["max_len"]))
     texts = data.forget.train + data.retain.train
     prefix = len(pad_rows(tok, [[]], max_len)["input_ids"][0])  # what the study puts before every line
