@@ -64,6 +64,7 @@ def test_worst_case_is_the_lowest_point_of_any_curve_and_the_largest_excess_over
     assert math.isnan(metrics["worst_relearn_share_back"]) and "worst_relearn_excess" not in metrics
 
 
+@pytest.mark.slow
 def test_grid_finds_hidden_forgetting_the_single_default_attack_misses(embedded):
     """Gradient ascent suppresses the forget language without removing it: the default attack (the adapter at lr
     5e-5) brings little back in a few steps, the grid's all-parameter attack brings most of it back."""

@@ -104,6 +104,7 @@ def test_bench_export_substitutes(work):
                            r"[01] of 1")
 
 
+@pytest.mark.slow
 def test_bench_real_shape_throughput(work):
     out = bench(work, "bench_real_shape.py", "throughput", "--shape", "bench-tiny", "--steps", "1",
                 "--rounds", "1", "--batch", "2", "--len", "8")
@@ -201,6 +202,7 @@ def test_bench_search(work):
     assert lines_like(out, rf"^ratio {NUMBER}x \(target")
 
 
+@pytest.mark.slow
 def test_replay_search_on_the_test_curves(work):
     """The many-seeds replay on the test's 4-configuration file: every proposal is answered by one of 4 curves.
     A row per strategy the config can express (a percentage, its interval, both medians' columns, the seeds that

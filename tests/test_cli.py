@@ -3,6 +3,8 @@ the user's own files (here Bengali forget, English retain) pretrains the tiny mo
 
 import json
 
+import pytest
+
 from study.cli import main
 from study.config import load_config
 from study.prepare import prepare_study
@@ -50,6 +52,7 @@ def test_variants_lists_every_piece_of_every_registry(capsys):
         assert set(registry.names()) <= listed, registry.kind
 
 
+@pytest.mark.slow  # a whole study, its own model pretrained on the files
 def test_study_on_users_own_files_forgets_bengali(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     corpus = generate_corpus(seed=7, lines_per_language=300)

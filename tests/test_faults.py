@@ -134,6 +134,7 @@ ensure_store(f"sqlite:///{folder / 'mlflow.db'}")
 """
 
 
+@pytest.mark.slow
 def test_two_studies_starting_at_once_make_one_whole_store(tmp_path):
     """Without the lock, both processes migrate the new store and one dies in alembic (measured: 2 races of 2)."""
     env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).resolve().parent.parent), "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -241,6 +242,7 @@ def test_a_read_only_working_folder_is_one_line_naming_it(tmp_path, embedded, st
     assert list(work.iterdir()) == [] and list(elsewhere.iterdir()) == []  # MLflow never made the store elsewhere
 
 
+@pytest.mark.slow
 def test_resume_in_a_read_only_folder_is_one_line_naming_it(tmp_path, mlflow_store, ray_state):
     """`resume` of an interrupted study whose folder (mlflow.db, ray_results) it cannot write: one line naming the
     folder, before Ray's state is read, and the study as it was."""
@@ -299,6 +301,7 @@ def _building(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".building-"))
 
 
+@pytest.mark.slow
 def test_an_interrupted_build_leaves_nothing_once_its_spec_builds(tmp_path, monkeypatch):
     """A killed build of the embedded model leaves its folder, a model's size when killed late; the next build of
     the same spec removes it, under the spec's build lock. A folder of another spec's build, which may be running

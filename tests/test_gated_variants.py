@@ -35,6 +35,7 @@ def test_gate_variants_compose_from_the_registry():
             get_variant(bad)
 
 
+@pytest.mark.slow
 def test_dsg_alone_fires_on_forget_not_retain_and_lowers_forget_mass(embedded):
     u = Unlearner(SETUP, {**HP, "variant": "dsg", "base_alpha": 8.0, "trigger_percentile": 95.0})
     assert u.steps == 0
@@ -66,6 +67,7 @@ def test_gated_variant_trains_like_its_base_and_evaluates_through_the_gate(embed
     assert _hooks(gated.model) == 0
 
 
+@pytest.mark.slow
 def test_gated_run_restores_from_a_checkpoint(embedded, tmp_path):
     hp = {**HP, "variant": "npo+dsg"}
     u = Unlearner(SETUP, hp)

@@ -27,6 +27,7 @@ def model_tok_data(embedded):
 # ---- item 0: prompts, end-of-text, tokenisation, empty replies -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_generation_prompts_with_the_whole_line_and_counts_empty_replies(model_tok_data):
     """mmie.py prompts with the whole line (through the chat template when the tokenizer has one) and stops at
     end-of-text. The embedded default carries a chat template and was pretrained on prompt/reply pairs, so its

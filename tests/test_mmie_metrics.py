@@ -172,6 +172,7 @@ def test_mia_auc_points_towards_the_set_the_adapter_learnt(embedded):
     assert mink_towards > mink_base > mink_away
 
 
+@pytest.mark.slow
 def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(embedded):
     from trainables.trial.setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner

@@ -40,6 +40,7 @@ def test_only_adapter_parameters_train(embedded):
     assert any(not torch.equal(now[n], v) for n, v in adapter.items())
 
 
+@pytest.mark.slow
 def test_gradient_ascent_forgets_the_forget_language(embedded):
     u = Unlearner(SETUP, {"variant": "ga", "lr": 3e-3})
     assert u.evaluate_step()["forget_efficacy"] == pytest.approx(0.0, abs=1e-6)  # baseline is the model itself

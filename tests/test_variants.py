@@ -23,6 +23,7 @@ CASES = [  # every variant that trains (gate-only ones have no step: tests/test_
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant, adapter", CASES)
 def test_variant_behaviour(embedded, tmp_path, variant, adapter):
     hp = {"variant": variant, "adapter": adapter, "lr": 3e-3, "lr_forget": 3e-3, "lr_retain": 1e-3}
