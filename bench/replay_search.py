@@ -40,7 +40,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.replay.curves import CurvesFile
+# Run as a script (python bench/replay_search.py), only bench/ is on sys.path: the repository's root makes
+# `bench.replay` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.replay.curves import CurvesFile  # noqa: E402
 from study.config import ConfigError, StudyConfig
 from study.eligibility import FrontRule
 from study.pareto import build_front

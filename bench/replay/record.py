@@ -43,7 +43,11 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from bench.replay.curves import FORMAT, VERSION, Curve, CurvesFile
+# Run as a script (python bench/replay/record.py), only bench/replay/ is on sys.path: the repository's root
+# makes `bench.replay` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.replay.curves import FORMAT, VERSION, Curve, CurvesFile  # noqa: E402
 from study.config import load_config
 from study.runner import SUMMARY_METRICS, run_study
 from study.tracking.parent_run import child_runs, latest_parent_run
