@@ -430,6 +430,9 @@ class StudyConfig(_Strict):
         search = data.get("search", {})
         if not isinstance(search, dict) or "space" in search:
             return data
+        # Registers every variant: in a fresh process (the CLI's first config) nothing has yet, and every name would
+        # read as unknown below, leaving the study on every knob's whole registered range.
+        import trainables.methods.variants  # noqa: F401
         from trainables.methods.registry import study_knobs
 
         try:

@@ -316,3 +316,18 @@ def test_own_data_files_of_one_name_are_refused_for_the_embedded_build(tmp_path)
             f"data: {{forget: {tmp_path / 'hi' / 'train.jsonl'}, retain: {tmp_path / 'en' / 'train.jsonl'}}}\n")
     with pytest.raises(ConfigError, match="same file name"):
         embedded_spec(load_config(write(tmp_path, text)))
+
+
+def test_the_first_config_a_process_reads_narrows_the_learning_rates():
+    """In a fresh interpreter nothing has registered the variants yet, as in the CLI's first read: the default study
+    must still get DEFAULT_SEARCH_SPACE's learning rates (it once searched every knob's whole range, 1e-5 to 1e-2,
+    from the command line while every in-process test saw the narrowed space)."""
+    import subprocess
+    import sys
+
+    code = ("from study.config import load_config\n"
+            "print(sorted(load_config(overrides={'study': 'x'}).search.space))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[0] == "['lr', 'lr_forget', 'lr_retain']"
