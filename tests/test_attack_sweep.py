@@ -217,3 +217,18 @@ def test_audit_reads_each_trials_newest_checkpoint_and_says_where_it_looked(tmp_
     assert last_checkpoint(tmp_path, "abc12_00000").parent.name == "checkpoint_000010"
     with pytest.raises(FileNotFoundError, match="no checkpoint of trial zzz under .*--path"):
         last_checkpoint(tmp_path, "zzz")
+
+
+def test_front_members_that_forgot_next_to_nothing_are_not_attacked():
+    from types import SimpleNamespace
+
+    from study.results.audit import members_that_forgot
+    from trainables.settings import MIN_FORGOTTEN
+
+    def member(fe, knee=False):
+        return SimpleNamespace(metrics={"forget_efficacy": fe}), knee
+
+    knee, other, idle, idle2 = member(0.4, True), member(MIN_FORGOTTEN), member(0.03), member(MIN_FORGOTTEN / 2)
+    assert members_that_forgot([knee, idle, other, idle2]) == [knee, other]
+    assert members_that_forgot([idle, idle2]) == [idle]  # none forgot: the first is still read
+    assert members_that_forgot([]) == []

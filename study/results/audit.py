@@ -69,6 +69,16 @@ def front_members(record: StudyRecord, top: int | None) -> list[tuple[TrialRecor
     return members[:top] if top else members
 
 
+def members_that_forgot(members: list[tuple[TrialRecord, bool]]) -> list[tuple[TrialRecord, bool]]:
+    """The members whose forget_efficacy reaches MIN_FORGOTTEN: an attack on a trial that forgot next to nothing has
+    nothing to bring back (its share back and excess are NaN), and each costs as much as one that did. The first
+    member stays when none did, so an audit always reads one trial."""
+    from trainables.settings import MIN_FORGOTTEN
+
+    kept = [(t, knee) for t, knee in members if t.metrics.get("forget_efficacy", 0.0) >= MIN_FORGOTTEN]
+    return kept or members[:1]
+
+
 def named_trials(record: StudyRecord, trials: list[str]) -> list[tuple[TrialRecord, bool]]:
     """The trials named, in that order; (trial, is the knee). A ValueError naming any the study does not hold."""
     by_id = {t.trial_id: t for t in record.trials}
@@ -202,8 +212,14 @@ def audit(cfg: StudyConfig, setup: TrialSetup, client, parent_run_id: str, check
     settings = settings or cfg.robustness.sweep_settings()
     record = load_study(setup.tracking_uri or cfg.tracking_uri, cfg.study, parent_run_id, log=log)
     checkpoints = checkpoints or {}
-    members = (named_trials(record, trials) if trials is not None
-               else front_members(record, top if top is not None else cfg.robustness.audit_top))
+    if trials is not None:
+        members = named_trials(record, trials)
+    else:
+        front = front_members(record, top if top is not None else cfg.robustness.audit_top)
+        members = members_that_forgot(front)
+        if len(members) < len(front):
+            log(f"audit: {len(front) - len(members)} front member(s) forgot next to nothing (forget_efficacy below "
+                "the knee's floor): not attacked")
     targets = []
     for trial, knee in members:
         path = checkpoints.get(trial.trial_id) or last_checkpoint(experiment_dir, trial.trial_id)
