@@ -215,11 +215,13 @@ def audit(cfg: StudyConfig, setup: TrialSetup, client, parent_run_id: str, check
     if trials is not None:
         members = named_trials(record, trials)
     else:
-        front = front_members(record, top if top is not None else cfg.robustness.audit_top)
-        members = members_that_forgot(front)
+        front = front_members(record, None)
+        members = members_that_forgot(front)  # before `top`: at most top members that forgot something
         if len(members) < len(front):
             log(f"audit: {len(front) - len(members)} front member(s) forgot next to nothing (forget_efficacy below "
                 "the knee's floor): not attacked")
+        top = top if top is not None else cfg.robustness.audit_top
+        members = members[:top] if top else members
     targets = []
     for trial, knee in members:
         path = checkpoints.get(trial.trial_id) or last_checkpoint(experiment_dir, trial.trial_id)
