@@ -46,7 +46,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.replay.curves import CurvesFile  # noqa: E402
 from study.config import ConfigError, StudyConfig
-from study.eligibility import FrontRule
 from study.pareto import build_front
 
 if TYPE_CHECKING:
@@ -82,17 +81,11 @@ class Replayed:
     trace: list[tuple[int, float, float]]  # (trial-steps spent, simulated seconds, hypervolume) at each trial end
 
 
-def front_rule(cfg: StudyConfig) -> FrontRule:
-    """The rule the study's own front ranks trials by (study.tracking.front_recorder builds it so)."""
-    return FrontRule(tuple(cfg.search.objectives), cfg.utility_floor, cfg.front.include_diverged,
-                     cfg.front.include_degenerate)
-
-
 def score(out: Outcome, cfg: StudyConfig) -> Replayed:
     """The replayed study's front and how it grew: the log walked in order, trial-steps counted as reported, the
     front's hypervolume recomputed at each trial's end."""
     objectives = list(cfg.search.objectives)
-    rule = front_rule(cfg)
+    rule = cfg.front_rule()
     trials = {t.trial.trial_id: t for t in out.trials}
     reached: dict[str, int] = {}
     spent, ranked, trace = 0, [], []

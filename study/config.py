@@ -405,6 +405,13 @@ class StudyConfig(_Strict):
     storage_path: str | None = None
     ladder: LadderConfig | None = None
 
+    def front_rule(self):
+        """The rule this study's front ranks trials by (its objectives, utility floor and `front:` settings)."""
+        from study.eligibility import FrontRule
+
+        return FrontRule(tuple(self.search.objectives), self.utility_floor, self.front.include_diverged,
+                         self.front.include_degenerate)
+
     @model_validator(mode="before")
     @classmethod
     def _short_study_grace(cls, data):

@@ -152,9 +152,10 @@ def _trainable(cfg: StudyConfig, setup: TrialSetup):
 def _recorder(cfg: StudyConfig, setup: TrialSetup) -> ParetoRecorder:
     from study.tracking.front_recorder import ParetoRecorder
 
-    return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, list(cfg.search.objectives),
-                          cfg.utility_floor, include_diverged=cfg.front.include_diverged,
-                          include_degenerate=cfg.front.include_degenerate)
+    rule = cfg.front_rule()
+    return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, list(rule.objectives),
+                          rule.utility_floor, include_diverged=rule.include_diverged,
+                          include_degenerate=rule.include_degenerate)
 
 
 def _progress(cfg: StudyConfig, progress: bool) -> StudyProgress | None:
