@@ -148,20 +148,21 @@ def wait_for(predicate, proc, log: Path, timeout=300):
         time.sleep(0.5)
 
 
-def some_trial_reached(server, name: str, step: int) -> bool:
+def children_so_far(server, name: str) -> list[dict]:
     try:
-        return any(r["metrics"].get("step", 0) >= step for r in server.search_children(name))
+        return server.search_children(name)
     except Exception:  # the study's experiment may not exist yet
-        return False
+        return []
+
+
+def some_trial_reached(server, name: str, step: int) -> bool:
+    return any(r["metrics"].get("step", 0) >= step for r in children_so_far(server, name))
 
 
 def trial_past_checkpoint(server, name: str, step: int = 6, last: int = 24) -> str | None:
     """The node id of a running trial between a checkpoint and its last step, if any."""
-    try:
-        children = server.search_children(name)
-    except Exception:  # the study's experiment may not exist yet
-        return None
-    return next((r["tags"]["node_id"] for r in children if step <= r["metrics"].get("step", 0) < last - 4), None)
+    return next((r["tags"]["node_id"] for r in children_so_far(server, name)
+                 if step <= r["metrics"].get("step", 0) < last - 4), None)
 
 
 def finish(proc, log: Path, timeout=400):
