@@ -45,6 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.replay.curves import CurvesFile  # noqa: E402
+from bench.replay.peers import SyneTuneRankReading  # noqa: E402
 from study.config import ConfigError, StudyConfig
 from study.pareto import build_front
 
@@ -62,9 +63,12 @@ STRATEGIES = {  # name -> study-config overrides (study/config.py's keys); what 
     "tpe+asha": {"search.searcher": "optuna", "search.sampler": "tpe", "scheduler.type": "asha"},  # equal weights
     "tpe+moasha": {"search.searcher": "optuna", "search.sampler": "tpe", "scheduler.type": "moasha"},
     "nsga2+moasha": {"search.searcher": "optuna", "search.sampler": "nsga2", "scheduler.type": "moasha"},
-    "gp+fifo": {"search.searcher": "gp", "scheduler.type": "fifo"},
-    "gp+moasha": {"search.searcher": "gp", "scheduler.type": "moasha"},
+    "gp+fifo": {"search.searcher": "optuna", "search.sampler": "gp", "scheduler.type": "fifo"},
+    "gp+moasha": {"search.searcher": "optuna", "search.sampler": "gp", "scheduler.type": "moasha"},
 }
+# Peers: a strategy's rows with another library's rule in place of the multi-objective ASHA's (same searcher, same
+# rungs), never the default.
+PEERS = {"tpe+moasha-synetune": ("tpe+moasha", SyneTuneRankReading)}
 TARGET_HV, TARGET_STEPS = 0.95, 1 / 3
 INTERVAL = (2.5, 97.5)  # percentiles over seeds
 
@@ -225,11 +229,16 @@ def main() -> int:
     for name, why in missing.items():
         print(f"{name}: not available ({why})")
 
-    results: dict[str, list[Replayed]] = {name: [] for name in available}
+    from study.search import make_scheduler
+
+    runs = {name: (overrides, None) for name, overrides in available.items()}
+    runs.update({name: (available[base], moasha) for name, (base, moasha) in PEERS.items() if base in available})
+    results: dict[str, list[Replayed]] = {name: [] for name in runs}
     for seed in range(args.seeds):
-        for name, overrides in available.items():
+        for name, (overrides, moasha) in runs.items():
             cfg = config_for(curves, name, overrides, seed, args.trials)
-            results[name].append(score(simulate(curves, cfg, workers=args.workers), cfg))
+            scheduler = make_scheduler(cfg, moasha) if moasha else None
+            results[name].append(score(simulate(curves, cfg, workers=args.workers, scheduler=scheduler), cfg))
 
     reference = results[REFERENCE]
     header = (f"{'strategy':24} {'HV/random':>9} {'95% interval':>14} {'steps/random':>12} {'95% interval':>14} "

@@ -119,7 +119,10 @@ Objective = Literal["forget_efficacy", "utility", "xlang_utility", "relearn_forg
 
 class SearchConfig(_Strict):
     searcher: Literal["optuna", "random"] = "optuna"
-    sampler: Literal["tpe", "nsga2"] = "tpe"  # Optuna's multi-objective sampler (searcher: optuna)
+    # Optuna's multi-objective sampler (searcher: optuna): TPE, NSGA-II, or the Gaussian-process sampler (GPSampler:
+    # multi-objective and constrained since Optuna 4.5; it models the knobs every trial shares and samples a
+    # variant's own knobs at random, as Optuna does for a define-by-run space).
+    sampler: Literal["tpe", "nsga2", "gp"] = "tpe"
     num_samples: int = Field(16, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     seed: int = 0

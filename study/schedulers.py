@@ -202,8 +202,11 @@ class MultiObjectiveASHA(FIFOScheduler):
         if vector is None:
             return TrialScheduler.STOP
         recorded[trial_id] = vector
-        continues = decide(recorded, trial_id, self._reduction_factor, self._reference)
-        return TrialScheduler.CONTINUE if continues else TrialScheduler.STOP
+        return TrialScheduler.CONTINUE if self._continues(recorded, trial_id) else TrialScheduler.STOP
+
+    def _continues(self, recorded: dict[str, np.ndarray], trial_id: str) -> bool:
+        """The rung's decision for `trial_id`, the last of `recorded` (the rung's records in arrival order)."""
+        return decide(recorded, trial_id, self._reduction_factor, self._reference)
 
     def _objectives(self, result: dict) -> np.ndarray | None:
         """The result's objectives, all maximised; None if one is missing, not a number, or not finite."""

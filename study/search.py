@@ -1,7 +1,7 @@
 """Searchers and schedulers for a study, built from its config.
 
 Searchers are Ray's OptunaSearch, multi-objective over the study's objectives (all maximised): TPE (default),
-NSGA-II, or Optuna's random sampler as the baseline, so every searcher handles the conditional space the same way.
+NSGA-II, Optuna's Gaussian-process sampler, or Optuna's random sampler as the baseline, so every searcher handles the conditional space the same way.
 Ray's OptunaSearch tells Optuna that a trial the scheduler stopped early is COMPLETE with the values of its last
 rung: the partial result then sits on Optuna's Pareto set and in the sampler's model. `PartialAwareOptunaSearch`
 tells Optuna such a trial is PRUNED instead, keeping its partial values as user attributes. It also tells Optuna
@@ -93,10 +93,13 @@ def make_searcher(cfg: StudyConfig, shape=None) -> PartialAwareOptunaSearch:
 
     if cfg.search.searcher == "random":
         sampler = optuna.samplers.RandomSampler(seed=cfg.search.seed)
+    elif cfg.search.sampler == "gp":
+        sampler = optuna.samplers.GPSampler(seed=cfg.search.seed, n_startup_trials=startup_trials(cfg),
+                                            warn_independent_sampling=False)
     elif cfg.search.sampler == "nsga2":
         sampler = optuna.samplers.NSGAIISampler(seed=cfg.search.seed, population_size=max(cfg.search.num_samples // 4, 4))
     else:
-        sampler = optuna.samplers.TPESampler(seed=cfg.search.seed, n_startup_trials=max(cfg.search.num_samples // 3, 4))
+        sampler = optuna.samplers.TPESampler(seed=cfg.search.seed, n_startup_trials=startup_trials(cfg))
     return PartialAwareOptunaSearch(
         space=define_by_run(cfg, shape),
         metric=list(cfg.search.objectives),
@@ -106,6 +109,11 @@ def make_searcher(cfg: StudyConfig, shape=None) -> PartialAwareOptunaSearch:
         study_name=cfg.study,
         mmie_constraints=cfg.mmie_eval.enabled and cfg.mmie_eval.constrain_search,
     )
+
+
+def startup_trials(cfg: StudyConfig) -> int:
+    """Random trials before a model-based sampler (TPE, GP) takes over: a third of the study, at least 4."""
+    return max(cfg.search.num_samples // 3, 4)
 
 
 MLFLOW_STORAGE = "mlflow"
@@ -168,11 +176,12 @@ def scalarization_weights(cfg: StudyConfig) -> dict[str, float]:
     return dict(cfg.scheduler.weights) or {m: 1.0 / len(cfg.search.objectives) for m in cfg.search.objectives}
 
 
-def make_scheduler(cfg: StudyConfig):
+def make_scheduler(cfg: StudyConfig, moasha: type[MultiObjectiveASHA] = MultiObjectiveASHA):
+    """`moasha`: the multi-objective ASHA's class (a peer's rule in bench/replay/peers.py)."""
     s = cfg.scheduler
     common = dict(time_attr="step", max_t=cfg.train.steps, grace_period=s.grace_period, reduction_factor=s.reduction_factor)
     if s.type == "fifo":
         return FIFOScheduler()
     if s.type == "asha":
         return AsyncHyperBandScheduler(metric=SCALAR_METRIC, mode="max", **common)
-    return MultiObjectiveASHA(metrics=list(cfg.search.objectives), modes=["max"] * len(cfg.search.objectives), **common)
+    return moasha(metrics=list(cfg.search.objectives), modes=["max"] * len(cfg.search.objectives), **common)

@@ -135,3 +135,24 @@ def test_the_clock_orders_results_by_recorded_step_times():
             assert out.ended_at[trial_id] == pytest.approx(clock)
     assert arrivals == sorted(arrivals) and len(arrivals) > len(out.trials)
     assert out.trial_steps == sum(t.step for t in out.trials) and out.wall_s == pytest.approx(max(arrivals))
+
+
+def test_syne_tune_reading_stops_a_newcomer_that_dominates_the_rung_where_the_order_keeps_it():
+    """The peer row's rule (bench/replay/peers.py) differs from the multi-objective ASHA's only in how it reads the
+    order; on four records at eta 3 the newcomer dominating all three before it is first in the order (ours keeps it:
+    position 0 < ceil(4/3)), while Syne Tune reads the index in the last place (2) over 4 as its rank and stops it."""
+    import numpy as np
+
+    from bench.replay.peers import SyneTuneRankReading
+    from study.schedulers import decide
+
+    records = {"a": np.array([0.5, 0.5]), "b": np.array([0.4, 0.4]), "c": np.array([0.1, 0.1]),
+               "d": np.array([0.9, 0.9])}  # arrival order; d arrives last
+    ours = MultiObjectiveASHA(["forget_efficacy", "utility"], ["max", "max"], max_t=9, grace_period=1,
+                              reduction_factor=3)
+    peer = SyneTuneRankReading(["forget_efficacy", "utility"], ["max", "max"], max_t=9, grace_period=1,
+                               reduction_factor=3)
+    assert decide(records, "d", 3) and ours._continues(records, "d")
+    assert not peer._continues(records, "d")
+    # Where the order's last place holds an early arrival, the two agree.
+    assert peer._continues({"c": records["c"], "a": records["a"], "d": records["d"]}, "d")

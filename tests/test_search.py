@@ -65,3 +65,24 @@ def optuna_search_cls():
     from ray.tune.search.optuna import OptunaSearch
 
     return OptunaSearch
+
+
+@pytest.mark.slow
+def test_the_gp_sampler_searches_the_variants_own_knobs_after_its_random_start():
+    """GPSampler models the knobs every trial shares; a variant's own knobs (a conditional space) it samples
+    independently. After its random start it must still propose whole configurations of the study's space, with
+    mmie.py's gates stored on every trial as constraints (which GPSampler fits a model to)."""
+    cfg = load_config(overrides={"search.sampler": "gp", "search.num_samples": 8, "search.seed": 3})
+    search = make_searcher(cfg)
+    assert isinstance(search._sampler, optuna.samplers.GPSampler)
+    variants = set()
+    for i in range(7):  # 4 random, then 3 from the GP
+        config = search.suggest(f"t{i}")
+        variants.add(config["variant"])
+        assert {"variant", "adapter"} <= set(config), config
+        search.on_trial_complete(f"t{i}", {"forget_efficacy": 0.1 * i, "utility": 1 - 0.1 * i,
+                                           "xlang_utility": 0.5, "step": 60, "finished": 1.0})
+    trials = search._ot_study.trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 7
+    assert search.mmie_constraints and all(len(t.constraints) > 0 for t in trials)
+    assert len(variants) > 1

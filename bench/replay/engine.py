@@ -137,20 +137,21 @@ def replay_config(curves: CurvesFile, **overrides) -> StudyConfig:
     return load_config(overrides={**curves.spec, "train.steps": curves.header["steps"], **overrides})
 
 
-def make_replay(curves: CurvesFile, cfg: StudyConfig) -> Replay:
-    """The searcher and scheduler `run_study` would build for `cfg`, behind a Replay."""
+def make_replay(curves: CurvesFile, cfg: StudyConfig, scheduler=None) -> Replay:
+    """The searcher and scheduler `run_study` would build for `cfg`, behind a Replay; `scheduler`, when given,
+    stands in for the config's (a peer's rule, bench/replay/peers.py)."""
     from study.prepare import model_shape
     from study.runner import trial_extras
     from study.search import make_scheduler, make_searcher
 
-    return Replay(curves, make_scheduler(cfg), make_searcher(cfg, model_shape(cfg)),
+    return Replay(curves, scheduler or make_scheduler(cfg), make_searcher(cfg, model_shape(cfg)),
                   weights=trial_extras(cfg)["objective_weights"])
 
 
-def simulate(curves: CurvesFile, cfg: StudyConfig, workers: int | None = None) -> Outcome:
+def simulate(curves: CurvesFile, cfg: StudyConfig, workers: int | None = None, scheduler=None) -> Outcome:
     """cfg.search.num_samples trials, `workers` at a time (default: cfg.search.max_concurrent, else 2), on the
-    simulated clock."""
-    replay = make_replay(curves, cfg)
+    simulated clock; `scheduler` as in `make_replay`."""
+    replay = make_replay(curves, cfg, scheduler)
     workers = workers or cfg.search.max_concurrent or 2
     events: list[tuple[float, int, str]] = []  # (time of the trial's next report, start order, trial id)
     started: list[ReplayedTrial] = []
