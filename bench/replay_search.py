@@ -30,6 +30,7 @@ a process takes a few seconds more); docs/replay.md says what it took. Figures o
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import sys
@@ -117,7 +118,7 @@ def config_for(curves: CurvesFile, name: str, overrides: dict, seed: int, trials
     from bench.replay.engine import replay_config
 
     extra = {"search.seed": seed, **({"search.num_samples": trials} if trials else {})}
-    return replay_config(curves, study=f"replay-{name}-s{seed}", **overrides, **extra)
+    return replay_config(curves, study=f"replay-{name}-s{seed}", **{**extra, **overrides})  # a row's own size wins
 
 
 def search_of(cfg: StudyConfig) -> tuple:
@@ -125,11 +126,13 @@ def search_of(cfg: StudyConfig) -> tuple:
     return (cfg.search.model_dump(exclude={"seed", "num_samples"}), cfg.scheduler.model_dump())
 
 
-def strategies(curves: CurvesFile, trials: int | None) -> tuple[dict[str, dict], dict[str, str], str]:
-    """(the strategies this study config can express, those it cannot with the reason, the default search's
-    name). The default search is the strategy whose settings are the defaults; if none is, it runs as `default`."""
+def strategies(curves: CurvesFile, trials: int | None, rows: dict[str, dict] = STRATEGIES
+               ) -> tuple[dict[str, dict], dict[str, str], str]:
+    """(the strategies of `rows` this study config can express, those it cannot with the reason, the default
+    search's name). The default search is the strategy whose settings are the defaults; if none is, it runs as
+    `default`."""
     available, missing = {}, {}
-    for name, overrides in STRATEGIES.items():
+    for name, overrides in rows.items():
         try:
             config_for(curves, name, overrides, 0, trials)
         except ConfigError as e:
@@ -207,7 +210,19 @@ def main() -> int:
                     help="trials per study (default: the recorded study's search.num_samples)")
     ap.add_argument("--workers", type=int, default=2, help="trials at a time on the simulated clock")
     ap.add_argument("--plot", type=Path, default=None, help="write the anytime hypervolume plot here (PNG)")
+    ap.add_argument("--strategy", action="append", default=[], metavar="NAME=JSON",
+                    help="another row: study-config overrides (dotted keys), e.g. 'g10={\"scheduler.grace_period\": "
+                         "10}'; its own search.num_samples wins over --trials (repeatable)")
+    ap.add_argument("--only", default=None, help="comma-separated rows to replay (random+fifo and the default "
+                                                 "search always run)")
     args = ap.parse_args()
+    rows = dict(STRATEGIES)
+    for item in args.strategy:
+        name, _, spec = item.partition("=")
+        try:
+            rows[name] = json.loads(spec)
+        except json.JSONDecodeError as e:
+            ap.error(f"--strategy {item!r}: not NAME=JSON ({e})")
     if not args.curves.is_file():
         print(f"{args.curves}: no such curves file. Record it first (hours on 2 cores, in the background; run it "
               f"again to resume), as docs/replay.md says under 'Recording the curves':\n    {RECORD_COMMAND}\n"
@@ -219,7 +234,10 @@ def main() -> int:
 
     started = time.perf_counter()
     curves = CurvesFile.read(args.curves)
-    available, missing, default = strategies(curves, args.trials)
+    available, missing, default = strategies(curves, args.trials, rows)
+    if args.only:
+        keep = {REFERENCE, default, *args.only.split(",")}
+        available = {n: o for n, o in available.items() if n in keep}
     probe = config_for(curves, default, available[default], 0, args.trials)
     print(f"{args.curves}: {len(curves.curves)} recorded configurations x {curves.header['steps']} steps; "
           f"{probe.search.num_samples} trials per study, {args.workers} at a time; {args.seeds} seeds; "
@@ -232,7 +250,8 @@ def main() -> int:
     from study.search import make_scheduler
 
     runs = {name: (overrides, None) for name, overrides in available.items()}
-    runs.update({name: (available[base], moasha) for name, (base, moasha) in PEERS.items() if base in available})
+    runs.update({name: (available[base], moasha) for name, (base, moasha) in PEERS.items()
+                 if base in available and (not args.only or name in args.only.split(","))})
     results: dict[str, list[Replayed]] = {name: [] for name in runs}
     for seed in range(args.seeds):
         for name, (overrides, moasha) in runs.items():
