@@ -220,7 +220,7 @@ def quick_store(root: Path, study: str = "ui-check") -> str:
     uri = f"sqlite:///{root / 'mlflow.db'}"
     cfg = load_config(overrides={"study": study, "tracking_uri": uri, "search.objectives": QUICK_OBJECTIVES})
     client, exp_id, parent = start_parent_run(uri, cfg, f"study: {study}\n")
-    recorder = ParetoRecorder(uri, exp_id, parent, list(cfg.search.objectives))
+    recorder = ParetoRecorder(uri, exp_id, parent, cfg.front_rule())
     for i, (variant, status, values, extra) in enumerate(QUICK_TRIALS):
         trial_id = f"quick_{i:05d}"
         config = {"variant": variant, "lr": 1e-3 * (i + 1)}

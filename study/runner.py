@@ -152,10 +152,7 @@ def _trainable(cfg: StudyConfig, setup: TrialSetup):
 def _recorder(cfg: StudyConfig, setup: TrialSetup) -> ParetoRecorder:
     from study.tracking.front_recorder import ParetoRecorder
 
-    rule = cfg.front_rule()
-    return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, list(rule.objectives),
-                          rule.utility_floor, include_diverged=rule.include_diverged,
-                          include_degenerate=rule.include_degenerate)
+    return ParetoRecorder(setup.tracking_uri, setup.experiment_id, setup.parent_run_id, cfg.front_rule())
 
 
 def _progress(cfg: StudyConfig, progress: bool) -> StudyProgress | None:

@@ -111,7 +111,7 @@ def test_degenerate_models_never_land_on_the_front(runs):
     front = {n for n, on in zip(names, pareto_front_mask(points)) if on}
     assert {"one_token", "gibberish"} & front  # without the flag, a degenerate model would be on the front
 
-    recorder = ParetoRecorder("", "", "", list(OBJECTIVES))  # the live front, on the real results
+    recorder = ParetoRecorder("", "", "", FrontRule(tuple(OBJECTIVES)))  # the live front, on the real results
     for n in names:
         recorder.record_result({**runs[n], "trial_id": n, "finished": 1.0, "diverged": 0.0}, {"variant": "ga"}, False)
     front, excluded = recorder.front()

@@ -31,8 +31,8 @@ def _record(front: dict | None = None) -> StudyRecord:
 
 
 def _live(include_diverged=False, include_degenerate=False) -> set[str]:
-    recorder = ParetoRecorder("", "", "", OBJECTIVES, include_diverged=include_diverged,
-                              include_degenerate=include_degenerate)
+    recorder = ParetoRecorder("", "", "", FrontRule(tuple(OBJECTIVES), include_diverged=include_diverged,
+                                                   include_degenerate=include_degenerate))
     for tid, status, m in TRIALS:
         recorder.record_result({**m, "trial_id": tid, "finished": float(status == "completed"),
                                 "diverged": float(status == "diverged")}, {"variant": "ga"}, error=False)

@@ -109,10 +109,11 @@ def test_the_callback_reads_the_front_from_the_recorder_and_leaves_its_stream_ou
     import pickle
     from types import SimpleNamespace
 
+    from study.eligibility import FrontRule
     from study.progress import ProgressCallback
     from study.tracking.front_recorder import ParetoRecorder
 
-    recorder = ParetoRecorder("", "", "", ["forget_efficacy", "utility"])  # no MLflow touched: nothing written
+    recorder = ParetoRecorder("", "", "", FrontRule(("forget_efficacy", "utility")))  # no MLflow touched: nothing written
     stream, clock = io.StringIO(), Clock()
     callback = ProgressCallback(recorder, StudyProgress(3, stream, clock))
     trials = [SimpleNamespace(trial_id=t) for t in "abc"]  # stand-ins for Ray's Trial: only its id is read

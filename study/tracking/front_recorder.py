@@ -32,13 +32,11 @@ _NOT_KNOBS = ("variant", "adapter")
 class ParetoRecorder(MlflowCallback):
     name = "pareto tracking"
 
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, objectives: list[str],
-                 utility_floor: float | None = None, include_diverged: bool = False,
-                 include_degenerate: bool = False):
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, rule: FrontRule):
+        """`rule`: which trials the front ranks (the study config's, `StudyConfig.front_rule()`)."""
         super().__init__(tracking_uri, experiment_id, parent_run_id)
-        self.objectives = list(objectives)
-        self.floor = utility_floor
-        self.rule = FrontRule(tuple(objectives), utility_floor, include_diverged, include_degenerate)
+        self.rule = rule
+        self.objectives = list(rule.objectives)
         self.reference = reference_point(self.objectives)
         self.trials: dict[str, dict] = {}  # trial id -> {"result", "config", "status"}, in completion order
         self._tags: dict[str, tuple[str, ...]] = {}  # what each child run is tagged with now
@@ -140,7 +138,7 @@ class ParetoRecorder(MlflowCallback):
         table = {c: [r.get(c) if not isinstance(r.get(c), (list, dict)) else str(r.get(c)) for r in rows] for c in columns}
         self.client.log_table(self.parent, data=table, artifact_file="pareto_front.json")
         self.client.log_dict(self.parent, {"objectives": self.objectives, "reference_point": self.reference.tolist(),
-                                           "utility_floor": self.floor, "include_diverged": self.rule.include_diverged,
+                                           "utility_floor": self.rule.utility_floor, "include_diverged": self.rule.include_diverged,
                                            "include_degenerate": self.rule.include_degenerate,
                                            "knee": front.knee.rule()}, "pareto_reference.json")
         self.client.log_figure(self.parent, front_png(front, excluded), "pareto_front.png")
