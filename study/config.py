@@ -154,6 +154,10 @@ class SchedulerConfig(_Strict):
     # and the front has members), or half of train.steps when that is less (StudyConfig._short_study_grace).
     grace_period: int = Field(30, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
+    # moasha only: stop a trial as soon as a full evaluation flags its output degenerate (unless front.
+    # include_degenerate ranks such trials): it can no longer reach the front, and its high forget figures would win
+    # its rungs over trials that can (study/schedulers.py).
+    stop_degenerate: StrictBool = True
     # asha only: weight per objective of the scalarisation (equal weights if empty; at least one above 0).
     weights: dict[Objective, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=dict)
 

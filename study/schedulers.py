@@ -131,9 +131,13 @@ class MultiObjectiveASHA(FIFOScheduler):
         reference: the hypervolume reference point, one value per metric in the metric's own units (a trial
             no better than it in some objective adds no hypervolume). Default: pareto.DEFAULT_REFERENCE for the
             metrics it knows; for others, the rung's worst value less a tenth of its range.
+        stop_flags: result keys that, when true, stop the trial at once, wherever it is: a flag that keeps a trial
+            off the front for good (`degenerate`: study.eligibility) makes its remaining steps waste. A degenerate
+            model forgets "well" by its per-step figures, so it would otherwise win its rungs and push trials that
+            can reach the front out of the rung's top 1/eta.
 
-    A result reaching a rung without every objective, or with a non-finite one (a diverged trial), stops the
-    trial there: it is treated as worst. It is not recorded, so it neither takes a place in the rung's top
+    A result reaching a rung without every objective, with a non-finite one (a diverged trial), or flagged, stops
+    the trial there: it is treated as worst. It is not recorded, so it neither takes a place in the rung's top
     1/eta nor puts inf/nan into the sorting.
     """
 
@@ -146,6 +150,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         grace_period: float = 1,
         reduction_factor: float = 3,
         reference: Sequence[float | None] | None = None,
+        stop_flags: Sequence[str] = (),
     ):
         if not metrics or len(metrics) != len(modes):
             raise ValueError("give one mode per metric, and at least one metric")
@@ -165,6 +170,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         self._signs = np.array([1.0 if mode == "max" else -1.0 for mode in modes])
         self._reference = self._signs * np.array([math.nan if r is None else r for r in reference], dtype=float)
         self._time_attr = time_attr
+        self._stop_flags = tuple(stop_flags)
         self._max_t = max_t
         self._reduction_factor = reduction_factor
         # (milestone, {trial_id: maximised objective vector}), highest milestone first as in Ray's _Bracket
@@ -182,7 +188,7 @@ class MultiObjectiveASHA(FIFOScheduler):
             return TrialScheduler.CONTINUE
         if result[self._time_attr] >= self._max_t:
             return TrialScheduler.STOP
-        action = self._judge(trial.trial_id, result)
+        action = TrialScheduler.STOP if self._flagged(result) else self._judge(trial.trial_id, result)
         if action == TrialScheduler.STOP:
             self._num_stopped += 1
         return action
@@ -208,8 +214,14 @@ class MultiObjectiveASHA(FIFOScheduler):
         """The rung's decision for `trial_id`, the last of `recorded` (the rung's records in arrival order)."""
         return decide(recorded, trial_id, self._reduction_factor, self._reference)
 
+    def _flagged(self, result: dict) -> bool:
+        return any(result.get(flag) for flag in self._stop_flags)
+
     def _objectives(self, result: dict) -> np.ndarray | None:
-        """The result's objectives, all maximised; None if one is missing, not a number, or not finite."""
+        """The result's objectives, all maximised; None if one is missing, not a number, or not finite, or the
+        result is flagged."""
+        if self._flagged(result):
+            return None
         try:
             vector = self._signs * np.array([result[m] for m in self._metrics], dtype=float)
         except (KeyError, TypeError, ValueError):

@@ -184,4 +184,7 @@ def make_scheduler(cfg: StudyConfig, moasha: type[MultiObjectiveASHA] = MultiObj
         return FIFOScheduler()
     if s.type == "asha":
         return AsyncHyperBandScheduler(metric=SCALAR_METRIC, mode="max", **common)
-    return moasha(metrics=list(cfg.search.objectives), modes=["max"] * len(cfg.search.objectives), **common)
+    # A degenerate trial never ranks on the front unless the front takes them (front.include_degenerate).
+    flags = ("degenerate",) if s.stop_degenerate and not cfg.front.include_degenerate else ()
+    return moasha(metrics=list(cfg.search.objectives), modes=["max"] * len(cfg.search.objectives), stop_flags=flags,
+                  **common)

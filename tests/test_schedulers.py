@@ -166,6 +166,33 @@ def test_scheduler_across_rungs_and_save_restore(tmp_path):
         other.restore(str(tmp_path / "moasha.json"))
 
 
+def test_a_trial_flagged_degenerate_stops_at_once_and_never_holds_a_place_at_a_rung():
+    s = MultiObjectiveASHA(["forget_efficacy", "utility"], ["max", "max"], max_t=9, grace_period=3,
+                           reduction_factor=3, stop_flags=("degenerate",))
+    assert report(s, "a", 2, forget_efficacy=0.99, utility=0.9, degenerate=1.0) == STOP  # between rungs
+    assert report(s, "b", 2, forget_efficacy=0.2, utility=0.9, degenerate=0.0) == CONTINUE
+    s.on_trial_complete(None, trial("c"), {"training_iteration": 3, "forget_efficacy": 0.99, "utility": 0.9,
+                                           "degenerate": 1.0})
+    # c, degenerate, was not recorded at rung 3: b is alone there and continues
+    assert report(s, "b", 3, forget_efficacy=0.3, utility=0.9) == CONTINUE
+    assert list(s.get_state()["rungs"][0]["records"]) == ["b"]
+    unflagged = MultiObjectiveASHA(["forget_efficacy", "utility"], ["max", "max"], max_t=9, grace_period=3)
+    assert report(unflagged, "a", 2, forget_efficacy=0.99, utility=0.9, degenerate=1.0) == CONTINUE
+
+
+def test_the_study_scheduler_stops_degenerate_trials_unless_its_front_ranks_them():
+    from study.config import load_config
+    from study.search import make_scheduler
+
+    def stops(**overrides):
+        s = make_scheduler(load_config(overrides={"train.steps": 60, **overrides}))
+        return report(s, "a", 5, forget_efficacy=1.0, utility=1.0, xlang_utility=1.0, degenerate=1.0, step=5) == STOP
+
+    assert stops()
+    assert not stops(**{"front.include_degenerate": True})
+    assert not stops(**{"scheduler.stop_degenerate": False})
+
+
 def test_completed_trial_is_recorded_for_later_comparisons():
     s = MultiObjectiveASHA(["forget_efficacy", "utility"], ["max", "max"], max_t=9)
     s.on_trial_complete(None, trial("a"), {"training_iteration": 1, "forget_efficacy": 0.9, "utility": 0.9})
