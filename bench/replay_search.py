@@ -33,6 +33,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -144,6 +145,23 @@ def strategies(curves: CurvesFile, trials: int | None, rows: dict[str, dict] = S
     if name is None:
         name, available["default"] = "default", {}
     return available, missing, name
+
+
+def clock_check(curves: CurvesFile) -> list[tuple[int, float, float, bool]]:
+    """Each recorded batch replayed as it ran live: random search, FIFO, the batch's seed, size and workers (from
+    its command; record.py's default 2). Per batch: (batch, live seconds, replayed seconds, whether the replay drew
+    exactly the batch's configurations). The live seconds include what the clock leaves out: the study's set-up,
+    Ray Tune's start, each worker's start-up and model load."""
+    from bench.replay.engine import simulate
+
+    checks = []
+    for batch in curves.batches:
+        found = re.search(r"--workers[ =](\d+)", batch.get("command", ""))
+        cfg = config_for(curves, "clock", STRATEGIES[REFERENCE], batch["seed"], batch["trials"])
+        out = simulate(curves, cfg, workers=int(found.group(1)) if found else 2)
+        recorded = sorted(i for i, c in enumerate(curves.curves) if c.batch == batch["batch"])
+        checks.append((batch["batch"], batch["wall_s"], out.wall_s, sorted(t.source for t in out.trials) == recorded))
+    return checks
 
 
 def median_interval(values: list[float]) -> tuple[float, float, float]:
@@ -276,6 +294,13 @@ def main() -> int:
               f"{interval(*steps_share[1:]):>14} {np.median([r.hv for r in runs]):7.4f} "
               f"{np.median([r.steps for r in runs]):11.0f} {np.median([r.wall_s for r in runs]):8.1f} "
               f"{np.median([r.front for r in runs]):5.0f}  {counted}/{len(runs)}")
+    checks = clock_check(curves)
+    if checks:
+        live, replayed = np.median([c[1] for c in checks]), np.median([c[2] for c in checks])
+        print(f"clock: the {len(checks)} recorded batches (live random+fifo studies) took {live:.0f} s (median); "
+              f"replayed, {replayed:.0f} s ({replayed / live - 1:+.0%}: the study's set-up and the workers' "
+              f"start-up are off the clock); {sum(c[3] for c in checks)}/{len(checks)} replays drew exactly the "
+              "batch's configurations")
     if args.plot:
         plot(results, default, args.workers, args.plot, f"{args.curves.name}: {len(curves.curves)} configurations, "
              f"{probe.search.num_samples} trials per study, {args.workers} workers, {args.seeds} seeds")

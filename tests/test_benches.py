@@ -218,6 +218,9 @@ def test_replay_search_on_the_test_curves(work):
     assert len(lines_like(out, r"\(default\)")) == 1
     for gp in ("gp\\+fifo", "gp\\+moasha"):  # listed either as a row or as not available, never silently dropped
         assert len(lines_like(out, rf"^{gp}(\s+\d+%|: not available \()")) == 1, (gp, out)
+    # The recorded batch, replayed as it ran live (random search, its seed, FIFO), draws the same configurations.
+    assert lines_like(out, r"^clock: the 1 recorded batches \(live random\+fifo studies\) took \d+ s .* 1/1 replays "
+                           r"drew exactly the batch's configurations$")
     assert plot.stat().st_size > 0
     assert re.fullmatch(r"target (not )?met: default search \S+, median \d+% of random search's hypervolume at "
                         r"\d+% of its trial-steps, 2 seeds \(target >= 95% at <= 33%\)", out.splitlines()[-1])
