@@ -158,6 +158,9 @@ class SchedulerConfig(_Strict):
     # include_degenerate ranks such trials): it can no longer reach the front, and its high forget figures would win
     # its rungs over trials that can (study/schedulers.py).
     stop_degenerate: StrictBool = True
+    # moasha only: judge a running trial again at the highest rung it passed once more trials are recorded there,
+    # and stop it when it has fallen out of the rung's top 1/eta (the first trials at a rung pass on few records).
+    rejudge: StrictBool = False
     # asha only: weight per objective of the scalarisation (equal weights if empty; at least one above 0).
     weights: dict[Objective, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(default_factory=dict)
 

@@ -135,6 +135,10 @@ class MultiObjectiveASHA(FIFOScheduler):
             off the front for good (`degenerate`: study.eligibility) makes its remaining steps waste. A degenerate
             model forgets "well" by its per-step figures, so it would otherwise win its rungs and push trials that
             can reach the front out of the rung's top 1/eta.
+        rejudge: judge a running trial again at each result, at the highest rung it passed, once more trials have
+            been recorded there: it stops when it has fallen out of that rung's top ceil(n/eta). Without it, as in ASHA,
+            the first trials at a rung pass on few records (the first one on none) and run to the end whatever
+            comes after them.
 
     A result reaching a rung without every objective, with a non-finite one (a diverged trial), or flagged, stops
     the trial there: it is treated as worst. It is not recorded, so it neither takes a place in the rung's top
@@ -151,6 +155,7 @@ class MultiObjectiveASHA(FIFOScheduler):
         reduction_factor: float = 3,
         reference: Sequence[float | None] | None = None,
         stop_flags: Sequence[str] = (),
+        rejudge: bool = False,
     ):
         if not metrics or len(metrics) != len(modes):
             raise ValueError("give one mode per metric, and at least one metric")
@@ -171,6 +176,8 @@ class MultiObjectiveASHA(FIFOScheduler):
         self._reference = self._signs * np.array([math.nan if r is None else r for r in reference], dtype=float)
         self._time_attr = time_attr
         self._stop_flags = tuple(stop_flags)
+        self._rejudge = rejudge
+        self._judged_on: dict[tuple[str, float], int] = {}  # (trial, rung): records it was last judged on
         self._max_t = max_t
         self._reduction_factor = reduction_factor
         # (milestone, {trial_id: maximised objective vector}), highest milestone first as in Ray's _Bracket
@@ -188,7 +195,10 @@ class MultiObjectiveASHA(FIFOScheduler):
             return TrialScheduler.CONTINUE
         if result[self._time_attr] >= self._max_t:
             return TrialScheduler.STOP
-        action = TrialScheduler.STOP if self._flagged(result) else self._judge(trial.trial_id, result)
+        if self._flagged(result) or (self._rejudge and not self._still_passes(trial.trial_id)):
+            action = TrialScheduler.STOP
+        else:
+            action = self._judge(trial.trial_id, result)
         if action == TrialScheduler.STOP:
             self._num_stopped += 1
         return action
@@ -201,14 +211,28 @@ class MultiObjectiveASHA(FIFOScheduler):
     def _judge(self, trial_id: str, result: dict) -> str:
         """Record the result at the highest rung it reached (once per trial and rung) and decide there."""
         t = result[self._time_attr]
-        recorded = next((records for milestone, records in self._rungs if t >= milestone), None)
+        milestone, recorded = next(((m, records) for m, records in self._rungs if t >= m), (None, None))
         if recorded is None or trial_id in recorded:
             return TrialScheduler.CONTINUE  # before the first rung, or already judged at this one
         vector = self._objectives(result)
         if vector is None:
             return TrialScheduler.STOP
         recorded[trial_id] = vector
+        self._judged_on[(trial_id, milestone)] = len(recorded)
         return TrialScheduler.CONTINUE if self._continues(recorded, trial_id) else TrialScheduler.STOP
+
+    def _still_passes(self, trial_id: str) -> bool:
+        """Whether the trial is still within the top ceil(n/eta) of the highest rung it passed, judged again there
+        only once the rung holds more records than when the trial was last judged on it. Only the highest: the
+        first of that rung then always runs on, so a study never ends with every trial stopped."""
+        milestone, records = next(((m, r) for m, r in self._rungs if trial_id in r), (None, None))
+        if records is None:
+            return True
+        n = len(records)
+        if self._judged_on.get((trial_id, milestone), 0) >= n:
+            return True  # nothing new there (after a restore, judged again once)
+        self._judged_on[(trial_id, milestone)] = n
+        return decide(records, trial_id, self._reduction_factor, self._reference)
 
     def _continues(self, recorded: dict[str, np.ndarray], trial_id: str) -> bool:
         """The rung's decision for `trial_id`, the last of `recorded` (the rung's records in arrival order)."""

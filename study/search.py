@@ -187,4 +187,4 @@ def make_scheduler(cfg: StudyConfig, moasha: type[MultiObjectiveASHA] = MultiObj
     # A degenerate trial never ranks on the front unless the front takes them (front.include_degenerate).
     flags = ("degenerate",) if s.stop_degenerate and not cfg.front.include_degenerate else ()
     return moasha(metrics=list(cfg.search.objectives), modes=["max"] * len(cfg.search.objectives), stop_flags=flags,
-                  **common)
+                  rejudge=s.rejudge, **common)

@@ -180,6 +180,22 @@ def test_a_trial_flagged_degenerate_stops_at_once_and_never_holds_a_place_at_a_r
     assert report(unflagged, "a", 2, forget_efficacy=0.99, utility=0.9, degenerate=1.0) == CONTINUE
 
 
+def test_rejudging_stops_a_trial_that_passed_a_rung_alone_once_better_trials_are_recorded_there():
+    def run(rejudge):
+        s = MultiObjectiveASHA(["forget_efficacy", "utility"], ["max", "max"], max_t=9, grace_period=1,
+                               reduction_factor=3, rejudge=rejudge)
+        assert report(s, "a", 1, forget_efficacy=0.1, utility=0.1) == CONTINUE  # alone at rung 1
+        assert report(s, "b", 1, forget_efficacy=0.8, utility=0.8) == CONTINUE
+        assert report(s, "c", 1, forget_efficacy=0.9, utility=0.9) == CONTINUE
+        assert report(s, "d", 1, forget_efficacy=0.7, utility=0.7) == STOP  # third of four: quota 2
+        # a's next step, between rungs: last of four at rung 1
+        return report(s, "a", 2, forget_efficacy=0.2, utility=0.2), report(s, "b", 2, forget_efficacy=0.85,
+                                                                           utility=0.85)
+
+    assert run(rejudge=False) == (CONTINUE, CONTINUE)
+    assert run(rejudge=True) == (STOP, CONTINUE)  # b is second of four at rung 1: within the quota of 2
+
+
 def test_the_study_scheduler_stops_degenerate_trials_unless_its_front_ranks_them():
     from study.config import load_config
     from study.search import make_scheduler
