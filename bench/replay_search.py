@@ -18,8 +18,8 @@ The reference is full-budget random search (random + FIFO, the same --trials) on
 table gives the median over seeds and the 2.5th-97.5th percentile interval over seeds (numpy's linear
 interpolation) of its hypervolume and its trial-steps as shares of the reference's on the same seed; a seed on
 which random search's front is empty (hypervolume 0) has no share and is left out of the hypervolume columns.
---plot draws the anytime hypervolume (median over seeds of the front's hypervolume so far) against trial-steps spent
-and against simulated seconds. The last line says whether the default search (what `unlearn-study run` runs without a
+The plot (--plot, default bench/out/replay_search.png) draws the anytime hypervolume (median over seeds of the
+front's hypervolume so far) against trial-steps spent and against simulated seconds. The last line says whether the default search (what `unlearn-study run` runs without a
 config: the defaults of study/config.py) meets the issue's target: a median >= 95% of random search's hypervolume
 at <= 1/3 of its trial-steps.
 
@@ -227,7 +227,8 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=None,
                     help="trials per study (default: the recorded study's search.num_samples)")
     ap.add_argument("--workers", type=int, default=2, help="trials at a time on the simulated clock")
-    ap.add_argument("--plot", type=Path, default=None, help="write the anytime hypervolume plot here (PNG)")
+    ap.add_argument("--plot", type=Path, default=ROOT / "bench" / "out" / "replay_search.png",
+                    help="where the anytime hypervolume plot goes (PNG; default bench/out/, which git ignores)")
     ap.add_argument("--strategy", action="append", default=[], metavar="NAME=JSON",
                     help="another row: study-config overrides (dotted keys), e.g. 'g10={\"scheduler.grace_period\": "
                          "10}'; its own search.num_samples wins over --trials (repeatable)")
