@@ -1,9 +1,10 @@
 """Search strategies replayed over many seeds against recorded learning curves (issue 23, item 2).
 
     .venv/bin/python bench/replay_search.py [--curves bench/replay/default-60.jsonl.gz] [--seeds 20] [--trials N]
-        [--workers 2] [--plot out.png]
+        [--workers 2] [--plot out.png] [--strategy NAME=JSON ...] [--only a,b]
 
-Each strategy is a set of study-config overrides (`STRATEGIES`); for each seed it replays a whole study of --trials
+Each strategy is a set of study-config overrides (`STRATEGIES`, and any --strategy rows); a peer row (`PEERS`)
+replays one of them with another library's rung rule in place of the multi-objective ASHA's. For each seed it replays a whole study of --trials
 trials (default: the recorded study's `search.num_samples`), --workers at a time, with the searcher and scheduler
 `run_study` builds, on the event-driven clock of `bench.replay.engine.simulate` (docs/replay.md). Per study:
 
