@@ -4,9 +4,9 @@
         [--workers 2] [--plot out.png] [--strategy NAME=JSON ...] [--only a,b]
 
 Each strategy is a set of study-config overrides (`STRATEGIES`, and any --strategy rows); a peer row (`PEERS`)
-replays one of them with another library's rung rule in place of the multi-objective ASHA's. For each seed it replays a whole study of --trials
-trials (default: the recorded study's `search.num_samples`), --workers at a time, with the searcher and scheduler
-`run_study` builds, on the event-driven clock of `bench.replay.engine.simulate` (docs/replay.md). Per study:
+replays one of them with another library's rung rule in place of the multi-objective ASHA's. For each seed it
+replays a whole study of --trials trials (default: the recorded study's `search.num_samples`), --workers at a time,
+with the searcher and scheduler `run_study` builds, on the event-driven clock of `bench.replay.engine.simulate` (docs/replay.md). Per study:
 
 - hypervolume: of the study's own front (`study.pareto.build_front`: `hypervolume` against `reference_point` of the
   study's objectives; utility as the trials log it, capped at 1) over the trials that study's rule ranks
@@ -20,8 +20,8 @@ table gives the median over seeds and the 2.5th-97.5th percentile interval over 
 interpolation) of its hypervolume and its trial-steps as shares of the reference's on the same seed; a seed on
 which random search's front is empty (hypervolume 0) has no share and is left out of the hypervolume columns.
 The plot (--plot, default bench/out/replay_search.png) draws the anytime hypervolume (median over seeds of the
-front's hypervolume so far) against trial-steps spent and against simulated seconds. The last line says whether the default search (what `unlearn-study run` runs without a
-config: the defaults of study/config.py) meets the issue's target: a median >= 95% of random search's hypervolume
+front's hypervolume so far) against trial-steps spent and against simulated seconds. The last line says whether the
+default search (what `unlearn-study run` runs without a config: the defaults of study/config.py) meets the issue's target: a median >= 95% of random search's hypervolume
 at <= 1/3 of its trial-steps.
 
 Cost: no Ray, no training; a few seconds per strategy on the test's 4-configuration file (Optuna's first TPE study in
@@ -255,9 +255,9 @@ def main() -> int:
     started = time.perf_counter()
     curves = CurvesFile.read(args.curves)
     available, missing, default = strategies(curves, args.trials, rows)
-    if args.only:
-        keep = {REFERENCE, default, *args.only.split(",")}
-        available = {n: o for n, o in available.items() if n in keep}
+    only = set(args.only.split(",")) if args.only else None
+    if only:
+        available = {n: o for n, o in available.items() if n in only | {REFERENCE, default}}
     probe = config_for(curves, default, available[default], 0, args.trials)
     print(f"{args.curves}: {len(curves.curves)} recorded configurations x {curves.header['steps']} steps; "
           f"{probe.search.num_samples} trials per study, {args.workers} at a time; {args.seeds} seeds; "
@@ -271,7 +271,7 @@ def main() -> int:
 
     runs = {name: (overrides, None) for name, overrides in available.items()}
     runs.update({name: (available[base], moasha) for name, (base, moasha) in PEERS.items()
-                 if base in available and (not args.only or name in args.only.split(","))})
+                 if base in available and (not only or name in only)})
     results: dict[str, list[Replayed]] = {name: [] for name in runs}
     for seed in range(args.seeds):
         for name, (overrides, moasha) in runs.items():

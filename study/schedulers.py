@@ -136,9 +136,9 @@ class MultiObjectiveASHA(FIFOScheduler):
             model forgets "well" by its per-step figures, so it would otherwise win its rungs and push trials that
             can reach the front out of the rung's top 1/eta.
         rejudge: judge a running trial again at each result, at the highest rung it passed, once more trials have
-            been recorded there: it stops when it has fallen out of that rung's top ceil(n/eta). Without it, as in ASHA,
-            the first trials at a rung pass on few records (the first one on none) and run to the end whatever
-            comes after them.
+            been recorded there: it stops when it has fallen out of that rung's top ceil(n/eta). Without it, as in
+            ASHA, the first trials at a rung pass on few records (the first one on none) and run to the end
+            whatever comes after them.
 
     A result reaching a rung without every objective, with a non-finite one (a diverged trial), or flagged, stops
     the trial there: it is treated as worst. It is not recorded, so it neither takes a place in the rung's top

@@ -1,7 +1,8 @@
 """Searchers and schedulers for a study, built from its config.
 
 Searchers are Ray's OptunaSearch, multi-objective over the study's objectives (all maximised): TPE (default),
-NSGA-II, Optuna's Gaussian-process sampler, or Optuna's random sampler as the baseline, so every searcher handles the conditional space the same way.
+NSGA-II, Optuna's Gaussian-process sampler, or Optuna's random sampler as the baseline, so every searcher handles
+the conditional space the same way.
 Ray's OptunaSearch tells Optuna that a trial the scheduler stopped early is COMPLETE with the values of its last
 rung: the partial result then sits on Optuna's Pareto set and in the sampler's model. `PartialAwareOptunaSearch`
 tells Optuna such a trial is PRUNED instead, keeping its partial values as user attributes. It also tells Optuna
