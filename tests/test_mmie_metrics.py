@@ -173,9 +173,13 @@ def test_mia_auc_points_towards_the_set_the_adapter_learnt(embedded):
 
 
 @pytest.mark.slow
-def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(embedded):
+def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(embedded, tmp_path, monkeypatch):
+    from trainables.metrics import base_cache
     from trainables.trial.setup import TrainSettings, TrialSetup
     from trainables.unlearner import Unlearner
+
+    monkeypatch.setattr(base_cache, "_path", lambda key: tmp_path / f"{key}.json")
+    mm._BASE_CACHE.clear()  # another test on this worker may have measured the same base model
 
     small = mm.MmieEvalConfig(items=2, final_items=2, max_new_tokens=6, teacher_forced_items=8)
     setup = TrialSetup(train=TrainSettings(steps=2, batch_size=4), languages=(("forget", "hi"), ("retain", "en")),
@@ -218,6 +222,18 @@ def test_mmie_evaluation_keeps_the_training_stream_and_reports_base_and_gates(em
     other = with_eval.evaluate_mmie(final=True, lines=heldout)
     assert other["mmie/base/ppl_retain"] != own["mmie/base/ppl_retain"]
     assert same(with_eval.evaluate_mmie(final=True), own)
+
+    # A later process (its in-process cache empty) reads the base figures from disk and measures only the edited
+    # model; the figures are those measured, NaN included.
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    mm._BASE_CACHE.clear()
+    measured = []
+    real_measure = mm.measure
+    monkeypatch.setattr(mm, "measure", lambda *a, **kw: measured.append(kw.get("base")) or real_measure(*a, **kw))
+    again = without.evaluate_mmie(final=True)
+    assert len(measured) == 1 and measured[0] is not None
+    base_of = lambda out: {k: v for k, v in out.items() if k.startswith("mmie/base/") or k == "mia_min_k_auc_base"}
+    assert base_of(again) and same(base_of(again), base_of(own))
 
 
 def test_adversarial_set_is_generated_validated_and_never_collateral(embedded, tmp_path):

@@ -34,6 +34,7 @@ from trainables.methods.registry import (
     get_variant,
 )
 from trainables.methods.weighting import Product
+from trainables.metrics import base_cache
 from trainables.metrics import mmie as mmie_metrics
 from trainables.metrics.core import gradient_norm, token_nll
 from trainables.model.batching import pad_rows, to_device, whole_set_rows
@@ -329,11 +330,15 @@ class Unlearner:
             return mmie_metrics.measure(self.model, self.tok, data, edited=self.adapter.disabled, **common)
 
         if lines is None:
-            key = None
+            key = disk = None
             if self.model_path is not None:
                 key = (self.model_path, self.setup.dtype, self.setup.quantization, self.setup.data_paths(),
                        self.setup.train.seed, self.setup.heldout, cfg)
-            base = mmie_metrics.base_measurements(key, self, measure_base)
+                disk = base_cache.disk_key(self.model_path, self.setup.data_paths(), dict(
+                    dtype=self.setup.dtype, quantization=self.setup.quantization, device=self.setup.device,
+                    seed=self.setup.train.seed, heldout=self.setup.heldout, mmie=cfg, target=self.forget_language,
+                    script=script))
+            base = mmie_metrics.base_measurements(key, self, measure_base, disk)
             if getattr(self, "_mmie_base_losses", None) is None:
                 self._mmie_base_losses = {}
             base_losses = self._mmie_base_losses
@@ -341,19 +346,6 @@ class Unlearner:
             base, base_losses = measure_base(), None
         out = mmie_metrics.measure(self.model, self.tok, data, edited=self._gated, base=self.adapter.disabled,
                                    checkpoint=not final, base_losses=base_losses, **common)
-        out.update(base)
-        out.update(mmie_metrics.gate_metrics(out, cfg))
-        return out
-        key = None
-        if self.model_path is not None:
-            key = (self.model_path, self.setup.dtype, self.setup.quantization, self.setup.data_paths(), self.setup.train.seed, self.setup.heldout,
-                   cfg)
-        base = mmie_metrics.base_measurements(key, self, lambda: mmie_metrics.measure(
-            self.model, self.tok, self.data, edited=self.adapter.disabled, **common))
-        if getattr(self, "_mmie_base_losses", None) is None:
-            self._mmie_base_losses = {}
-        out = mmie_metrics.measure(self.model, self.tok, self.data, edited=self._gated, base=self.adapter.disabled,
-                                   checkpoint=not final, base_losses=self._mmie_base_losses, **common)
         out.update(base)
         out.update(mmie_metrics.gate_metrics(out, cfg))
         return out

@@ -33,6 +33,7 @@ from contextlib import AbstractContextManager
 import torch
 
 from trainables.language.scripts import char_script
+from trainables.metrics import base_cache
 from trainables.methods.retain_objectives import kl_to_base
 from trainables.model.batching import pad_rows, to_device, whole_set_rows
 from trainables.settings import MmieEvalConfig  # noqa: F401  (its settings, also imported from here)
@@ -351,16 +352,23 @@ def replies_empty(metrics: dict[str, float]) -> bool:
 _BASE_CACHE: dict = {}
 
 
-def base_measurements(key, owner, compute: Callable[[], dict[str, float]]) -> dict[str, float]:
+def base_measurements(key, owner, compute: Callable[[], dict[str, float]], disk: str | None = None
+                      ) -> dict[str, float]:
     """The base model's measurements, computed once per process for a `key` (model, data, seed, settings), or once
-    per `owner` (a run on a model handed in) when the key is None."""
+    per `owner` (a run on a model handed in) when the key is None. `disk`: their key in the on-disk cache
+    (trainables.metrics.base_cache), read before measuring and written after, so a later process skips them."""
     if key is None:
         if getattr(owner, "_mmie_base", None) is None:
             owner._mmie_base = compute()
         return owner._mmie_base
     if key not in _BASE_CACHE:
         _BASE_CACHE.clear()  # one model per worker at a time
-        _BASE_CACHE[key] = compute()
+        values = base_cache.load(disk) if disk else None
+        if values is None:
+            values = compute()
+            if disk:
+                base_cache.store(disk, values)
+        _BASE_CACHE[key] = values
     return _BASE_CACHE[key]
 
 
