@@ -1,7 +1,8 @@
 """Every preset on the embedded default at equal steps and equal learning rates, and adapter norm growth.
 
     .venv/bin/python bench/bench_variants.py [--steps 100] [--adapter lora|loreft] [--growth-steps 200]
-        [--variants ga dsg ...] [--es-prompts 96]     # smoke: --steps 2 --growth-steps 2 --es-prompts 2
+        [--variants ga dsg ...] [--es-prompts 96] [--sae-steps 2000]
+        # smoke: --steps 2 --growth-steps 2 --es-prompts 2 --sae-steps 20
 
 Prints, per preset: final forget_efficacy, utility, xlang_utility, ES on forget (96 sampled continuations),
 adapter norm, and median wall time per step relative to `ga` (target: adaptive presets <= 1.10x). A gate-only
@@ -20,16 +21,18 @@ import time
 import torch
 
 from trainables.methods.registry import VARIANTS, get_variant
+from trainables.settings import SAEConfig
 from trainables.trial.setup import TrainSettings, TrialSetup
 from trainables.unlearner import Unlearner
 
 
-def run(variant: str, adapter: str, steps: int, lr: float, norm_every: int = 0, es_prompts: int | None = 96):
+def run(variant: str, adapter: str, steps: int, lr: float, norm_every: int = 0, es_prompts: int | None = 96,
+        sae: SAEConfig = SAEConfig()):
     """Final metrics (the full evaluation on `es_prompts`; None: the per-step ones only), the median seconds per
     step (None for a gate-only variant, which has no step: measured at step 0) and the adapter norm every
     `norm_every` steps."""
     hp = {"variant": variant, "adapter": adapter, "lr": lr, "lr_forget": lr, "lr_retain": lr}
-    u = Unlearner(TrialSetup(train=TrainSettings(steps=steps)), hp)
+    u = Unlearner(TrialSetup(train=TrainSettings(steps=steps), sae=sae), hp)
     times, norms, m = [], [], {}
     for _ in range(u.steps):
         t = time.perf_counter()
@@ -54,6 +57,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=None, help="presets to run (default: every registered one); "
                     "ga always runs first, as the time baseline")
     ap.add_argument("--es-prompts", type=int, default=96, help="prompts of the final ES evaluation")
+    ap.add_argument("--sae-steps", type=int, default=SAEConfig.steps, help="training steps of the SAE a gate-only "
+                    "preset reads (trained once and cached; a smoke check needs few)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     chosen = args.variants or sorted(VARIANTS)
@@ -70,7 +75,8 @@ def main() -> None:
           f"{'s/step':>7} {'vs ga':>6}")
     base = None
     for name in order:
-        m, per_step, _ = run(name, args.adapter, args.steps, args.lr, es_prompts=args.es_prompts)
+        m, per_step, _ = run(name, args.adapter, args.steps, args.lr, es_prompts=args.es_prompts,
+                             sae=SAEConfig(steps=args.sae_steps))
         base = base or per_step
         timing = "      -  gate only, step 0" if per_step is None else f"{per_step:7.3f} {per_step / base:5.2f}x"
         print(f"{name:{width}} {m['forget_efficacy']:10.3f} {m['utility']:8.3f} {m.get('xlang_utility', float('nan')):8.3f} "

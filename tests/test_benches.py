@@ -50,7 +50,7 @@ def lines_like(stdout: str, pattern: str) -> list[str]:
 @pytest.mark.slow
 def test_bench_variants_reports_gate_only_variants_at_step_0(work):
     out = bench(work, "bench_variants.py", "--steps", "2", "--growth-steps", "2", "--es-prompts", "2",
-                "--variants", "ga", "dsg", "npo")
+                "--sae-steps", "20", "--variants", "ga", "dsg", "npo")
     assert lines_like(out, rf"^ga\s+{NUMBER}\s+{NUMBER}.*\s1\.00x$")
     assert lines_like(out, rf"^npo\s+{NUMBER}.*{NUMBER}x$")
     assert lines_like(out, rf"^dsg\s+{NUMBER}.*gate only, step 0$")  # a gate-only variant has no training step
