@@ -71,6 +71,17 @@ def test_a_bad_config_value_is_reported_before_any_heavy_import(tmp_path, text, 
     assert heavy == [], heavy
 
 
+def test_gpus_asked_of_a_machine_without_a_gpu_driver_fail_before_torch(tmp_path):
+    from study.prepare import GPU_DRIVER_FILES
+
+    if any(Path(p).exists() for p in GPU_DRIVER_FILES):
+        pytest.skip("this machine has a GPU driver: torch is imported to ask it")
+    (tmp_path / "s.yaml").write_text("resources:\n  gpus_per_trial: 1\n")
+    rc, heavy, err = run_cli(tmp_path, "run", "--config", "s.yaml")
+    assert rc == 2 and "resources.gpus_per_trial: 1, but this machine has no GPU" in err
+    assert heavy == [], heavy
+
+
 def _jsonl(texts) -> str:
     return "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
 
