@@ -19,7 +19,9 @@ The reference is full-budget random search (random + FIFO, the same --trials) on
 table gives the median over seeds and the 2.5th-97.5th percentile interval over seeds (numpy's linear
 interpolation) of its hypervolume and its trial-steps as shares of the reference's on the same seed; a seed on
 which random search's front is empty (hypervolume 0) has no share and is left out of the hypervolume columns.
-The plot (--plot, default bench/out/replay_search.png) draws the anytime hypervolume (median over seeds of the
+The `hindsight:` line runs bench/replay/hindsight.py's stopper on random search's and TPE's full-budget proposals:
+the least any early stopping could spend on them for 95% of random search's hypervolume, as a share of its
+trial-steps. The plot (--plot, default bench/out/replay_search.png) draws the anytime hypervolume (median over seeds of the
 front's hypervolume so far) against trial-steps spent and against simulated seconds. The last line says whether the
 default search (what `unlearn-study run` runs without a config: the defaults of study/config.py) meets the issue's target: a median >= 95% of random search's hypervolume
 at <= 1/3 of its trial-steps.
@@ -48,6 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.replay.curves import CurvesFile  # noqa: E402
+from bench.replay.hindsight import hindsight_stopping  # noqa: E402
 from bench.replay.peers import SyneTuneRankReading  # noqa: E402
 from study.config import ConfigError, StudyConfig
 from study.pareto import build_front
@@ -69,6 +72,8 @@ STRATEGIES = {  # name -> study-config overrides (study/config.py's keys); what 
     "gp+fifo": {"search.searcher": "optuna", "search.sampler": "gp", "scheduler.type": "fifo"},
     "gp+moasha": {"search.searcher": "optuna", "search.sampler": "gp", "scheduler.type": "moasha"},
 }
+# Full-budget rows whose proposals the hindsight stopper is run on (bench/replay/hindsight.py).
+HINDSIGHT_ROWS = (REFERENCE, "tpe+fifo")
 # Peers: a strategy's rows with another library's rule in place of the multi-objective ASHA's (same searcher, same
 # rungs), never the default.
 PEERS = {"tpe+moasha-synetune": ("tpe+moasha", SyneTuneRankReading)}
@@ -114,6 +119,42 @@ def score(out: Outcome, cfg: StudyConfig) -> Replayed:
     hv = trace[-1][2] if trace else 0.0
     return Replayed(hv, out.trial_steps, out.wall_s, len(build_front(ranked, objectives).members) if ranked else 0,
                     statuses, trace)
+
+
+def hindsight_share(out: Outcome, cfg: StudyConfig, curves: CurvesFile, reference: Replayed
+                    ) -> tuple[float, int] | None:
+    """The hindsight stopper (bench/replay/hindsight.py) on a full-budget study's proposals: its trial-steps as a
+    share of random search's on the seed, for TARGET_HV of random search's hypervolume, and the trials it keeps;
+    None when those proposals never reach it (or random search's front is empty)."""
+    if not reference.hv:
+        return None
+    rule = cfg.front_rule()
+    finals = []
+    for t in out.trials:
+        metrics = {**t.curve.final, **t.last_result}
+        finals.append(metrics if rule.ranks(t.status, metrics) else None)
+    best = hindsight_stopping(finals, list(cfg.search.objectives), TARGET_HV * reference.hv, curves.header["steps"])
+    return None if best is None else (share(best.trial_steps, reference.steps), best.kept)
+
+
+def print_hindsight(hindsight: dict[str, list[tuple[float, int] | None]], trials: int) -> None:
+    """One line: what a stopper with hindsight would spend on each FIFO row's proposals, and on how many seeds even
+    it misses the target's share of trial-steps."""
+    parts = []
+    for name, per_seed in hindsight.items():
+        reached = [h for h in per_seed if h is not None]
+        if not reached:
+            parts.append(f"{name}'s proposals never reach it")
+            continue
+        mid, low, high = median_interval([h[0] for h in reached])
+        over = sum(h[0] > TARGET_STEPS for h in reached) + len(per_seed) - len(reached)
+        parts.append(f"{name}'s proposals {pct(mid)} {interval(low, high)} (median {np.median([h[1] for h in reached]):.0f} "
+                     f"of {trials} trials run to the end; over {TARGET_STEPS:.0%} or unreachable on {over} of "
+                     f"{len(per_seed)} seeds)")
+    if parts:
+        print(f"hindsight: a stopper that knows every trial's end, runs the fewest to it and stops the rest after 1 "
+              f"step spends, for {TARGET_HV:.0%} of random search's hypervolume, this share of its trial-steps: "
+              + "; ".join(parts))
 
 
 def config_for(curves: CurvesFile, name: str, overrides: dict, seed: int, trials: int | None) -> StudyConfig:
@@ -273,11 +314,15 @@ def main() -> int:
     runs.update({name: (available[base], moasha) for name, (base, moasha) in PEERS.items()
                  if base in available and (not only or name in only)})
     results: dict[str, list[Replayed]] = {name: [] for name in runs}
+    hindsight: dict[str, list[tuple[float, int] | None]] = {name: [] for name in HINDSIGHT_ROWS if name in runs}
     for seed in range(args.seeds):
         for name, (overrides, moasha) in runs.items():
             cfg = config_for(curves, name, overrides, seed, args.trials)
             scheduler = make_scheduler(cfg, moasha) if moasha else None
-            results[name].append(score(simulate(curves, cfg, workers=args.workers, scheduler=scheduler), cfg))
+            out = simulate(curves, cfg, workers=args.workers, scheduler=scheduler)
+            results[name].append(score(out, cfg))
+            if name in hindsight:
+                hindsight[name].append(hindsight_share(out, cfg, curves, results[REFERENCE][-1]))
 
     reference = results[REFERENCE]
     header = (f"{'strategy':24} {'HV/random':>9} {'95% interval':>14} {'steps/random':>12} {'95% interval':>14} "
@@ -303,6 +348,7 @@ def main() -> int:
               f"replayed, {replayed:.0f} s ({replayed / live - 1:+.0%}: the study's set-up and the workers' "
               f"start-up are off the clock); {sum(c[3] for c in checks)}/{len(checks)} replays drew exactly the "
               "batch's configurations")
+    print_hindsight(hindsight, probe.search.num_samples)
     if args.plot:
         plot(results, default, args.workers, args.plot, f"{args.curves.name}: {len(curves.curves)} configurations, "
              f"{probe.search.num_samples} trials per study, {args.workers} workers, {args.seeds} seeds")

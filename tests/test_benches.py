@@ -221,6 +221,9 @@ def test_replay_search_on_the_test_curves(work):
     # The recorded batch, replayed as it ran live (random search, its seed, FIFO), draws the same configurations.
     assert lines_like(out, r"^clock: the 1 recorded batches \(live random\+fifo studies\) took \d+ s .* 1/1 replays "
                            r"drew exactly the batch's configurations$")
+    # What a stopper with hindsight would spend on random search's and TPE's own proposals (or that they miss it).
+    assert lines_like(out, r"^hindsight: .* random\+fifo's proposals (\d+% \[\d+%, \d+%\] \(median \d+ of 5 trials"
+                           r"|never reach it).*; tpe\+fifo's proposals ")
     assert plot.stat().st_size > 0
     assert re.fullmatch(r"target (not )?met: default search \S+, median \d+% of random search's hypervolume at "
                         r"\d+% of its trial-steps, 2 seeds \(target >= 95% at <= 33%\)", out.splitlines()[-1])

@@ -156,3 +156,20 @@ def test_syne_tune_reading_stops_a_newcomer_that_dominates_the_rung_where_the_or
     assert not peer._continues(records, "d")
     # Where the order's last place holds an early arrival, the two agree.
     assert peer._continues({"c": records["c"], "a": records["a"], "d": records["d"]}, "d")
+
+
+def test_the_hindsight_stopper_runs_the_fewest_trials_that_reach_the_target_and_stops_the_rest_at_once():
+    from bench.replay.hindsight import hindsight_stopping
+
+    objectives = ["forget_efficacy", "utility"]
+    point = lambda f, u: {"forget_efficacy": f, "utility": u}
+    # Hypervolumes against 0: the balanced trial alone 0.36, with either corner 0.42, all three 0.48.
+    finals = [point(0.6, 0.6), point(0.9, 0.2), point(0.2, 0.9), None]  # None: never ranked (degenerate)
+    whole = 0.6 * 0.6 + (0.9 - 0.6) * 0.2 + (0.9 - 0.6) * 0.2
+    one = hindsight_stopping(finals, objectives, 0.36, steps=60)
+    assert (one.kept, one.trials, one.trial_steps) == (1, 4, 60 + 3)
+    two = hindsight_stopping(finals, objectives, 0.36 + 0.06, steps=60, min_steps=5)
+    assert (two.kept, two.trial_steps) == (2, 2 * 60 + 2 * 5)
+    assert hindsight_stopping(finals, objectives, whole, steps=60).kept == 3
+    assert hindsight_stopping(finals, objectives, whole + 0.01, steps=60) is None  # out of these proposals' reach
+    assert hindsight_stopping([None, None], objectives, 0.1, steps=60) is None
