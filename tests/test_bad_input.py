@@ -103,8 +103,9 @@ PARAMS = {"study": "s", "model": "embedded", "data": "None", "embedded.forget": 
 
 
 @pytest.fixture
-def study_store(tmp_path, mlflow_store):
-    """A store holding one finished study with two completed ga trials: (uri, client, exp, parent)."""
+def study_store(tmp_path, mlflow_store, embedded):
+    """A store holding one finished study with two completed ga trials: (uri, client, exp, parent). Its study ran on
+    the embedded default (PARAMS), whose files an export reads: `embedded` builds them where no test did before."""
     from mlflow.entities import Metric, Param
 
     uri = mlflow_store(tmp_path)

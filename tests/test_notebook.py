@@ -93,7 +93,7 @@ def _texts(cell) -> list[str]:
 
 
 @pytest.mark.slow
-def test_notebook_runs_on_a_study_and_exports_the_knee(tmp_path, monkeypatch):
+def test_notebook_runs_on_a_study_and_exports_the_knee(tmp_path, monkeypatch, embedded):  # its export reads the model
     for name in ("UNLEARN_TRACKING_URI", "MLFLOW_TRACKING_URI", "JUPYTER_PATH"):
         monkeypatch.delenv(name, raising=False)
     for name, sub in (("HOME", "home"), ("JUPYTER_CONFIG_DIR", "jupyter/config"), ("JUPYTER_DATA_DIR", "jupyter/data"),
