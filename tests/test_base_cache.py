@@ -3,6 +3,7 @@ everything the figures depend on, and a file that does not read as figures is me
 read-back through a real Unlearner is tests/test_mmie_metrics.py's."""
 
 import math
+import os
 
 import pytest
 
@@ -51,3 +52,14 @@ def test_figures_round_trip_and_a_broken_file_is_measured_again(files):
     assert base_cache.load(key) is None
     path.write_text("{not json")
     assert base_cache.load(key) is None
+
+
+def test_a_relative_cache_folder_is_made_absolute_once_and_for_the_processes_started(tmp_path, monkeypatch):
+    # A relative UNLEARN_STUDY_CACHE named another folder after a chdir: an export then looked for the embedded
+    # model in the wrong place (found running the suite with UNLEARN_STUDY_CACHE=.cache/test).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UNLEARN_STUDY_CACHE", "rel/cache")
+    root = base_cache.cache_root()
+    monkeypatch.chdir("/")
+    assert root == tmp_path / "rel" / "cache" == base_cache.cache_root()  # the same folder after the chdir
+    assert os.environ["UNLEARN_STUDY_CACHE"] == str(root)  # and for the processes this one starts

@@ -16,8 +16,17 @@ BUILDING = ".building-"
 
 
 def cache_root() -> Path:
-    """$UNLEARN_STUDY_CACHE, else ~/.cache/unlearn-study."""
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "unlearn-study"))
+    """$UNLEARN_STUDY_CACHE, else ~/.cache/unlearn-study. A relative $UNLEARN_STUDY_CACHE is made absolute against
+    the folder it is first read in, and written back so, for this process's later calls (after a chdir) and for the
+    processes it starts (Ray's workers, which start elsewhere): the paths built under it, such as the embedded
+    model's data files that an export writes into mmie.py's command, must keep naming one folder."""
+    raw = os.environ.get(CACHE_ENV)
+    if raw is None:
+        return Path.home() / ".cache" / "unlearn-study"
+    root = Path(raw).expanduser().absolute()
+    if str(root) != raw:
+        os.environ[CACHE_ENV] = str(root)
+    return root
 
 
 @contextmanager
