@@ -330,15 +330,17 @@ class Unlearner:
             return mmie_metrics.measure(self.model, self.tok, data, edited=self.adapter.disabled, **common)
 
         if lines is None:
-            key = disk = None
+            key = disk_key = None
             if self.model_path is not None:
                 key = (self.model_path, self.setup.dtype, self.setup.quantization, self.setup.data_paths(),
                        self.setup.train.seed, self.setup.heldout, cfg)
-                disk = base_cache.disk_key(self.model_path, self.setup.data_paths(), dict(
-                    dtype=self.setup.dtype, quantization=self.setup.quantization, device=self.setup.device,
-                    seed=self.setup.train.seed, heldout=self.setup.heldout, mmie=cfg, target=self.forget_language,
-                    script=script))
-            base = mmie_metrics.base_measurements(key, self, measure_base, disk)
+
+                def disk_key():
+                    return base_cache.disk_key(self.model_path, self.setup.data_paths(), dict(
+                        dtype=self.setup.dtype, quantization=self.setup.quantization, device=self.setup.device,
+                        seed=self.setup.train.seed, heldout=self.setup.heldout, mmie=cfg,
+                        target=self.forget_language, script=script))
+            base = mmie_metrics.base_measurements(key, self, measure_base, disk_key)
             if getattr(self, "_mmie_base_losses", None) is None:
                 self._mmie_base_losses = {}
             base_losses = self._mmie_base_losses

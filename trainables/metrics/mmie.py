@@ -352,17 +352,19 @@ def replies_empty(metrics: dict[str, float]) -> bool:
 _BASE_CACHE: dict = {}
 
 
-def base_measurements(key, owner, compute: Callable[[], dict[str, float]], disk: str | None = None
-                      ) -> dict[str, float]:
+def base_measurements(key, owner, compute: Callable[[], dict[str, float]],
+                      disk_key: Callable[[], str | None] | None = None) -> dict[str, float]:
     """The base model's measurements, computed once per process for a `key` (model, data, seed, settings), or once
-    per `owner` (a run on a model handed in) when the key is None. `disk`: their key in the on-disk cache
-    (trainables.metrics.base_cache), read before measuring and written after, so a later process skips them."""
+    per `owner` (a run on a model handed in) when the key is None. `disk_key`: their key in the on-disk cache
+    (trainables.metrics.base_cache), asked only when this process has not got them (it hashes the data files), read
+    before measuring and written after, so a later process skips them."""
     if key is None:
         if getattr(owner, "_mmie_base", None) is None:
             owner._mmie_base = compute()
         return owner._mmie_base
     if key not in _BASE_CACHE:
         _BASE_CACHE.clear()  # one model per worker at a time
+        disk = disk_key() if disk_key else None
         values = base_cache.load(disk) if disk else None
         if values is None:
             values = compute()
