@@ -108,8 +108,7 @@ def score(out: Outcome, cfg: StudyConfig) -> Replayed:
             reached[trial_id] = event[2]
         elif kind in ("complete", "error"):
             t = trials[trial_id]
-            # Its last report's metrics; the run's final values fill in what that report did not carry.
-            metrics = {**t.curve.final, **t.last_result}
+            metrics = t.metrics
             if rule.ranks(t.status, metrics):
                 ranked.append(metrics)
             trace.append((spent, out.ended_at[trial_id], build_front(ranked, objectives).hypervolume()))
@@ -129,10 +128,7 @@ def hindsight_share(out: Outcome, cfg: StudyConfig, curves: CurvesFile, referenc
     if not reference.hv:
         return None
     rule = cfg.front_rule()
-    finals = []
-    for t in out.trials:
-        metrics = {**t.curve.final, **t.last_result}
-        finals.append(metrics if rule.ranks(t.status, metrics) else None)
+    finals = [t.metrics if rule.ranks(t.status, t.metrics) else None for t in out.trials]
     best = hindsight_stopping(finals, list(cfg.search.objectives), TARGET_HV * reference.hv, curves.header["steps"])
     return None if best is None else (share(best.trial_steps, reference.steps), best.kept)
 

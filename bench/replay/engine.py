@@ -45,6 +45,11 @@ class ReplayedTrial:
         """The step it reached: its trial-steps."""
         return int(self.last_result.get("step", 0))
 
+    @property
+    def metrics(self) -> dict:
+        """Its last report's metrics; the run's final values fill in what that report did not carry."""
+        return {**self.curve.final, **self.last_result}
+
 
 class Replay:
     """Drives a Ray Tune scheduler (and optionally a Ray Tune searcher) with recorded results.
