@@ -1,6 +1,6 @@
 """A design study on the curves file, not a scheduler: what a synchronous successive halving with one rung would
 keep, if it ran every trial of a study to step g, paused them, and ran to the end only the k best by their
-hypervolume box at g (the product of the objectives, utility capped at 1: a trial's own hypervolume against 0).
+hypervolume box at g (a trial's own hypervolume, as the study's front computes it).
 
     .venv/bin/python bench/replay/top_k_at_a_step.py [--curves bench/replay/default-60.jsonl.gz] [--studies 200]
 
@@ -27,14 +27,10 @@ TRIALS = 16
 
 
 def box(metrics: dict, objectives: list[str]) -> float:
-    value = 1.0
-    for name in objectives:
-        x = metrics.get(name, float("nan"))
-        x = min(x, 1.0) if name == "utility" else x
-        if not np.isfinite(x):
-            return 0.0
-        value *= max(x, 0.0)
-    return value
+    """A trial's own hypervolume, as the study's front computes it; 0 while an objective is missing or not finite."""
+    if not all(np.isfinite(metrics.get(name, np.nan)) for name in objectives):
+        return 0.0
+    return build_front([metrics], objectives).hypervolume()
 
 
 def main() -> None:
