@@ -53,11 +53,12 @@ class EmbeddedSpec:
 
     def key(self) -> str:
         payload = asdict(self) | {"format": EMBEDDED_FORMAT_VERSION}
-        payload["data_files"] = [(p, _file_digest(p)) for p in self.data_files]
+        payload["data_files"] = [(p, file_digest(p)) for p in self.data_files]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _file_digest(path: str) -> str:
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (cache keys: the embedded model's data files, the base measurements')."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from trainables.cache import cache_root
+from trainables.settings import file_digest
 
 FORMAT = 1  # raised when a cached file's meaning changes for the same key
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -23,16 +24,12 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 _CODE = ("metrics/mmie.py", "metrics/core.py", "language", "model")
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _code_digest() -> str:
     files = []
     for name in _CODE:
         p = _PACKAGE / name
         files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
-    return hashlib.sha256("".join(_file_digest(f) for f in files).encode()).hexdigest()
+    return hashlib.sha256("".join(file_digest(f) for f in files).encode()).hexdigest()
 
 
 def _model_fingerprint(model_path: str) -> list | None:
@@ -53,7 +50,7 @@ def disk_key(model_path: str, data_paths, settings: dict) -> str | None:
     import torch
     import transformers
 
-    data = {role: _file_digest(Path(p)) for role, p in sorted(data_paths.roles().items())}
+    data = {role: file_digest(p) for role, p in sorted(data_paths.roles().items())}
     payload = {"format": FORMAT, "model": model, "data": data, "code": _code_digest(),
                "settings": {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in settings.items()},
                "torch": torch.__version__, "transformers": transformers.__version__,
