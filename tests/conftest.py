@@ -14,10 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Keep Ray, MLflow and matplotlib from writing under the real home; no telemetry.
 os.environ.setdefault("UNLEARN_STUDY_CACHE", str(ROOT / ".cache" / "test"))
-# The suite's embedded model (trainables.settings.TEST_MODEL_ENV, read when trainables.settings is first imported,
-# so before any test module's import; subprocesses and Ray workers inherit it): the default's, pretrained on half the
-# tokens, so its build and its oracle's take half the time. UNLEARN_STUDY_TEST_MODEL=0 runs the suite on the default.
-os.environ.setdefault("UNLEARN_STUDY_TEST_MODEL", "1")
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("MPLCONFIGDIR", str(ROOT / ".cache" / "matplotlib"))

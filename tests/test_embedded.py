@@ -9,8 +9,6 @@ from trainables.model.loading import load_tokenizer
 
 
 def test_every_language_is_modelled(embedded):
-    """The suite's model (the default's, pretrained on half the tokens) models every language; the default's own
-    figures are in its build report (docs/test-speed.md has both)."""
     langs = embedded.report["languages"]
     assert set(langs) == {"en", "hi", "ur", "pa", "bn", "hi_en"}
     for name, entry in langs.items():
@@ -62,20 +60,3 @@ def test_data_paths_follow_the_chosen_forget_language(embedded):
     bn = embedded.data_paths(forget="bn")
     assert bn.forget.endswith("bn.jsonl") and bn.mixed is None
     assert sorted(p.rsplit("/", 1)[1] for p in bn.xlang) == ["hi.jsonl", "pa.jsonl", "ur.jsonl"]
-
-
-def test_the_suite_builds_its_own_smaller_model_under_its_own_key():
-    """The suite runs on the test model (tests/conftest.py); a user's process, without the variable, on the default.
-    The two differ in the spec, so they never share a cache entry or a build report."""
-    import os
-    import subprocess
-    import sys
-
-    from trainables.settings import TEST_MODEL_ENV, EmbeddedSpec
-
-    probe = "from trainables.settings import EmbeddedSpec as S; print(S().batch_size, S().key())"
-    env = {k: v for k, v in os.environ.items() if k != TEST_MODEL_ENV}
-    batch, key = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                                check=True).stdout.split()
-    assert (EmbeddedSpec().batch_size, int(batch)) == (16, 32)
-    assert key != EmbeddedSpec().key()

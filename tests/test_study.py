@@ -114,7 +114,7 @@ def test_moasha_study_records_the_front_and_prunes_stopped_trials_in_optuna(
         "scheduler.type": "moasha", "scheduler.grace_period": 2, "search.num_samples": 8, "search.max_concurrent": 2,
         "train.steps": 8, "train.eval_every": 4, "train.checkpoint_every": 4,
         "search.optuna_storage": str(tmp_path / "optuna.db"),
-        "search.space": {"lr": {"low": 1e-5, "high": 1e-2, "log": True}},
+        "search.space": {"lr": {"low": 1e-3, "high": 3e-2, "log": True}},
     })
     rows = run_study(cfg, log=lambda *a: None)
     assert len(rows) == 8

@@ -42,7 +42,7 @@ def test_only_adapter_parameters_train(embedded):
 
 @pytest.mark.slow
 def test_gradient_ascent_forgets_the_forget_language(embedded):
-    u = Unlearner(SETUP, {"variant": "ga", "lr": 3e-3})
+    u = Unlearner(SETUP, {"variant": "ga", "lr": 3.5e-3})
     assert u.evaluate_step()["forget_efficacy"] == pytest.approx(0.0, abs=1e-6)  # baseline is the model itself
     before = u.evaluate_full(prompts=16)
     metrics = run_steps(u, 20)[-1]

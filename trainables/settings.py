@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,10 +29,6 @@ MIN_FORGOTTEN = 0.1
 EMBEDDED_ROLES = {"forget": "hi", "retain": "en", "mixed": "hi_en", "xlang": ("ur", "pa", "bn")}
 # Part of the embedded model's cache key: raised when the builder's output changes for the same spec.
 EMBEDDED_FORMAT_VERSION = 2
-# "1": the test suite's embedded model (tests/conftest.py sets it; docs/test-speed.md). The default's corpus,
-# architecture and steps, pretrained on batches of 16 lines instead of 32: it and its oracle build in about half the
-# time. The batch is part of the spec, so the cache key and the build report say which model a number was measured on.
-TEST_MODEL_ENV = "UNLEARN_STUDY_TEST_MODEL"
 
 
 @dataclass(frozen=True)
@@ -50,8 +45,10 @@ class EmbeddedSpec:
     num_heads: int = 4
     num_kv_heads: int = 2
     intermediate_size: int = 512
-    pretrain_steps: int = 600  # half as many leave Urdu and Bengali script fidelity behind (the build report's)
-    batch_size: int = 16 if os.environ.get(TEST_MODEL_ENV) == "1" else 32  # read at import
+    pretrain_steps: int = 600  # two thirds as many leave Urdu and Bengali script fidelity behind (the build report's)
+    # 16, not 32: the same held-out perplexity and script fidelity in under half the pretraining time (docs/benchmarks.md,
+    # "The embedded model's batch").
+    batch_size: int = 16
     seq_len: int = 128
     lr: float = 3e-3
     heldout: int = 128
