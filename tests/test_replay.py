@@ -9,6 +9,7 @@ recorded curves, and the live order of additions and results; what it tells the 
 answers must be the live record, call for call.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,25 @@ def test_the_hindsight_stopper_runs_the_fewest_trials_that_reach_the_target_and_
     assert hindsight_stopping(finals, objectives, whole, steps=60).kept == 3
     assert hindsight_stopping(finals, objectives, whole + 0.01, steps=60) is None  # out of these proposals' reach
     assert hindsight_stopping([None, None], objectives, 0.1, steps=60) is None
+
+
+def test_the_recorder_refuses_to_resume_a_file_recorded_on_another_model(tmp_path):
+    """A curves file holds one model's curves: resuming it after the embedded default changed (its spec, so its
+    cache key) would mix two models' curves into one search space, silently."""
+    from argparse import Namespace
+
+    from bench.replay.record import model_identity, open_curves
+
+    curves = CurvesFile.read(CURVES)
+    args = Namespace(out=str(tmp_path / "curves.jsonl.gz"), spec=json.dumps(curves.spec),
+                     steps=curves.header["steps"], seed=curves.header["seed"], batch=curves.header["batch_size"])
+    assert curves.header["model"] == model_identity(curves.spec)  # the test's file names the model it was made on
+    curves.write(args.out)
+    assert len(open_curves(args).curves) == len(curves.curves)  # same model: resumed
+    for recorded in ("embedded:0123456789abcdef", None):  # another model's, or a file from before headers named it
+        curves.header["model"] = recorded
+        if recorded is None:
+            del curves.header["model"]
+        curves.write(args.out)
+        with pytest.raises(SystemExit, match="'model': \\(" + ("'embedded:0123" if recorded else "None")):
+            open_curves(args)

@@ -5,7 +5,8 @@ A gzip-compressed JSON Lines file (`*.jsonl.gz`), one object per line, told apar
 - `header` (the first line): `format` ("unlearn-replay-curves"), `version`, `spec` (the `load_config` overrides the
   recorded study ran with, on top of the defaults), `steps` (the budget: every configuration ran it unless it
   diverged), `objectives` (the study's), `seed` (batch b drew its configurations with search seed `seed + b`) and
-  `batch_size`.
+  `batch_size`, and `model` (record.model_identity: the embedded build's cache key, or the model's name; absent
+  in files recorded before it was written).
 - `batch`: the provenance of one recorder batch, written with its curves: `batch`, `seed`, `commit` (and
   `dirty`: uncommitted changes in the tree), `date` (UTC), `command`, `host` (CPUs, platform), `wall_s`, `trials`.
 - `curve`: one configuration: `batch`, `trial` (its Ray trial id in the recording), `config` (as the searcher

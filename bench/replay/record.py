@@ -124,19 +124,31 @@ def pinned_spec(spec: dict) -> dict:
     return {**spec, "search.space": {name: r.model_dump(exclude_none=True) for name, r in space.items()}}
 
 
+def model_identity(spec: dict) -> str:
+    """Which model the recorded trials train: the embedded build's cache key (its spec's hash: a change to the
+    builder's defaults makes another model under the same config) or the config's model name or path."""
+    from study.prepare import embedded_spec
+
+    cfg = load_config(overrides=spec)
+    return f"embedded:{embedded_spec(cfg).key()}" if cfg.model == "embedded" else cfg.model
+
+
 def open_curves(args) -> CurvesFile:
     spec = pinned_spec(json.loads(args.spec))
+    model = model_identity(spec)
     if Path(args.out).exists():
         curves = CurvesFile.read(args.out)
-        asked = {"spec": spec, "steps": args.steps, "seed": args.seed, "batch_size": args.batch}
-        differs = {k: (curves.header[k], v) for k, v in asked.items() if curves.header[k] != v}
+        asked = {"spec": spec, "steps": args.steps, "seed": args.seed, "batch_size": args.batch, "model": model}
+        # Curves of two models in one file would replay as one search space's; a file from before headers named
+        # their model has None here, and its provenance's commits say which model it was.
+        differs = {k: (curves.header.get(k), v) for k, v in asked.items() if curves.header.get(k) != v}
         if differs:
             raise SystemExit(f"{args.out} was recorded with other settings (recorded, asked): {differs}; resume it "
                              "with its own, or give another --out")
         return curves
     objectives = list(load_config(overrides=spec).search.objectives)
     return CurvesFile({"kind": "header", "format": FORMAT, "version": VERSION, "spec": spec, "steps": args.steps,
-                       "objectives": objectives, "seed": args.seed, "batch_size": args.batch})
+                       "objectives": objectives, "seed": args.seed, "batch_size": args.batch, "model": model})
 
 
 def main() -> None:
