@@ -59,8 +59,10 @@ def test_bench_variants_reports_gate_only_variants_at_step_0(work):
 
 @pytest.mark.slow
 def test_bench_foundation(work):
-    out = bench(work, "bench_foundation.py", "--cached", "--steps", "2", "--es-prompts", "2")
+    out = bench(work, "bench_foundation.py", "--cached", "--steps", "2", "--es-prompts", "2", "--oracle")
+    assert lines_like(out, r"^spec: batch 16 x 600 steps x 128 tokens")
     assert lines_like(out, r"^embedded model: [\d,]+ parameters")
+    assert lines_like(out, rf"^oracle \(without hi\) build .* English perplexity {NUMBER}$")
     assert lines_like(out, rf"^hi\s+{NUMBER}\s+\d+\s+DEVANAGARI\s+{NUMBER}$")
     assert len(lines_like(out, rf"^(ga|npo): step {NUMBER} ms .* full eval .* {NUMBER} s$")) == 2
 
